@@ -1,0 +1,50 @@
+"""The pure policy engine: YAML rules -> compiled index -> decisions and explanations.
+
+No I/O happens here (YAML parsing of text the caller hands in aside): no clock, no database,
+no network. A test walks the imports to keep it that way.
+"""
+
+from __future__ import annotations
+
+from gatehouse.errors import PolicyError
+from gatehouse.policy.engine import EvaluationError, Policy, load
+from gatehouse.policy.glob import compile_glob, is_valid_topic
+from gatehouse.policy.loader import canonical_json
+from gatehouse.policy.model import (
+    ALLOW,
+    DECISIONS,
+    DENY,
+    REQUIRE_APPROVAL,
+    Condition,
+    Decision,
+    Explanation,
+    Match,
+    OutputRule,
+    Remediation,
+    Rule,
+    RuleTrace,
+    severity,
+)
+
+__all__ = [
+    "ALLOW",
+    "DECISIONS",
+    "DENY",
+    "REQUIRE_APPROVAL",
+    "Condition",
+    "Decision",
+    "EvaluationError",
+    "Explanation",
+    "Match",
+    "OutputRule",
+    "Policy",
+    "PolicyError",
+    "Remediation",
+    "Rule",
+    "RuleTrace",
+    "canonical_json",
+    "compile_glob",
+    "is_valid_topic",
+    "load",
+    "severity",
+]

@@ -1,0 +1,325 @@
+"""Compile rules into an index: the request path looks up candidates, then checks only those.
+
+Theory of operation. Each rule is filed under exactly one *index key*, the most selective field
+it constrains: its topic patterns if it has any (exact topics in a hash map, wildcard patterns in
+a segment trie under their literal prefix), else its capabilities, else one label, else tenants,
+risk tags or roles, else the short list of rules that apply everywhere. A lookup gathers the
+candidates for a context from each map, and evaluates them in *rank* order: rank sorts by
+severity first (deny, require_approval, allow) and rule position second, so the first candidate
+that fully matches is exactly the winner that "most restrictive wins, ties to the first listed"
+asks for, and evaluation stops there.
+
+The topic part of the lookup depends only on the topic, so it is memoised per policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from gatehouse.policy.glob import compile_glob
+from gatehouse.policy.model import Condition, Decision, Rule, severity
+
+__all__ = ["Check", "CompiledRule", "Index", "compile_rules"]
+
+Check = Callable[[Mapping[str, Any]], bool]
+_ABSENT: Any = object()
+_SEQ = (list, tuple, set, frozenset)
+
+
+def _getter(field_name: str) -> Callable[[Mapping[str, Any]], Any]:
+    if field_name.startswith("labels."):
+        key = field_name[7:]
+
+        def get_label(ctx: Mapping[str, Any]) -> Any:
+            labels = ctx.get("labels")
+            return labels.get(key, _ABSENT) if labels else _ABSENT
+
+        return get_label
+
+    def get(ctx: Mapping[str, Any]) -> Any:
+        return ctx.get(field_name, _ABSENT)
+
+    return get
+
+
+def compile_condition(cond: Condition) -> Check:
+    """A condition tree -> a predicate over the context. Absent fields never equal anything."""
+    if cond.op == "not":
+        inner = compile_condition(cond.children[0])
+        return lambda ctx: not inner(ctx)
+    if cond.op in ("all", "any"):
+        parts = tuple(compile_condition(c) for c in cond.children)
+        if cond.op == "all":
+            return lambda ctx: all(p(ctx) for p in parts)
+        return lambda ctx: any(p(ctx) for p in parts)
+    get = _getter(cond.field)
+    if cond.op == "eq":
+        want = cond.value
+
+        def eq(ctx: Mapping[str, Any]) -> bool:
+            v = get(ctx)
+            if v is _ABSENT:
+                return False
+            if isinstance(v, _SEQ):
+                return want in v
+            if isinstance(v, bool) or isinstance(want, bool):
+                # bool is an int in Python; `approved: 1` must not equal `true`.
+                return v is want
+            return bool(v == want)
+
+        return eq
+    values = frozenset(cond.value)
+
+    def in_(ctx: Mapping[str, Any]) -> bool:
+        v = get(ctx)
+        if v is _ABSENT:
+            return False
+        if isinstance(v, _SEQ):
+            return not values.isdisjoint(v)
+        return v in values
+
+    if cond.op == "in":
+        return in_
+    return lambda ctx: not in_(ctx)
+
+
+def _topic_check(patterns: Sequence[str]) -> Check:
+    globs = tuple(compile_glob(p) for p in patterns)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        topic = ctx.get("topic")
+        return isinstance(topic, str) and any(g.regex.fullmatch(topic) for g in globs)
+
+    return check
+
+
+def _one_of(key: str, allowed: Sequence[str]) -> Check:
+    wanted = frozenset(allowed)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        v = ctx.get(key)
+        if isinstance(v, _SEQ):
+            return not wanted.isdisjoint(v)
+        return v in wanted
+
+    return check
+
+
+def _label_check(key: str, allowed: Sequence[str]) -> Check:
+    wanted = frozenset(allowed)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        labels = ctx.get("labels")
+        return bool(labels) and labels.get(key) in wanted
+
+    return check
+
+
+def _any_tag(allowed: Sequence[str]) -> Check:
+    wanted = frozenset(allowed)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        tags = ctx.get("risk_tags")
+        return bool(tags) and not wanted.isdisjoint(tags)
+
+    return check
+
+
+def _all_of(checks: Sequence[Check]) -> Check:
+    if not checks:
+        return lambda ctx: True
+    if len(checks) == 1:
+        return checks[0]
+    frozen = tuple(checks)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        for c in frozen:
+            if not c(ctx):
+                return False
+        return True
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rank: int
+    position: int
+    rule: Rule
+    decision: Decision
+    # (field name, check) in evaluation order, for `explain`: the first failing name is reported.
+    checks: tuple[tuple[str, Check], ...]
+    # Everything except what the index already guaranteed (the topic, for topic-indexed rules).
+    hot: Check
+
+    def first_failure(self, ctx: Mapping[str, Any]) -> str | None:
+        for name, check in self.checks:
+            if not check(ctx):
+                return name
+        return None
+
+
+def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
+    m = rule.match
+    checks: list[tuple[str, Check]] = []
+    if m.topics:
+        checks.append(("topics", _topic_check(m.topics)))
+    for key, allowed in m.labels.items():
+        checks.append((f"labels.{key}", _label_check(key, allowed)))
+    if m.capabilities:
+        checks.append(("capabilities", _one_of("capability", m.capabilities)))
+    if m.tenants:
+        checks.append(("tenants", _one_of("tenant", m.tenants)))
+    if m.risk_tags:
+        checks.append(("risk_tags", _any_tag(m.risk_tags)))
+    if m.requester_roles:
+        checks.append(("requester_roles", _one_of("requester_role", m.requester_roles)))
+    for i, cond in enumerate(rule.conditions):
+        checks.append((f"conditions[{i}]", compile_condition(cond)))
+    decision = Decision(
+        decision=rule.decision,
+        rule_id=rule.id,
+        reason=rule.reason,
+        remediations=rule.remediations,
+        approval_ttl=rule.approval_ttl,
+        audit=rule.audit,
+    )
+    hot = _all_of([c for name, c in checks if name != "topics"])
+    return CompiledRule(
+        rank=rank, position=position, rule=rule, decision=decision, checks=tuple(checks), hot=hot
+    )
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    star: list[int] = field(default_factory=list)  # `prefix.*`: exactly one more segment
+    dstar: list[int] = field(default_factory=list)  # `prefix.**`: one or more characters more
+    regex: list[tuple[Any, int]] = field(default_factory=list)  # anything else
+
+
+class Index:
+    """Candidate lookup over compiled rules (see the module docstring)."""
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        self.exact: dict[str, list[int]] = {}
+        self.root = _Node()
+        self.by_capability: dict[str, list[int]] = {}
+        self.by_label: dict[str, dict[str, list[int]]] = {}
+        self.by_tenant: dict[str, list[int]] = {}
+        self.by_tag: dict[str, list[int]] = {}
+        self.by_role: dict[str, list[int]] = {}
+        self.always: list[int] = []
+        for cr in rules:
+            self._add(cr)
+        self.topic_candidates = lru_cache(maxsize=8192)(self._topic_candidates)
+
+    def _add(self, cr: CompiledRule) -> None:
+        m, r = cr.rule.match, cr.rank
+        if m.topics:
+            for pattern in dict.fromkeys(m.topics):
+                g = compile_glob(pattern)
+                if g.kind == "exact":
+                    self.exact.setdefault(pattern, []).append(r)
+                    continue
+                node = self.root
+                for seg in g.prefix:
+                    node = node.children.setdefault(seg, _Node())
+                if g.kind == "star":
+                    node.star.append(r)
+                elif g.kind == "dstar":
+                    node.dstar.append(r)
+                else:
+                    node.regex.append((g.regex, r))
+        elif m.capabilities:
+            for c in m.capabilities:
+                self.by_capability.setdefault(c, []).append(r)
+        elif m.labels:
+            key, values = next(iter(m.labels.items()))
+            for v in values:
+                self.by_label.setdefault(key, {}).setdefault(v, []).append(r)
+        elif m.tenants:
+            for t in m.tenants:
+                self.by_tenant.setdefault(t, []).append(r)
+        elif m.risk_tags:
+            for t in m.risk_tags:
+                self.by_tag.setdefault(t, []).append(r)
+        elif m.requester_roles:
+            for role in m.requester_roles:
+                self.by_role.setdefault(role, []).append(r)
+        else:
+            self.always.append(r)
+
+    def _topic_candidates(self, topic: str | None) -> tuple[int, ...]:
+        found: set[int] = set(self.always)
+        if topic is not None:
+            hit = self.exact.get(topic)
+            if hit:
+                found.update(hit)
+            segs = topic.split(".")
+            n = len(segs)
+            node: _Node | None = self.root
+            depth = 0
+            while node is not None:
+                if depth < n:
+                    if node.dstar:
+                        found.update(node.dstar)
+                    if node.star and depth + 1 == n:
+                        found.update(node.star)
+                for rx, r in node.regex:
+                    if rx.fullmatch(topic):
+                        found.add(r)
+                if depth >= n:
+                    break
+                node = node.children.get(segs[depth])
+                depth += 1
+        return tuple(sorted(found))
+
+    def candidates(self, ctx: Mapping[str, Any]) -> Sequence[int]:
+        """Ranks of the rules that may match `ctx`, most restrictive first."""
+        topic = ctx.get("topic")
+        base = self.topic_candidates(topic if isinstance(topic, str) else None)
+        extra: list[int] = []
+        if self.by_capability:
+            cap = ctx.get("capability")
+            if isinstance(cap, str):
+                extra.extend(self.by_capability.get(cap, ()))
+        if self.by_label:
+            labels = ctx.get("labels")
+            if labels:
+                for key, by_value in self.by_label.items():
+                    v = labels.get(key)
+                    if isinstance(v, str):
+                        extra.extend(by_value.get(v, ()))
+        if self.by_tenant:
+            tenant = ctx.get("tenant")
+            if isinstance(tenant, str):
+                extra.extend(self.by_tenant.get(tenant, ()))
+        if self.by_tag:
+            for tag in ctx.get("risk_tags") or ():
+                if isinstance(tag, str):
+                    extra.extend(self.by_tag.get(tag, ()))
+        if self.by_role:
+            roles = ctx.get("requester_role")
+            for role in roles if isinstance(roles, _SEQ) else (roles,):
+                if isinstance(role, str):
+                    extra.extend(self.by_role.get(role, ()))
+        if not extra:
+            return base
+        return sorted(set(base).union(extra))
+
+
+def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[CompiledRule], Index]:
+    """Returns the rules in listed order, the same rules by rank, and the index over ranks."""
+    n = len(rules)
+    by_rank = sorted(
+        (_compile_rule(rule, severity(rule.decision) * (n + 1) + i, i) for i, rule in enumerate(rules)),
+        key=lambda c: c.rank,
+    )
+    # Re-number ranks densely so that a rank indexes `by_rank` directly.
+    dense = [replace(c, rank=i) for i, c in enumerate(by_rank)]
+    listed = sorted(dense, key=lambda c: c.position)
+    return listed, dense, Index(dense)

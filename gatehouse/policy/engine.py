@@ -1,0 +1,174 @@
+"""`Policy`: a loaded, compiled bundle that decides and explains.
+
+    policy = gatehouse.policy.load(text)
+    policy.decide({"topic": "job.deploy.apply", "labels": {"env": "prod"}})
+    -> Decision(decision="require_approval", rule_id="require-approval-prod-write", ...)
+
+The context is flat (DESIGN.md section 3): `topic`, `tenant`, `labels` (str -> str),
+`capability`, `risk_tags` (list), `requester_role`, `approved` (bool). Missing keys mean absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gatehouse.errors import GatehouseError
+from gatehouse.policy.compiler import compile_rules
+from gatehouse.policy.glob import compile_glob
+from gatehouse.policy.loader import Bundle, parse_bundle
+from gatehouse.policy.model import (
+    Condition,
+    Decision,
+    Explanation,
+    FailModeOverride,
+    OutputRule,
+    Rule,
+    RuleTrace,
+)
+
+__all__ = ["EvaluationError", "Policy", "load"]
+
+
+class EvaluationError(GatehouseError):
+    """The context could not be evaluated (wrong value types). The kernel applies the fail mode."""
+
+    code = "policy_evaluation_error"
+
+
+def load(text: str | bytes) -> Policy:
+    """Parse, validate and compile a bundle (YAML or JSON). Raises `PolicyError`."""
+    return Policy(parse_bundle(text), text if isinstance(text, str) else text.decode("utf-8"))
+
+
+class Policy:
+    """An immutable, compiled policy bundle."""
+
+    def __init__(self, bundle: Bundle, text: str = "") -> None:
+        self._bundle = bundle
+        self.text = text
+        self.name: str = bundle.name
+        self.version: int = bundle.version
+        self.description: str = bundle.description
+        self.snapshot: str = bundle.snapshot
+        self.canonical: str = bundle.canonical
+        self.default_decision: str = bundle.default_decision
+        self.fail_mode: str = bundle.fail_mode
+        self.fail_mode_overrides: tuple[FailModeOverride, ...] = bundle.fail_mode_overrides
+        self.rules: tuple[Rule, ...] = bundle.rules
+        self.output_rules: tuple[OutputRule, ...] = bundle.output_rules
+        self.classifiers: tuple[Mapping[str, Any], ...] = bundle.classifiers
+        self._listed, self._by_rank, self._index = compile_rules(bundle.rules)
+        self._default = Decision(
+            decision=bundle.default_decision,
+            rule_id="default",
+            reason=f"no rule matched; default_decision is {bundle.default_decision}",
+        )
+        self.fields: frozenset[str] = _fields_read(bundle)
+
+    def __repr__(self) -> str:
+        return f"<Policy {self.name!r} rules={len(self.rules)} snapshot={self.snapshot[:12]}>"
+
+    def decide(self, ctx: Mapping[str, Any]) -> Decision:
+        """The decision for `ctx`: the most restrictive matching rule, ties to the first listed."""
+        by_rank = self._by_rank
+        try:
+            for rank in self._index.candidates(ctx):
+                cr = by_rank[rank]
+                if cr.hot(ctx):
+                    return cr.decision
+        except (TypeError, AttributeError) as exc:
+            raise EvaluationError(f"cannot evaluate the request context: {exc}") from exc
+        return self._default
+
+    def scan(self, ctx: Mapping[str, Any]) -> Decision:
+        """The same answer as `decide`, by a linear scan of every rule (reference and baseline)."""
+        best = None
+        try:
+            for cr in self._listed:
+                if (best is None or cr.rank < best.rank) and cr.first_failure(ctx) is None:
+                    best = cr
+        except (TypeError, AttributeError) as exc:
+            raise EvaluationError(f"cannot evaluate the request context: {exc}") from exc
+        return best.decision if best is not None else self._default
+
+    def explain(self, ctx: Mapping[str, Any]) -> Explanation:
+        """Every rule with matched / first failed field, and which rule won and why."""
+        try:
+            traces = tuple(
+                RuleTrace(
+                    rule_id=cr.rule.id,
+                    decision=cr.rule.decision,
+                    matched=(failed := cr.first_failure(ctx)) is None,
+                    failed_field=failed,
+                )
+                for cr in self._listed
+            )
+        except (TypeError, AttributeError) as exc:
+            raise EvaluationError(f"cannot evaluate the request context: {exc}") from exc
+        decision = self.decide(ctx)
+        matched = [t for t in traces if t.matched]
+        if decision.rule_id == "default":
+            why = f"no rule matched, so default_decision `{self.default_decision}` applies"
+        elif len(matched) == 1:
+            why = f"`{decision.rule_id}` is the only matching rule"
+        else:
+            same = [t.rule_id for t in matched if t.decision == decision.decision]
+            why = (
+                f"{len(matched)} rules matched; `{decision.decision}` is the most restrictive "
+                "decision among them"
+            )
+            if len(same) > 1:
+                why += f" and `{decision.rule_id}` is listed first of the {len(same)} rules that give it"
+        return Explanation(
+            decision=decision, rules=traces, winner=decision.rule_id, why=why, snapshot=self.snapshot
+        )
+
+    def fail_mode_for(self, topic: str | None) -> str:
+        """`closed` or `open` for `topic`: the first matching override, else the bundle's mode."""
+        if topic:
+            for override in self.fail_mode_overrides:
+                if any(compile_glob(p).matches(topic) for p in override.topics):
+                    return override.fail_mode
+        return self.fail_mode
+
+    def rule(self, rule_id: str) -> Rule | None:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        return None
+
+    def remediation(self, rule_id: str, remediation_id: str) -> Any:
+        rule = self.rule(rule_id)
+        if rule is None:
+            return None
+        return next((r for r in rule.remediations if r.id == remediation_id), None)
+
+
+def _condition_fields(cond: Condition, out: set[str]) -> None:
+    if cond.field:
+        out.add(cond.field)
+    for child in cond.children:
+        _condition_fields(child, out)
+
+
+def _fields_read(bundle: Bundle) -> frozenset[str]:
+    """The context fields some rule reads: a cache key needs only these."""
+    out: set[str] = set()
+    rules: Sequence[Rule] = bundle.rules
+    for rule in rules:
+        m = rule.match
+        if m.topics:
+            out.add("topic")
+        out.update(f"labels.{k}" for k in m.labels)
+        if m.capabilities:
+            out.add("capability")
+        if m.tenants:
+            out.add("tenant")
+        if m.risk_tags:
+            out.add("risk_tags")
+        if m.requester_roles:
+            out.add("requester_role")
+        for cond in rule.conditions:
+            _condition_fields(cond, out)
+    return frozenset(out)
