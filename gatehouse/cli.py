@@ -14,6 +14,7 @@ import click
 # web stack it does not use.
 _COMMANDS = {
     "policy": ("gatehouse.commands.policy", "policy"),
+    "serve": ("gatehouse.commands.serve", "serve"),
 }
 
 

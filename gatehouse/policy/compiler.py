@@ -45,6 +45,13 @@ def _getter(field_name: str) -> Callable[[Mapping[str, Any]], Any]:
     return get
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equality in which a boolean equals only a boolean: `approved: 1` must not equal `true`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
 def compile_condition(cond: Condition) -> Check:
     """A condition tree -> a predicate over the context. Absent fields never equal anything."""
     if cond.op == "not":
@@ -64,22 +71,24 @@ def compile_condition(cond: Condition) -> Check:
             if v is _ABSENT:
                 return False
             if isinstance(v, _SEQ):
-                return want in v
-            if isinstance(v, bool) or isinstance(want, bool):
-                # bool is an int in Python; `approved: 1` must not equal `true`.
-                return v is want
-            return bool(v == want)
+                return any(_same(item, want) for item in v)
+            return _same(v, want)
 
         return eq
-    values = frozenset(cond.value)
+    # bool is an int in Python (`1 in {True}`), so booleans are kept in a set of their own.
+    bools = frozenset(x for x in cond.value if isinstance(x, bool))
+    others = frozenset(x for x in cond.value if not isinstance(x, bool))
+
+    def one_in(v: Any) -> bool:
+        return v in bools if isinstance(v, bool) else v in others
 
     def in_(ctx: Mapping[str, Any]) -> bool:
         v = get(ctx)
         if v is _ABSENT:
             return False
         if isinstance(v, _SEQ):
-            return not values.isdisjoint(v)
-        return v in values
+            return any(one_in(item) for item in v)
+        return one_in(v)
 
     if cond.op == "in":
         return in_
@@ -113,7 +122,9 @@ def _label_check(key: str, allowed: Sequence[str]) -> Check:
 
     def check(ctx: Mapping[str, Any]) -> bool:
         labels = ctx.get("labels")
-        return bool(labels) and labels.get(key) in wanted
+        if not labels:
+            return False
+        return labels.get(key) in wanted
 
     return check
 
@@ -123,7 +134,9 @@ def _any_tag(allowed: Sequence[str]) -> Check:
 
     def check(ctx: Mapping[str, Any]) -> bool:
         tags = ctx.get("risk_tags")
-        return bool(tags) and not wanted.isdisjoint(tags)
+        if not tags:
+            return False
+        return not wanted.isdisjoint(tags)
 
     return check
 
@@ -136,7 +149,8 @@ def _all_of(checks: Sequence[Check]) -> Check:
     frozen = tuple(checks)
 
     def check(ctx: Mapping[str, Any]) -> bool:
-        for c in frozen:
+        # A plain loop, not all(<genexpr>): this is the hot path and the generator costs.
+        for c in frozen:  # noqa: SIM110
             if not c(ctx):
                 return False
         return True
@@ -283,10 +297,12 @@ class Index:
         topic = ctx.get("topic")
         base = self.topic_candidates(topic if isinstance(topic, str) else None)
         extra: list[int] = []
+        # A list-valued capability, tenant or role matches when any item does (as `_one_of`).
         if self.by_capability:
-            cap = ctx.get("capability")
-            if isinstance(cap, str):
-                extra.extend(self.by_capability.get(cap, ()))
+            caps = ctx.get("capability")
+            for cap in caps if isinstance(caps, _SEQ) else (caps,):
+                if isinstance(cap, str):
+                    extra.extend(self.by_capability.get(cap, ()))
         if self.by_label:
             labels = ctx.get("labels")
             if labels:
@@ -295,9 +311,10 @@ class Index:
                     if isinstance(v, str):
                         extra.extend(by_value.get(v, ()))
         if self.by_tenant:
-            tenant = ctx.get("tenant")
-            if isinstance(tenant, str):
-                extra.extend(self.by_tenant.get(tenant, ()))
+            tenants = ctx.get("tenant")
+            for tenant in tenants if isinstance(tenants, _SEQ) else (tenants,):
+                if isinstance(tenant, str):
+                    extra.extend(self.by_tenant.get(tenant, ()))
         if self.by_tag:
             for tag in ctx.get("risk_tags") or ():
                 if isinstance(tag, str):
@@ -316,7 +333,10 @@ def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[Compi
     """Returns the rules in listed order, the same rules by rank, and the index over ranks."""
     n = len(rules)
     by_rank = sorted(
-        (_compile_rule(rule, severity(rule.decision) * (n + 1) + i, i) for i, rule in enumerate(rules)),
+        (
+            _compile_rule(rule, severity(rule.decision) * (n + 1) + i, i)
+            for i, rule in enumerate(rules)
+        ),
         key=lambda c: c.rank,
     )
     # Re-number ranks densely so that a rank indexes `by_rank` directly.

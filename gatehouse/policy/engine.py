@@ -36,6 +36,25 @@ class EvaluationError(GatehouseError):
     code = "policy_evaluation_error"
 
 
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _check_context(ctx: Any) -> None:
+    """Reject a malformed context up front, whichever rules the index happens to look at.
+
+    Without this, `labels: [...]` raised or not depending on the candidates of the topic, so
+    `decide` and `scan` disagreed; a string `risk_tags` was silently read as its characters.
+    """
+    if not isinstance(ctx, Mapping):
+        raise EvaluationError("the request context must be a mapping")
+    labels = ctx.get("labels")
+    if labels is not None and not isinstance(labels, Mapping):
+        raise EvaluationError("`labels` must be a mapping of strings")
+    tags = ctx.get("risk_tags")
+    if tags is not None and not isinstance(tags, _SEQUENCES):
+        raise EvaluationError("`risk_tags` must be a list of strings")
+
+
 def load(text: str | bytes) -> Policy:
     """Parse, validate and compile a bundle (YAML or JSON). Raises `PolicyError`."""
     return Policy(parse_bundle(text), text if isinstance(text, str) else text.decode("utf-8"))
@@ -71,6 +90,7 @@ class Policy:
 
     def decide(self, ctx: Mapping[str, Any]) -> Decision:
         """The decision for `ctx`: the most restrictive matching rule, ties to the first listed."""
+        _check_context(ctx)
         by_rank = self._by_rank
         try:
             for rank in self._index.candidates(ctx):
@@ -83,6 +103,7 @@ class Policy:
 
     def scan(self, ctx: Mapping[str, Any]) -> Decision:
         """The same answer as `decide`, by a linear scan of every rule (reference and baseline)."""
+        _check_context(ctx)
         best = None
         try:
             for cr in self._listed:
@@ -94,6 +115,7 @@ class Policy:
 
     def explain(self, ctx: Mapping[str, Any]) -> Explanation:
         """Every rule with matched / first failed field, and which rule won and why."""
+        _check_context(ctx)
         try:
             traces = tuple(
                 RuleTrace(
@@ -119,9 +141,16 @@ class Policy:
                 "decision among them"
             )
             if len(same) > 1:
-                why += f" and `{decision.rule_id}` is listed first of the {len(same)} rules that give it"
+                why += (
+                    f" and `{decision.rule_id}` is listed first of the {len(same)} rules"
+                    " that give it"
+                )
         return Explanation(
-            decision=decision, rules=traces, winner=decision.rule_id, why=why, snapshot=self.snapshot
+            decision=decision,
+            rules=traces,
+            winner=decision.rule_id,
+            why=why,
+            snapshot=self.snapshot,
         )
 
     def fail_mode_for(self, topic: str | None) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["TopicGlob", "compile_glob", "is_valid_topic", "GlobError"]
+__all__ = ["GlobError", "TopicGlob", "compile_glob", "is_valid_topic"]
 
 # A glob segment: literal characters from the topic alphabet mixed with `*`.
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-*]+$")
@@ -43,7 +43,8 @@ class TopicGlob:
 
 def is_valid_topic(topic: str) -> bool:
     """True when `topic` is one or more dot-separated segments of `[A-Za-z0-9_-]`."""
-    return bool(topic) and all(_TOPIC_SEGMENT.match(s) for s in topic.split("."))
+    # fullmatch, not match: `$` would also accept a trailing newline.
+    return bool(topic) and all(_TOPIC_SEGMENT.fullmatch(s) for s in topic.split("."))
 
 
 def _to_regex(pattern: str) -> re.Pattern[str]:
@@ -59,7 +60,8 @@ def _to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out))
+    # DOTALL: `**` matches any character, as the index (which never looks inside) assumes.
+    return re.compile("".join(out), re.DOTALL)
 
 
 @lru_cache(maxsize=65536)
@@ -73,7 +75,7 @@ def compile_glob(pattern: str) -> TopicGlob:
     for seg in segments:
         if not seg:
             raise GlobError(f"bad glob `{pattern}`: empty segment")
-        if not _SEGMENT.match(seg):
+        if not _SEGMENT.fullmatch(seg):
             raise GlobError(
                 f"bad glob `{pattern}`: segment `{seg}` may hold only letters, digits, "
                 "`_`, `-` and the wildcards `*` and `**`"

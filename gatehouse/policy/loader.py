@@ -88,6 +88,19 @@ class Bundle:
         "version",
     )
 
+    # Declared for the type checker; `__init__` sets them all.
+    canonical: str
+    classifiers: tuple[Any, ...]
+    default_decision: str
+    description: str
+    fail_mode: str
+    fail_mode_overrides: tuple[FailModeOverride, ...]
+    name: str
+    output_rules: tuple[OutputRule, ...]
+    rules: tuple[Rule, ...]
+    snapshot: str
+    version: int
+
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
             setattr(self, k, v)
@@ -116,7 +129,10 @@ def _plain(node: Any) -> Any:
         return {_plain(k): _plain(v) for k, v in node.value}
     if isinstance(node, yaml.SequenceNode):
         return [_plain(v) for v in node.value]
-    return _scalar_constructor.construct_object(node)
+    value = _scalar_constructor.construct_object(node)
+    # The shared constructor memoises every node it builds; forget it, or each load leaks.
+    _scalar_constructor.constructed_objects.pop(node, None)
+    return value
 
 
 def _mapping(cx: _Ctx, node: Any, what: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
@@ -159,7 +175,9 @@ def _str_list(cx: _Ctx, node: Any, what: str, *, allow_numbers: bool = False) ->
         cx.fail(node, f"{what} must be a list of strings")
     if not node.value:
         cx.fail(node, f"{what} must not be empty (omit it to match anything)")
-    return [_str(cx, item, f"each item of {what}", allow_numbers=allow_numbers) for item in node.value]
+    return [
+        _str(cx, item, f"each item of {what}", allow_numbers=allow_numbers) for item in node.value
+    ]
 
 
 def _bool(cx: _Ctx, node: Any, what: str) -> bool:
@@ -176,13 +194,18 @@ def _choice(cx: _Ctx, node: Any, what: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _item_node(node: Any, i: int) -> Any:
+    """The node of item `i` of a list (or the node itself for a one-string shorthand)."""
+    return node.value[i] if isinstance(node, yaml.SequenceNode) else node
+
+
 def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
     items = _str_list(cx, node, what)
-    for item in items:
+    for i, item in enumerate(items):
         try:
             compile_glob(item)
         except GlobError as exc:
-            cx.fail(node, str(exc))
+            cx.fail(_item_node(node, i), str(exc))
     return tuple(items)
 
 
@@ -195,7 +218,7 @@ def _list_nodes(cx: _Ctx, node: Any, what: str) -> list[Any]:
 def _condition_field(cx: _Ctx, node: Any, name: str) -> str:
     if name in CONTEXT_FIELDS and name != "labels":
         return name
-    if name.startswith("labels.") and _LABEL_KEY.match(name[7:]):
+    if name.startswith("labels.") and _LABEL_KEY.fullmatch(name[7:]):
         return name
     cx.fail(
         node,
@@ -214,11 +237,13 @@ def _cond_value(cx: _Ctx, node: Any, what: str) -> Any:
 
 def _condition(cx: _Ctx, node: Any) -> Condition:
     body = _mapping(cx, node, "a condition", None)
+    if not body:
+        cx.fail(node, "a condition must not be empty")
     if len(body) != 1 or next(iter(body)) not in _LEAF_OPS + _TREE_OPS:
-        # Shorthand `{field: value, ...}` means eq on every pair (DESIGN.md: `not: {approved: true}`).
+        # Shorthand `{field: value, ...}` means eq on every pair (`not: {approved: true}`).
         parts = []
         for name, vnode in body.items():
-            field = _condition_field(cx, node, name)
+            field = _condition_field(cx, vnode, name)
             parts.append(Condition("eq", field, _cond_value(cx, vnode, f"condition `{name}`")))
         return parts[0] if len(parts) == 1 else Condition("all", children=tuple(parts))
     op, vnode = next(iter(body.items()))
@@ -234,7 +259,7 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
         cx.fail(vnode, f"`{op}` needs a field")
     parts = []
     for name, fnode in fields.items():
-        field = _condition_field(cx, vnode, name)
+        field = _condition_field(cx, fnode, name)
         if op == "eq":
             value: Any = _cond_value(cx, fnode, f"`eq` value of `{name}`")
         else:
@@ -250,7 +275,7 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
 def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for key, vnode in _mapping(cx, node, what, None).items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             cx.fail(vnode, f"bad label key `{key}`")
         out[key] = tuple(_str_list(cx, vnode, f"label `{key}`", allow_numbers=True))
     return out
@@ -274,11 +299,13 @@ def _remediation(cx: _Ctx, node: Any) -> Remediation:
     if "id" not in body:
         cx.fail(node, "a remediation needs an `id`")
     rid = _str(cx, body["id"], "remediation `id`")
-    if not _ID.match(rid):
+    if not _ID.fullmatch(rid):
         cx.fail(body["id"], f"bad remediation id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
     sets: dict[str, Any] = {}
     if "set" in body:
-        for key, vnode in _mapping(cx, body["set"], "remediation `set`", _REMEDIATION_SET_KEYS).items():
+        for key, vnode in _mapping(
+            cx, body["set"], "remediation `set`", _REMEDIATION_SET_KEYS
+        ).items():
             if key == "risk_tags":
                 sets[key] = _str_list(cx, vnode, "`set.risk_tags`")
             else:
@@ -289,43 +316,55 @@ def _remediation(cx: _Ctx, node: Any) -> Remediation:
     if "set_labels" in body:
         for key, vnode in _mapping(cx, body["set_labels"], "`set_labels`", None).items():
             set_labels[key] = _str(cx, vnode, f"`set_labels.{key}`", allow_numbers=True)
-    desc = _str(cx, body["description"], "remediation `description`") if "description" in body else ""
+    desc = (
+        _str(cx, body["description"], "remediation `description`") if "description" in body else ""
+    )
     return Remediation(id=rid, description=desc, set=sets, set_labels=set_labels)
+
+
+def _peek_id(cx: _Ctx, node: Any) -> None:
+    """Read the id first so that every later error (unknown keys too) names the rule."""
+    for knode, vnode in node.value:
+        if isinstance(knode, yaml.ScalarNode) and knode.value == "id":
+            value = _plain(vnode)
+            if isinstance(value, str):
+                cx.rule_id = value
 
 
 def _rule(cx: _Ctx, node: Any, seen: set[str]) -> Rule:
     cx.rule_id = None
     if not isinstance(node, yaml.MappingNode):
         cx.fail(node, "each rule must be a mapping")
-    # Read the id first so that every later error names the rule.
-    for knode, vnode in node.value:
-        if isinstance(knode, yaml.ScalarNode) and knode.value == "id":
-            value = _plain(vnode)
-            if isinstance(value, str):
-                cx.rule_id = value
+    _peek_id(cx, node)
     body = _mapping(cx, node, "a rule", _RULE_KEYS)
     for required in ("id", "decision"):
         if required not in body:
             cx.fail(node, f"a rule needs `{required}`")
     rid = _str(cx, body["id"], "rule `id`")
-    if not _ID.match(rid):
+    if not _ID.fullmatch(rid):
         cx.fail(body["id"], f"bad rule id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
     if rid in seen or rid == "default":
-        cx.fail(body["id"], f"duplicate rule id `{rid}`" if rid in seen else "`default` is reserved")
+        cx.fail(
+            body["id"], f"duplicate rule id `{rid}`" if rid in seen else "`default` is reserved"
+        )
     seen.add(rid)
     decision = _choice(cx, body["decision"], "decision", DECISIONS)
     reason = _str(cx, body["reason"], "`reason`") if "reason" in body else f"matched rule `{rid}`"
     match = _match(cx, body["match"]) if "match" in body else Match()
     conditions: tuple[Condition, ...] = ()
     if "conditions" in body:
-        conditions = tuple(_condition(cx, c) for c in _list_nodes(cx, body["conditions"], "`conditions`"))
+        conditions = tuple(
+            _condition(cx, c) for c in _list_nodes(cx, body["conditions"], "`conditions`")
+        )
     remediations: tuple[Remediation, ...] = ()
     if "remediations" in body:
         items = _list_nodes(cx, body["remediations"], "`remediations`")
         remediations = tuple(_remediation(cx, r) for r in items)
-        ids = [r.id for r in remediations]
-        if len(set(ids)) != len(ids):
-            cx.fail(body["remediations"], "duplicate remediation id")
+        rem_ids: set[str] = set()
+        for rem, rnode in zip(remediations, items, strict=True):
+            if rem.id in rem_ids:
+                cx.fail(rnode, f"duplicate remediation id `{rem.id}`")
+            rem_ids.add(rem.id)
     ttl: int | None = None
     if "approval_ttl" in body:
         if decision != REQUIRE_APPROVAL:
@@ -353,21 +392,26 @@ def _rule(cx: _Ctx, node: Any, seen: set[str]) -> Rule:
 
 def _output_rule(cx: _Ctx, node: Any, seen: set[str]) -> OutputRule:
     cx.rule_id = None
+    if isinstance(node, yaml.MappingNode):
+        _peek_id(cx, node)
     body = _mapping(cx, node, "an output rule", _OUTPUT_KEYS)
     for required in ("id", "detectors", "decision"):
         if required not in body:
             cx.fail(node, f"an output rule needs `{required}`")
     rid = _str(cx, body["id"], "output rule `id`")
     cx.rule_id = rid
-    if not _ID.match(rid):
+    if not _ID.fullmatch(rid):
         cx.fail(body["id"], f"bad rule id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
     if rid in seen:
         cx.fail(body["id"], f"duplicate rule id `{rid}`")
     seen.add(rid)
     detectors = _str_list(cx, body["detectors"], "`detectors`")
-    for d in detectors:
+    for i, d in enumerate(detectors):
         if d not in DETECTORS:
-            cx.fail(body["detectors"], f"unknown detector `{d}` (known: {', '.join(DETECTORS)})")
+            cx.fail(
+                _item_node(body["detectors"], i),
+                f"unknown detector `{d}` (known: {', '.join(DETECTORS)})",
+            )
     decision = _choice(cx, body["decision"], "output decision", OUTPUT_DECISIONS)
     reason = _str(cx, body["reason"], "`reason`") if "reason" in body else ""
     topics = _topics(cx, body["topics"], "`topics`") if "topics" in body else ()
@@ -408,13 +452,15 @@ def parse_bundle(text: str | bytes) -> Bundle:
     if "version" not in body:
         cx.fail(root, "the policy needs `version: 1`")
     version = _scalar(cx, body["version"], "`version`")
-    if version != 1:
+    if version != 1 or isinstance(version, bool | float):
         cx.fail(body["version"], f"unsupported policy version `{version}` (expected 1)")
     name = _str(cx, body["name"], "`name`", allow_numbers=True) if "name" in body else "unnamed"
     default = "deny"
     if "default_decision" in body:
         default = _choice(cx, body["default_decision"], "default_decision", DECISIONS)
-    fail_mode = _choice(cx, body["fail_mode"], "fail_mode", FAIL_MODES) if "fail_mode" in body else "closed"
+    fail_mode = (
+        _choice(cx, body["fail_mode"], "fail_mode", FAIL_MODES) if "fail_mode" in body else "closed"
+    )
     overrides: list[FailModeOverride] = []
     if "fail_mode_overrides" in body:
         for item in _list_nodes(cx, body["fail_mode_overrides"], "`fail_mode_overrides`"):
@@ -461,4 +507,3 @@ def parse_bundle(text: str | bytes) -> Bundle:
         canonical=canonical,
         snapshot=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
     )
-

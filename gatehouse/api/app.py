@@ -1,0 +1,66 @@
+"""The FastAPI application: routes, error mapping, body limit, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from gatehouse import __version__
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.errors import install_error_handlers, json_response
+from gatehouse.api.limits import BodyLimit
+from gatehouse.api.routes import identities, jobs, policy, worker
+from gatehouse.config import Settings
+from gatehouse.server import ControlPlane
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI:
+    plane = plane or ControlPlane(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await plane.start()
+        try:
+            yield
+        finally:
+            await plane.stop()
+
+    app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan)
+    app.state.plane = plane
+    app.state.store = plane.store
+    app.state.metrics = plane.metrics
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (jobs, policy, identities, worker):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> Response:
+        snapshot = plane.kernel.snapshot
+        ready = snapshot is not None
+        return json_response(
+            {"status": "ready" if ready else "no_policy", "policy_snapshot": snapshot},
+            200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        return Response(generate_latest(plane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/whoami", tags=["identities"])
+    async def whoami(who: Annotated[Principal, Depends(authenticate)]) -> Response:
+        return json_response({**who.identity.to_public(), "acting_tenant": who.tenant})
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

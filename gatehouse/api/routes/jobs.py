@@ -1,0 +1,98 @@
+"""Jobs: submit (the submit gate), read, list, decisions, cancel, remediate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.errors import json_response
+from gatehouse.api.schemas import JobIn, RemediateIn
+from gatehouse.errors import BadRequest, Denied, NotFound
+from gatehouse.jobs.gates import Submitted
+from gatehouse.jobs.states import STATES
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def submitted_response(s: Submitted) -> Response:
+    decision = s.record.to_public()
+    headers = {"Idempotent-Replayed": "true"} if s.replayed else None
+    if s.record.result == "deny":
+        raise Denied(
+            s.record.reason,
+            details={"decision": decision, "job_id": s.job.id, "status": s.job.status},
+        )
+    body = {"job_id": s.job.id, "status": s.job.status, "decision": decision}
+    if s.job.remediated_from:
+        body["remediated_from"] = s.job.remediated_from
+    return json_response(body, 200 if s.replayed else 201, headers)
+
+
+@router.post("", status_code=201)
+async def submit_job(
+    body: JobIn,
+    request: Request,
+    who: Auth,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> Response:
+    if idempotency_key and not body.idempotency_key:
+        body = body.model_copy(update={"idempotency_key": idempotency_key})
+    gates = request.app.state.plane.gates
+    return submitted_response(await gates.submit(who.identity, who.tenant, body))
+
+
+@router.get("")
+async def list_jobs(
+    request: Request,
+    who: Auth,
+    status: str | None = None,
+    topic: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> Response:
+    if status is not None and status not in STATES:
+        raise BadRequest(f"unknown status `{status}`", code="invalid_status")
+    try:
+        page = await request.app.state.store.list_jobs(
+            who.tenant, status=status, topic=topic, limit=limit, cursor=cursor
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_cursor") from None
+    return json_response(
+        {"jobs": [j.to_public() for j in page.jobs], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, request: Request, who: Auth) -> Response:
+    job = await request.app.state.store.get_job(job_id, who.tenant)
+    if job is None:
+        raise NotFound(f"no job `{job_id}`", code="job_not_found")
+    return json_response(job.to_public())
+
+
+@router.get("/{job_id}/decisions")
+async def job_decisions(job_id: str, request: Request, who: Auth) -> Response:
+    store = request.app.state.store
+    if await store.get_job(job_id, who.tenant) is None:
+        raise NotFound(f"no job `{job_id}`", code="job_not_found")
+    records = await store.decisions(job_id)
+    return json_response({"job_id": job_id, "decisions": [r.to_public() for r in records]})
+
+
+@router.post("/{job_id}/cancel")
+async def cancel_job(job_id: str, request: Request, who: Auth) -> Response:
+    job = await request.app.state.plane.gates.cancel(who.identity, who.tenant, job_id)
+    return json_response(job.to_public())
+
+
+@router.post("/{job_id}/remediate", status_code=201)
+async def remediate_job(job_id: str, body: RemediateIn, request: Request, who: Auth) -> Response:
+    gates = request.app.state.plane.gates
+    return submitted_response(
+        await gates.remediate(who.identity, who.tenant, job_id, body.remediation_id)
+    )

@@ -1,0 +1,64 @@
+"""Policy: read, install, simulate, explain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.errors import json_response
+from gatehouse.api.schemas import DecideIn, PolicyIn
+from gatehouse.errors import NotFound
+from gatehouse.jobs.model import rfc3339
+
+router = APIRouter(prefix="/api/v1/policy", tags=["policy"])
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def _describe(request: Request) -> dict[str, object]:
+    plane = request.app.state.plane
+    policy = plane.kernel.policy
+    if policy is None:
+        raise NotFound("no policy bundle is installed", code="no_policy")
+    installer = plane.installer
+    return {
+        "name": policy.name,
+        "snapshot": policy.snapshot,
+        "policy_snapshot": policy.snapshot,
+        "rules": len(policy.rules),
+        "output_rules": len(policy.output_rules),
+        "default_decision": policy.default_decision,
+        "fail_mode": policy.fail_mode,
+        "bundle": policy.text,
+        "signed": installer.signature is not None,
+        "signature": installer.signature,
+        "installed_at": rfc3339(installer.installed_at),
+        "installed_by": installer.installed_by,
+    }
+
+
+@router.get("")
+async def get_policy(request: Request, who: Auth) -> Response:
+    return json_response(_describe(request))
+
+
+@router.put("")
+async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
+    who.require("admin")
+    await request.app.state.plane.installer.install(
+        body.bundle, body.signature, by=who.identity.id
+    )
+    return json_response(_describe(request))
+
+
+@router.post("/simulate")
+async def simulate(body: DecideIn, request: Request, who: Auth) -> Response:
+    record = await request.app.state.plane.gates.simulate(who.identity, who.tenant, body)
+    return json_response(record.to_public())
+
+
+@router.post("/explain")
+async def explain(body: DecideIn, request: Request, who: Auth) -> Response:
+    return json_response(await request.app.state.plane.gates.explain(who.identity, who.tenant, body))

@@ -1,0 +1,118 @@
+"""Request bodies. Validated once by pydantic at the edge; the gates take the result as is."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "AttachmentIn",
+    "DecideIn",
+    "IdentityIn",
+    "JobIn",
+    "JobMetaIn",
+    "LeaseIn",
+    "PolicyIn",
+    "RemediateIn",
+    "ResultIn",
+]
+
+TOPIC_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.\-/]{1,128}$"
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    content_type: str = Field("application/octet-stream", max_length=255)
+    content_base64: str
+
+
+class JobMetaIn(BaseModel):
+    # Unknown meta keys are accepted here and dropped (and recorded) by the ingress sanitiser.
+    model_config = ConfigDict(extra="allow")
+    capability: str | None = Field(None, min_length=1, max_length=128)
+    risk_tags: list[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("risk_tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for t in tags:
+            if not t or len(t) > 64:
+                raise ValueError("each risk tag is 1 to 64 characters")
+        return tags
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: str = Field(min_length=1, max_length=255, pattern=TOPIC_PATTERN)
+    prompt: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    meta: JobMetaIn = Field(default_factory=JobMetaIn)
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+    tenant: str | None = Field(None, max_length=63)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for k, v in labels.items():
+            if not re.match(LABEL_KEY_PATTERN, k):
+                raise ValueError(f"bad label key `{k}` (letters, digits, `_.-/`, up to 128)")
+            if len(v) > 1024:
+                raise ValueError(f"label `{k}` is longer than 1024 characters")
+        return labels
+
+
+class DecideIn(JobIn):
+    """A job body for simulate and explain, optionally naming a stored job."""
+
+    job_id: str | None = Field(None, max_length=64)
+    topic: str = Field("", max_length=255)  # may come from `job_id`
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, topic: str) -> str:
+        import re
+
+        if topic and not re.match(TOPIC_PATTERN, topic):
+            raise ValueError("topic must be dot-separated segments of [A-Za-z0-9_-]")
+        return topic
+
+
+class RemediateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    remediation_id: str = Field(min_length=1, max_length=128)
+
+
+class IdentityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    tenant: str = Field("default", min_length=1, max_length=63)
+    roles: list[str] = Field(default_factory=lambda: ["agent"], min_length=1, max_length=5)
+    topics: list[str] = Field(default_factory=lambda: ["**"], max_length=256)
+    capabilities: list[str] = Field(default_factory=lambda: ["*"], max_length=256)
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: str = Field(min_length=1)
+    signature: dict[str, Any] | None = None
+
+
+class LeaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topics: list[str] = Field(min_length=1, max_length=64)
+    max_jobs: int = Field(1, ge=1, le=100)
+    lease_seconds: int = Field(60, ge=1, le=3600)
+    wait_seconds: float = Field(0, ge=0, le=30)
+
+
+class ResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["succeeded", "failed"]
+    output: Any = None
+    error: str | None = Field(None, max_length=4096)

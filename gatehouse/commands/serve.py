@@ -1,0 +1,70 @@
+"""`gatehouse serve`: API + scheduler + built-in workers on the embedded store."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from gatehouse.config import Settings
+from gatehouse.errors import PolicyError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=int)
+@click.option("--metrics-port", default=9090, show_default=True, type=int,
+              help="Prometheus metrics port (0 to serve metrics only on the API port)")
+@click.option("--data-dir", default="./gatehouse-data", show_default=True, type=click.Path(path_type=Path))
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="policy bundle to install at start")
+@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="trusted bundle signing public key (repeatable)")
+@click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
+@click.option("--builtin-workers", type=int, default=2, show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    host: str,
+    port: int,
+    metrics_port: int,
+    data_dir: Path,
+    policy_file: Path | None,
+    trust_keys: tuple[Path, ...],
+    max_body_bytes: int | None,
+    builtin_workers: int,
+    log_level: str,
+) -> None:
+    """Run the control plane (API, scheduler, built-in workers) on SQLite."""
+    import uvicorn
+    from prometheus_client import start_http_server
+
+    from gatehouse.api.app import create_app
+    from gatehouse.policy import load
+    from gatehouse.server import ControlPlane
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if policy_file is not None:
+        try:
+            load(policy_file.read_text(encoding="utf-8"))
+        except PolicyError as exc:
+            click.echo(f"error: {policy_file}: {exc}", err=True)
+            sys.exit(2)
+    settings = Settings.from_env(
+        host=host,
+        port=port,
+        metrics_port=metrics_port or None,
+        data_dir=data_dir,
+        policy_file=policy_file,
+        trust_keys=trust_keys,
+        max_body_bytes=max_body_bytes,
+        builtin_workers=builtin_workers,
+    )
+    plane = ControlPlane(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=host, registry=plane.metrics.registry)
+    app = create_app(settings, plane)
+    click.echo(f"gatehouse: serving on http://{host}:{port} (data in {data_dir})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=5)

@@ -1,0 +1,46 @@
+"""Typed settings, built once at the edge (flags and environment) and passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8081
+    metrics_port: int | None = 9090
+    data_dir: Path = Path("./gatehouse-data")
+    policy_file: Path | None = None
+    admin_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    max_labels: int = 64
+    max_attachments: int = 16
+    builtin_workers: int = 2
+    builtin_topics: tuple[str, ...] = ("job.demo.**",)
+    default_lease_seconds: int = 60
+    max_lease_attempts: int = 5
+    maintenance_interval: float = 0.5
+    default_fail_mode: str = "closed"
+    trust_keys: tuple[Path, ...] = field(default_factory=tuple)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gatehouse.db"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Flags win over `GATEHOUSE_*` environment variables, which win over defaults."""
+        env: dict[str, object] = {}
+        if key := os.environ.get("GATEHOUSE_ADMIN_KEY"):
+            env["admin_key"] = key
+        if d := os.environ.get("GATEHOUSE_DATA_DIR"):
+            env["data_dir"] = Path(d)
+        if b := os.environ.get("GATEHOUSE_MAX_BODY_BYTES"):
+            env["max_body_bytes"] = int(b)
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**env)  # type: ignore[arg-type]

@@ -1,0 +1,97 @@
+"""Identities: one API key per agent, person or worker, bound to a tenant and a scope."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gatehouse.errors import BadRequest
+from gatehouse.policy.glob import GlobError, compile_glob
+
+__all__ = ["ROLES", "Identity", "hash_key", "new_api_key", "validate_scope"]
+
+ROLES = ("agent", "approver", "reviewer", "admin", "worker")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,127}$")
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def new_api_key() -> str:
+    return "ghk_" + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 bits of entropy, so a fast hash is enough (no password stretching needed),
+    # and it lets authentication stay an indexed lookup.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    id: str
+    name: str
+    tenant: str
+    roles: tuple[str, ...]
+    topics: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    created_at: float
+    revoked_at: float | None = None
+    created_by: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def has_role(self, *roles: str) -> bool:
+        return any(r in self.roles for r in roles)
+
+    def may_use_topic(self, topic: str) -> bool:
+        return any(compile_glob(p).matches(topic) for p in self.topics)
+
+    def may_use_capability(self, capability: str | None) -> bool:
+        if capability is None:
+            return True
+        return "*" in self.capabilities or capability in self.capabilities
+
+    def to_public(self) -> dict[str, object]:
+        from gatehouse.jobs.model import rfc3339
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tenant": self.tenant,
+            "roles": list(self.roles),
+            "topics": list(self.topics),
+            "capabilities": list(self.capabilities),
+            "created_at": rfc3339(self.created_at),
+            "revoked_at": rfc3339(self.revoked_at),
+            "revoked": self.revoked_at is not None,
+        }
+
+
+def validate_scope(
+    *, name: str, tenant: str, roles: Iterable[str], topics: Iterable[str], capabilities: Iterable[str]
+) -> None:
+    """Raise `BadRequest` unless the identity fields are well formed."""
+    if not _NAME.match(name or ""):
+        raise BadRequest(f"bad identity name `{name}`", code="invalid_name")
+    if not _TENANT.match(tenant or ""):
+        raise BadRequest(
+            f"bad tenant `{tenant}` (lowercase letters, digits, `_` and `-`)", code="invalid_tenant"
+        )
+    roles = list(roles)
+    if not roles:
+        raise BadRequest("an identity needs at least one role", code="invalid_roles")
+    for r in roles:
+        if r not in ROLES:
+            raise BadRequest(f"unknown role `{r}` (one of {', '.join(ROLES)})", code="invalid_roles")
+    for t in topics:
+        try:
+            compile_glob(t)
+        except GlobError as exc:
+            raise BadRequest(str(exc), code="invalid_topics") from None
+    for c in capabilities:
+        if not isinstance(c, str) or not c or len(c) > 128:
+            raise BadRequest(f"bad capability `{c}`", code="invalid_capabilities")

@@ -1,0 +1,279 @@
+"""The submit gate, and the decision records every gate writes.
+
+Enforcement order on submit (DESIGN.md section 1): the caller is authenticated and the body
+validated before we get here; then identity scope, then the policy decision, and only then is
+anything persisted. A denied job is stored as `denied` (so its decision record and the 403 are
+traceable) but it is never queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.api.schemas import DecideIn, JobIn
+from gatehouse.bus import Bus
+from gatehouse.config import Settings
+from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
+from gatehouse.identity import Identity
+from gatehouse.jobs import states
+from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now
+from gatehouse.kernel import Kernel, Verdict
+from gatehouse.metrics import Metrics
+from gatehouse.policy import DENY, Decision
+from gatehouse.store import Store
+
+__all__ = ["Gates", "Submitted", "make_record", "scope_verdict"]
+
+_SUBMIT_EVENT = {
+    "allow": "submit_allow",
+    "require_approval": "submit_require_approval",
+    "deny": "submit_deny",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: Job
+    record: DecisionRecord
+    replayed: bool = False
+
+
+def make_record(
+    verdict: Verdict,
+    *,
+    stage: str,
+    job_id: str | None,
+    tenant: str | None,
+    job_hash: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> DecisionRecord:
+    d = verdict.decision
+    more = dict(extra or {})
+    if verdict.unavailable:
+        more["kernel_error"] = verdict.unavailable
+    return DecisionRecord(
+        decision_id=new_id("dec"),
+        timestamp=now(),
+        result=d.decision,
+        rule_id=d.rule_id,
+        reason=d.reason,
+        stage=stage,
+        policy_snapshot=verdict.snapshot,
+        job_hash=job_hash,
+        remediations=[r.to_dict() for r in d.remediations],
+        cached=verdict.cached,
+        fail_mode_applied=verdict.fail_mode_applied,
+        job_id=job_id,
+        tenant=tenant,
+        extra=more,
+    )
+
+
+def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: str | None) -> Verdict | None:
+    """A deny when the job is outside the identity's least-privilege scope, else None."""
+    if not who.may_use_topic(topic):
+        why = f"topic `{topic}` is outside the scope of identity `{who.name}`"
+    elif not who.may_use_capability(capability):
+        why = f"capability `{capability}` is outside the scope of identity `{who.name}`"
+    else:
+        return None
+    return Verdict(decision=Decision(DENY, "identity_scope", why), snapshot=snapshot)
+
+
+class Gates:
+    def __init__(
+        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings
+    ) -> None:
+        self.store = store
+        self.kernel = kernel
+        self.bus = bus
+        self.metrics = metrics
+        self.settings = settings
+
+    def _draft(self, who: Identity, tenant: str, body: JobIn) -> Job:
+        """The job as it would be stored, before any decision (pure: no I/O)."""
+        if len(body.labels) > self.settings.max_labels:
+            raise BadRequest(
+                f"too many labels: {len(body.labels)} (at most {self.settings.max_labels})",
+                code="too_many_labels",
+            )
+        if len(body.attachments) > self.settings.max_attachments:
+            raise BadRequest(
+                f"too many attachments: {len(body.attachments)} "
+                f"(at most {self.settings.max_attachments})",
+                code="too_many_attachments",
+            )
+        if body.tenant is not None and body.tenant != tenant:
+            raise Forbidden(
+                f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch"
+            )
+        meta: dict[str, Any] = {"risk_tags": list(body.meta.risk_tags)}
+        if body.meta.capability is not None:
+            meta["capability"] = body.meta.capability
+        attachments = [a.model_dump() for a in body.attachments]
+        for a in attachments:
+            a["size"] = len(a["content_base64"]) * 3 // 4
+        labels = dict(body.labels)
+        at = now()
+        return Job(
+            id=new_id("job"),
+            tenant=tenant,
+            identity_id=who.id,
+            topic=body.topic,
+            prompt=body.prompt,
+            labels=labels,
+            meta=meta,
+            attachments=attachments,
+            status="",
+            job_hash=job_hash(
+                tenant=tenant,
+                topic=body.topic,
+                prompt=body.prompt,
+                labels=labels,
+                meta=meta,
+                attachments=attachments,
+            ),
+            created_at=at,
+            updated_at=at,
+            idempotency_key=body.idempotency_key,
+            requester_roles=who.roles,
+        )
+
+    def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
+        scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
+        if scoped is not None:
+            self.metrics.decision(stage, DENY, "identity_scope")
+            return scoped
+        return self.kernel.decide(job_context(job), stage=stage)
+
+    async def submit(
+        self, who: Identity, tenant: str, body: JobIn, *, remediated_from: str | None = None
+    ) -> Submitted:
+        draft = self._draft(who, tenant, body)
+        if draft.idempotency_key is not None:
+            existing = await self.store.job_by_idempotency_key(who.id, draft.idempotency_key)
+            if existing is not None:
+                return await self._replay(existing, draft)
+        verdict = self._verdict(who, draft, "submit")
+        status = states.next_state(None, _SUBMIT_EVENT[verdict.result])
+        job = draft.evolve(
+            status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from
+        )
+        record = make_record(
+            verdict, stage="submit", job_id=job.id, tenant=tenant, job_hash=job.job_hash
+        )
+        try:
+            job = await self.store.insert_job(job, record)
+        except Conflict:
+            # The same idempotency key won a race with us: answer with the winner.
+            existing = await self.store.job_by_idempotency_key(who.id, draft.idempotency_key or "")
+            if existing is None:
+                raise
+            return await self._replay(existing, draft)
+        self.metrics.jobs_submitted.labels(verdict.result).inc()
+        if status == states.QUEUED:
+            await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
+        return Submitted(job=job, record=record)
+
+    async def _replay(self, existing: Job, draft: Job) -> Submitted:
+        if existing.job_hash != draft.job_hash:
+            raise Conflict(
+                f"idempotency key `{draft.idempotency_key}` was used for a different job",
+                code="idempotency_key_reused",
+                details={"job_id": existing.id},
+            )
+        records = await self.store.decisions(existing.id)
+        submit = next(r for r in records if r.stage == "submit")
+        return Submitted(job=existing, record=submit, replayed=True)
+
+    async def _decide_body(self, who: Identity, tenant: str, body: DecideIn) -> tuple[Job, str | None]:
+        if body.job_id:
+            stored = await self.store.get_job(body.job_id, tenant)
+            if stored is None:
+                raise NotFound(f"no job `{body.job_id}`", code="job_not_found")
+            if not body.topic:
+                return stored, stored.id
+        if not body.topic:
+            raise BadRequest("a topic or a job_id is required", code="invalid_topic")
+        return self._draft(who, tenant, body), body.job_id
+
+    async def simulate(self, who: Identity, tenant: str, body: DecideIn) -> DecisionRecord:
+        """The decision the job would get now. Side effect: only a `simulate` record."""
+        job, job_id = await self._decide_body(who, tenant, body)
+        verdict = self._verdict(who, job, "simulate")
+        record = make_record(
+            verdict, stage="simulate", job_id=job_id, tenant=tenant, job_hash=job.job_hash
+        )
+        await self.store.add_decision(record)
+        return record
+
+    async def explain(self, who: Identity, tenant: str, body: DecideIn) -> dict[str, Any]:
+        job, _ = await self._decide_body(who, tenant, body)
+        ctx = job_context(job)
+        policy = self.kernel.policy
+        scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
+        out: dict[str, Any]
+        if policy is None:
+            verdict = self.kernel.decide(ctx, stage="explain")
+            out = {"decision": verdict.decision.to_dict(), "winner": verdict.decision.rule_id,
+                   "why": f"kernel unavailable: {verdict.unavailable}", "rules": [],
+                   "policy_snapshot": None}
+        else:
+            out = policy.explain(ctx).to_dict()
+        if scoped is not None:
+            out["decision"] = scoped.decision.to_dict()
+            out["winner"] = "identity_scope"
+            out["why"] = scoped.decision.reason + " (checked before policy)"
+        out["identity_scope"] = "ok" if scoped is None else "denied"
+        out["context"] = ctx
+        return out
+
+    async def cancel(self, who: Identity, tenant: str, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, tenant)
+        if job is None:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        if job.identity_id != who.id and not who.has_role("admin", "approver"):
+            raise Forbidden("only the submitter, an approver or an admin may cancel a job")
+        moved = await self.store.transition(job_id, "cancel", at=now())
+        if moved is None:
+            raise Conflict(
+                f"job `{job_id}` is `{job.status}` and can no longer be cancelled",
+                code="invalid_state",
+                details={"status": job.status},
+            )
+        self.metrics.jobs_finished.labels("cancelled").inc()
+        return moved
+
+    async def remediate(self, who: Identity, tenant: str, job_id: str, remediation_id: str) -> Submitted:
+        """Submit a new job with an offered remediation applied; it is judged afresh."""
+        job = await self.store.get_job(job_id, tenant)
+        if job is None:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        offered: dict[str, Any] | None = None
+        for record in reversed(await self.store.decisions(job_id)):
+            offered = next((r for r in record.remediations if r["id"] == remediation_id), None)
+            if offered is not None:
+                break
+        if offered is None:
+            raise NotFound(
+                f"remediation `{remediation_id}` was not offered for job `{job_id}`",
+                code="remediation_not_found",
+            )
+        sets = offered.get("set", {})
+        meta = {**job.meta}
+        if "capability" in sets:
+            meta["capability"] = sets["capability"]
+        if "risk_tags" in sets:
+            meta["risk_tags"] = sets["risk_tags"]
+        body = JobIn(
+            topic=sets.get("topic", job.topic),
+            prompt=sets.get("prompt", job.prompt),
+            labels={**job.labels, **offered.get("set_labels", {})},
+            meta=meta,
+            attachments=[
+                {k: a[k] for k in ("name", "content_type", "content_base64")} for a in job.attachments
+            ],
+        )
+        return await self.submit(who, tenant, body, remediated_from=job.id)

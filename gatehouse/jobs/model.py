@@ -1,0 +1,172 @@
+"""Jobs and decision records as values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["DecisionRecord", "Job", "job_context", "job_hash", "new_id", "now", "rfc3339"]
+
+
+def now() -> float:
+    return time.time()
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    # Time-ordered prefix (ms, hex) + randomness: ids sort by creation and never collide.
+    return f"{prefix}_{int(time.time() * 1000):011x}{secrets.token_hex(8)}"
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def job_hash(
+    *,
+    tenant: str,
+    topic: str,
+    prompt: str,
+    labels: Mapping[str, str],
+    meta: Mapping[str, Any],
+    attachments: list[Mapping[str, Any]],
+) -> str:
+    """sha256 over everything that defines what the job does: any edit makes a new job."""
+    body = {
+        "tenant": tenant,
+        "topic": topic,
+        "prompt": prompt,
+        "labels": dict(labels),
+        "capability": meta.get("capability"),
+        "risk_tags": sorted(meta.get("risk_tags") or []),
+        "attachments": [
+            {
+                "name": a.get("name"),
+                "sha256": hashlib.sha256(str(a.get("content_base64", "")).encode()).hexdigest(),
+            }
+            for a in attachments
+        ],
+    }
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    tenant: str
+    identity_id: str
+    topic: str
+    prompt: str
+    labels: dict[str, str]
+    meta: dict[str, Any]
+    status: str
+    job_hash: str
+    created_at: float
+    updated_at: float
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    idempotency_key: str | None = None
+    policy_snapshot: str | None = None
+    requester_roles: tuple[str, ...] = ()
+    derived: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    attempts: int = 0
+    remediated_from: str | None = None
+    seq: int = 0
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "job_id": self.id,
+            "tenant": self.tenant,
+            "topic": self.topic,
+            "prompt": self.prompt,
+            "labels": self.labels,
+            "meta": self.meta,
+            "attachments": [
+                {k: a.get(k) for k in ("name", "content_type", "size")} for a in self.attachments
+            ],
+            "status": self.status,
+            "job_hash": self.job_hash,
+            "policy_snapshot": self.policy_snapshot,
+            "submitted_by": self.identity_id,
+            "idempotency_key": self.idempotency_key,
+            "derived": self.derived,
+            "result": self.result,
+            "error": self.error,
+            "attempts": self.attempts,
+            "lease_expires_at": rfc3339(self.lease_expires_at),
+            "remediated_from": self.remediated_from,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+
+def job_context(job: Job, *, approved: bool | None = None) -> dict[str, Any]:
+    """Flatten a job into the policy engine's request context (DESIGN.md section 3)."""
+    ctx: dict[str, Any] = {
+        "topic": job.topic,
+        "tenant": job.tenant,
+        "labels": job.labels,
+        "capability": job.meta.get("capability"),
+        "risk_tags": job.meta.get("risk_tags") or [],
+        "requester_role": list(job.requester_roles),
+    }
+    if approved is not None:
+        ctx["approved"] = approved
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision, as stored and returned (DESIGN.md section 3)."""
+
+    decision_id: str
+    timestamp: float
+    result: str
+    rule_id: str
+    reason: str
+    stage: str
+    policy_snapshot: str | None
+    job_hash: str | None
+    remediations: list[dict[str, Any]] = field(default_factory=list)
+    cached: bool = False
+    fail_mode_applied: bool = False
+    job_id: str | None = None
+    tenant: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_public(self) -> dict[str, Any]:
+        out = {
+            "decision_id": self.decision_id,
+            "timestamp": rfc3339(self.timestamp),
+            "result": self.result,
+            # An alias of `result`, for clients that read `decision.decision` like the engine API.
+            "decision": self.result,
+            "rule_id": self.rule_id,
+            "reason": self.reason,
+            "stage": self.stage,
+            "policy_snapshot": self.policy_snapshot,
+            "job_hash": self.job_hash,
+            "remediations": self.remediations,
+            "cached": self.cached,
+            "fail_mode_applied": self.fail_mode_applied,
+            "job_id": self.job_id,
+        }
+        out.update(self.extra)
+        return out

@@ -1,0 +1,233 @@
+"""The scheduler: the dispatch gate, worker leases, results, and lease expiry.
+
+A job leaves the queue only through `lease`, and only after the dispatch gate has re-checked
+it against the *current* policy snapshot. The hand-off is a compare-and-set from `queued` to
+`dispatched` in the store, so one job can never be leased twice at once, even with several
+schedulers on one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from gatehouse.bus import Bus
+from gatehouse.config import Settings
+from gatehouse.errors import Conflict, NotFound
+from gatehouse.identity import Identity
+from gatehouse.jobs import states
+from gatehouse.jobs.gates import make_record
+from gatehouse.jobs.model import Job, job_context, now
+from gatehouse.kernel import Kernel
+from gatehouse.metrics import Metrics
+from gatehouse.policy import compile_glob
+from gatehouse.policy.glob import GlobError
+from gatehouse.store import Store
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("gatehouse.scheduler")
+
+_DISPATCH_EVENT = {
+    "allow": "dispatch_allow",
+    "deny": "dispatch_deny",
+    "require_approval": "dispatch_require_approval",
+}
+
+
+def _prefix(pattern: str) -> str:
+    g = compile_glob(pattern)
+    if g.kind == "exact":
+        return pattern
+    return ".".join(g.prefix) + "." if g.prefix else ""
+
+
+class Scheduler:
+    def __init__(
+        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings
+    ) -> None:
+        self.store = store
+        self.kernel = kernel
+        self.bus = bus
+        self.metrics = metrics
+        self.settings = settings
+        self._waiters: list[asyncio.Future[None]] = []
+        bus.subscribe("jobs.queued", self._on_queued)
+
+    async def _on_queued(self, _: dict[str, Any]) -> None:
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _wait_for_work(self, timeout: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    async def lease(
+        self,
+        *,
+        owner: str,
+        topics: Sequence[str],
+        max_jobs: int,
+        lease_seconds: int,
+        worker: Identity | None = None,
+        tenant: str | None = None,
+        wait_seconds: float = 0.0,
+    ) -> list[Job]:
+        """Hand out up to `max_jobs` queued jobs that pass the dispatch gate."""
+        try:
+            globs = [compile_glob(t) for t in topics]
+        except GlobError as exc:
+            from gatehouse.errors import BadRequest
+
+            raise BadRequest(str(exc), code="invalid_topics") from None
+        prefixes = sorted({_prefix(t) for t in topics})
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            got = await self._lease_once(
+                owner, globs, prefixes, max_jobs, lease_seconds, worker, tenant
+            )
+            remaining = deadline - asyncio.get_running_loop().time()
+            if got or remaining <= 0:
+                return got
+            await self._wait_for_work(min(remaining, 1.0))
+
+    async def _lease_once(
+        self,
+        owner: str,
+        globs: Sequence[Any],
+        prefixes: Sequence[str],
+        max_jobs: int,
+        lease_seconds: int,
+        worker: Identity | None,
+        tenant: str | None,
+    ) -> list[Job]:
+        got: list[Job] = []
+        scan = max(max_jobs * 4, 16)
+        for job in await self.store.queued_jobs(prefixes, scan, tenant=tenant):
+            if not any(g.matches(job.topic) for g in globs):
+                continue
+            if worker is not None and not worker.may_use_topic(job.topic):
+                continue
+            leased = await self.dispatch(job, owner=owner, lease_seconds=lease_seconds)
+            if leased is not None:
+                got.append(leased)
+                if len(got) >= max_jobs:
+                    break
+        return got
+
+    async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
+        """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
+        verdict = self.kernel.decide(job_context(job), stage="dispatch")
+        if verdict.fail_mode_applied and verdict.result != "allow":
+            # Fail closed at dispatch means "not now", not "never": the job stays queued and is
+            # retried on the next lease; it is never handed out undecided.
+            return None
+        record = make_record(
+            verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
+        )
+        at = now()
+        event = _DISPATCH_EVENT[verdict.result]
+        fields: dict[str, Any] = {"policy_snapshot": verdict.snapshot}
+        if event == "dispatch_allow":
+            fields.update(lease_owner=owner, lease_expires_at=at + lease_seconds)
+        moved = await self.store.transition(job.id, event, record=record, at=at, **fields)
+        if moved is None:
+            return None  # somebody else moved it first
+        if moved.status == states.DENIED:
+            self.metrics.jobs_finished.labels(states.DENIED).inc()
+            return None
+        return moved if moved.status == states.DISPATCHED else None
+
+    async def _leased_job(self, owner: str, job_id: str, tenant: str | None) -> Job:
+        job = await self.store.get_job(job_id, tenant)
+        if job is None:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        if job.lease_owner != owner or job.status not in (states.DISPATCHED, states.RUNNING):
+            raise Conflict(
+                f"job `{job_id}` is not leased to this worker (it is `{job.status}`)",
+                code="not_lease_holder",
+                details={"status": job.status},
+            )
+        return job
+
+    async def heartbeat(
+        self, *, owner: str, job_id: str, lease_seconds: int, tenant: str | None = None
+    ) -> Job:
+        """Mark the job running (first call) and extend its lease."""
+        job = await self._leased_job(owner, job_id, tenant)
+        at = now()
+        moved: Job | None
+        if job.status == states.DISPATCHED:
+            moved = await self.store.transition(
+                job_id, "start", at=at, lease_expires_at=at + lease_seconds
+            )
+        else:
+            moved = await self.store.extend_lease(job_id, owner, at + lease_seconds, at=at)
+        if moved is None:
+            raise Conflict(f"job `{job_id}` changed state", code="invalid_state")
+        return moved
+
+    async def finish(
+        self,
+        *,
+        owner: str,
+        job_id: str,
+        status: str,
+        output: Any,
+        error: str | None = None,
+        tenant: str | None = None,
+    ) -> Job:
+        job = await self._leased_job(owner, job_id, tenant)
+        event = "succeed" if status == states.SUCCEEDED else "fail"
+        moved = await self.store.transition(
+            job.id,
+            event,
+            at=now(),
+            result=output,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if moved is None:
+            raise Conflict(f"job `{job_id}` changed state", code="invalid_state")
+        self.metrics.jobs_finished.labels(moved.status).inc()
+        return moved
+
+    async def expire_leases(self) -> int:
+        """Put jobs whose lease ran out back in the queue (or give up after too many tries)."""
+        count = 0
+        for job in await self.store.expired_leases(now()):
+            attempts = job.attempts + 1
+            if attempts >= self.settings.max_lease_attempts:
+                moved = await self.store.transition(
+                    job.id, "give_up", at=now(), attempts=attempts, lease_owner=None,
+                    lease_expires_at=None, error="lease expired too many times",
+                )
+            else:
+                moved = await self.store.transition(
+                    job.id, "lease_expire", at=now(), attempts=attempts, lease_owner=None,
+                    lease_expires_at=None,
+                )
+                if moved is not None:
+                    await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
+            count += moved is not None
+        return count
+
+    async def run_maintenance(self) -> None:
+        while True:
+            try:
+                await self.expire_leases()
+            except Exception:
+                log.exception("maintenance pass failed")
+            await asyncio.sleep(self.settings.maintenance_interval)

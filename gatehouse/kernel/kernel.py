@@ -1,0 +1,91 @@
+"""The safety kernel: the running policy, and the fail mode when it cannot decide.
+
+Both gates ask `Kernel.decide`. If there is no bundle, or evaluation raises, the fail mode of the
+topic decides: `closed` (the default) denies with reason `kernel_unavailable`; `open` allows,
+marks the verdict `fail_mode_applied` and counts it in `gatehouse_input_fail_open_total`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.metrics import Metrics
+from gatehouse.policy import ALLOW, DENY, Decision, Policy
+
+__all__ = ["KERNEL_UNAVAILABLE", "Kernel", "Verdict"]
+
+log = logging.getLogger("gatehouse.kernel")
+KERNEL_UNAVAILABLE = "kernel_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    snapshot: str | None
+    cached: bool = False
+    fail_mode_applied: bool = False
+    # Why the kernel could not decide, when it could not.
+    unavailable: str | None = None
+
+    @property
+    def result(self) -> str:
+        return self.decision.decision
+
+
+class Kernel:
+    def __init__(self, *, metrics: Metrics, default_fail_mode: str = "closed") -> None:
+        self.metrics = metrics
+        self.default_fail_mode = default_fail_mode
+        self._policy: Policy | None = None
+
+    @property
+    def policy(self) -> Policy | None:
+        return self._policy
+
+    @property
+    def snapshot(self) -> str | None:
+        return self._policy.snapshot if self._policy is not None else None
+
+    def install(self, policy: Policy | None) -> None:
+        # One reference swap: a decision in flight finishes on the snapshot it started with.
+        self._policy = policy
+        self.metrics.set_snapshot(policy.snapshot if policy else None, policy.name if policy else None)
+
+    def fail_mode_for(self, topic: str | None) -> str:
+        policy = self._policy
+        return policy.fail_mode_for(topic) if policy is not None else self.default_fail_mode
+
+    def decide(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
+        policy = self._policy
+        if policy is None:
+            return self._unavailable(ctx, stage, "no policy bundle is loaded")
+        started = time.perf_counter()
+        try:
+            decision = policy.decide(ctx)
+        except Exception as exc:  # any evaluation failure falls to the fail mode, never through
+            log.exception("policy evaluation failed")
+            return self._unavailable(ctx, stage, f"evaluation failed: {exc}")
+        self.metrics.eval_seconds.observe(time.perf_counter() - started)
+        self.metrics.decision(stage, decision.decision, decision.rule_id)
+        return Verdict(decision=decision, snapshot=policy.snapshot)
+
+    def _unavailable(self, ctx: Mapping[str, Any], stage: str, why: str) -> Verdict:
+        topic = ctx.get("topic")
+        mode = self.fail_mode_for(topic if isinstance(topic, str) else None)
+        self.metrics.kernel_unavailable.labels(stage).inc()
+        if mode == "open":
+            self.metrics.fail_open.labels(stage).inc()
+            decision = Decision(ALLOW, "fail_open", f"kernel unavailable ({why}); fail mode is open")
+        else:
+            decision = Decision(DENY, KERNEL_UNAVAILABLE, KERNEL_UNAVAILABLE)
+        self.metrics.decision(stage, decision.decision, decision.rule_id)
+        return Verdict(
+            decision=decision,
+            snapshot=self.snapshot,
+            fail_mode_applied=True,
+            unavailable=why,
+        )

@@ -1,0 +1,94 @@
+"""Prometheus metrics, one registry per server (so tests can run several in one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics"]
+
+# Rule ids become label values; past this many distinct ids, the rest share `other` so that a
+# 10,000-rule bundle cannot explode the series count.
+MAX_RULE_LABELS = 100
+
+
+class _QueueCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        family = GaugeMetricFamily("gatehouse_jobs", "Jobs by state", labels=["state"])
+        try:
+            counts = self._counts()
+        except Exception:  # a scrape must never take the server down
+            counts = {}
+        for state, n in sorted(counts.items()):
+            family.add_metric([state], n)
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self._rules: set[str] = set()
+        self.decisions = Counter(
+            "gatehouse_decisions_total",
+            "Policy decisions by stage, decision and rule",
+            ["stage", "decision", "rule"],
+            registry=r,
+        )
+        self.eval_seconds = Histogram(
+            "gatehouse_policy_eval_seconds",
+            "Time to decide one request in the kernel",
+            buckets=(1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.05),
+            registry=r,
+        )
+        self.fail_open = Counter(
+            "gatehouse_input_fail_open_total",
+            "Requests allowed because the kernel could not decide and the fail mode is open",
+            ["stage"],
+            registry=r,
+        )
+        self.kernel_unavailable = Counter(
+            "gatehouse_kernel_unavailable_total",
+            "Times the kernel could not decide",
+            ["stage"],
+            registry=r,
+        )
+        self.jobs_submitted = Counter(
+            "gatehouse_jobs_submitted_total", "Jobs submitted, by submit decision", ["decision"], registry=r
+        )
+        self.jobs_finished = Counter(
+            "gatehouse_jobs_finished_total", "Jobs that reached a final state", ["state"], registry=r
+        )
+        self.http_errors = Counter(
+            "gatehouse_http_errors_total", "Error responses by code", ["code"], registry=r
+        )
+        self.snapshot_info = Gauge(
+            "gatehouse_policy_snapshot_info",
+            "The running policy snapshot (value 1)",
+            ["snapshot", "name"],
+            registry=r,
+        )
+
+    def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_QueueCollector(counts))
+
+    def rule_label(self, rule_id: str) -> str:
+        if rule_id in self._rules:
+            return rule_id
+        if len(self._rules) < MAX_RULE_LABELS:
+            self._rules.add(rule_id)
+            return rule_id
+        return "other"
+
+    def decision(self, stage: str, decision: str, rule_id: str) -> None:
+        self.decisions.labels(stage, decision, self.rule_label(rule_id)).inc()
+
+    def set_snapshot(self, snapshot: str | None, name: str | None) -> None:
+        self.snapshot_info.clear()
+        if snapshot:
+            self.snapshot_info.labels(snapshot, name or "").set(1)

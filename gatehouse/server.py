@@ -1,0 +1,98 @@
+"""The control plane assembled: store, bus, kernel, gates, scheduler, built-in workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from gatehouse.bus import Bus, MemoryBus
+from gatehouse.config import Settings
+from gatehouse.identity import Identity, hash_key, new_api_key
+from gatehouse.jobs.builtin import run_builtin_worker
+from gatehouse.jobs.gates import Gates
+from gatehouse.jobs.model import new_id, now
+from gatehouse.jobs.scheduler import Scheduler
+from gatehouse.kernel import Kernel
+from gatehouse.kernel.installer import PolicyInstaller
+from gatehouse.metrics import Metrics
+from gatehouse.store import SQLiteStore, Store
+
+__all__ = ["ControlPlane"]
+
+log = logging.getLogger("gatehouse")
+
+
+class ControlPlane:
+    def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store: Store = store or SQLiteStore(path=settings.db_path)
+        self.bus: Bus = bus or MemoryBus()
+        self.kernel = Kernel(metrics=self.metrics, default_fail_mode=settings.default_fail_mode)
+        common = dict(
+            store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, settings=settings
+        )
+        self.gates = Gates(**common)  # type: ignore[arg-type]
+        self.scheduler = Scheduler(**common)  # type: ignore[arg-type]
+        self.installer = PolicyInstaller(store=self.store, kernel=self.kernel, bus=self.bus)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counts: dict[str, int] = {}
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.bus.open()
+        await self.installer.startup(self.settings.policy_file)
+        await self._bootstrap_admin()
+        self.metrics.watch_queue(lambda: self._counts)
+        self._tasks.append(asyncio.create_task(self.scheduler.run_maintenance()))
+        self._tasks.append(asyncio.create_task(self._refresh_counts()))
+        for i in range(self.settings.builtin_workers):
+            self._tasks.append(
+                asyncio.create_task(
+                    run_builtin_worker(self.scheduler, self.settings.builtin_topics, i)
+                )
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.bus.close()
+        await self.store.close()
+
+    async def _refresh_counts(self) -> None:
+        # Queue depth for /metrics, refreshed off the scrape path.
+        while True:
+            try:
+                self._counts = await self.store.count_by_status()
+            except Exception:
+                log.exception("queue depth refresh failed")
+            await asyncio.sleep(2.0)
+
+    async def _bootstrap_admin(self) -> None:
+        key = self.settings.admin_key
+        if key is not None:
+            if await self.store.identity_by_key_hash(hash_key(key)) is not None:
+                return
+        elif any(i.is_admin for i in await self.store.list_identities(None)):
+            return
+        generated = key is None
+        key = key or new_api_key()
+        admin = Identity(
+            id=new_id("idn"),
+            name="admin",
+            tenant="default",
+            roles=("admin",),
+            topics=("**",),
+            capabilities=("*",),
+            created_at=now(),
+            created_by="bootstrap",
+        )
+        await self.store.add_identity(admin, hash_key(key))
+        if generated:
+            # Shown once; only its hash is stored.
+            print(f"gatehouse: created admin identity; API key (shown once): {key}", file=sys.stderr)
+        else:
+            print("gatehouse: created admin identity from GATEHOUSE_ADMIN_KEY", file=sys.stderr)

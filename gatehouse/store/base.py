@@ -1,0 +1,121 @@
+"""The store interface. Routes and the scheduler speak only this; SQL lives in the drivers.
+
+Every method that changes a job applies one row of the state table as a compare-and-set and
+writes the decision record (if any) in the same transaction, so a crash never leaves a job
+moved without its record, or a record without its job.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.identity import Identity
+from gatehouse.jobs.model import DecisionRecord, Job
+
+__all__ = ["JobPage", "PolicyRow", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    snapshot: str
+    text: str
+    signature: dict[str, Any] | None
+    installed_at: float
+    installed_by: str | None
+    serial: int | None
+
+
+class Store(ABC):
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # identities
+    @abstractmethod
+    async def add_identity(self, identity: Identity, key_hash: str) -> None: ...
+
+    @abstractmethod
+    async def identity_by_key_hash(self, key_hash: str) -> Identity | None: ...
+
+    @abstractmethod
+    async def get_identity(self, identity_id: str) -> Identity | None: ...
+
+    @abstractmethod
+    async def list_identities(self, tenant: str | None) -> list[Identity]: ...
+
+    @abstractmethod
+    async def revoke_identity(self, identity_id: str, at: float) -> bool: ...
+
+    # jobs
+    @abstractmethod
+    async def insert_job(self, job: Job, record: DecisionRecord) -> Job:
+        """Insert `job` with its submit decision. Returns the stored job (with `seq`)."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None: ...
+
+    @abstractmethod
+    async def job_by_idempotency_key(self, identity_id: str, key: str) -> Job | None: ...
+
+    @abstractmethod
+    async def list_jobs(
+        self,
+        tenant: str | None,
+        *,
+        status: str | None = None,
+        topic: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage: ...
+
+    @abstractmethod
+    async def transition(
+        self,
+        job_id: str,
+        event: str,
+        *,
+        record: DecisionRecord | None = None,
+        at: float,
+        **fields: Any,
+    ) -> Job | None:
+        """Apply `event` if the job is in a state that allows it; None if it was not."""
+
+    @abstractmethod
+    async def queued_jobs(
+        self, prefixes: Sequence[str], limit: int, *, tenant: str | None = None
+    ) -> list[Job]:
+        """Oldest queued jobs whose topic starts with one of `prefixes` ("" = any)."""
+
+    @abstractmethod
+    async def extend_lease(self, job_id: str, owner: str, expires_at: float, *, at: float) -> Job | None:
+        """Push the lease of a running job held by `owner` to `expires_at`."""
+
+    @abstractmethod
+    async def expired_leases(self, at: float, limit: int = 100) -> list[Job]: ...
+
+    @abstractmethod
+    async def add_decision(self, record: DecisionRecord) -> None: ...
+
+    @abstractmethod
+    async def decisions(self, job_id: str) -> list[DecisionRecord]: ...
+
+    @abstractmethod
+    async def count_by_status(self, tenant: str | None = None) -> dict[str, int]: ...
+
+    # policy
+    @abstractmethod
+    async def save_policy(self, row: PolicyRow) -> None: ...
+
+    @abstractmethod
+    async def active_policy(self) -> PolicyRow | None: ...

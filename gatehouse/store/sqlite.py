@@ -1,0 +1,578 @@
+"""SQLite store: the embedded default. One connection, WAL, one transaction per change.
+
+`synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
+(`kill -9`); only an OS crash or power loss can drop the last commits. Calls run inline on the
+event loop: each is a few hundred microseconds, cheaper than a thread hop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gatehouse.errors import Conflict
+from gatehouse.identity import Identity
+from gatehouse.jobs.model import DecisionRecord, Job
+from gatehouse.jobs.states import next_state, sources
+from gatehouse.store.base import JobPage, PolicyRow, Store
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    created_by TEXT,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    identity_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    attachments TEXT NOT NULL,
+    status TEXT NOT NULL,
+    job_hash TEXT NOT NULL,
+    idempotency_key TEXT,
+    policy_snapshot TEXT,
+    requester_roles TEXT NOT NULL,
+    derived TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    remediated_from TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs (identity_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, topic, seq);
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, seq);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    job_id TEXT,
+    tenant TEXT,
+    timestamp REAL NOT NULL,
+    result TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    policy_snapshot TEXT,
+    job_hash TEXT,
+    remediations TEXT NOT NULL,
+    cached INTEGER NOT NULL,
+    fail_mode_applied INTEGER NOT NULL,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_job ON decisions (job_id, seq);
+CREATE TABLE IF NOT EXISTS policies (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    snapshot TEXT NOT NULL,
+    text TEXT NOT NULL,
+    signature TEXT,
+    serial INTEGER,
+    installed_at REAL NOT NULL,
+    installed_by TEXT
+);
+"""
+
+_JOB_COLUMNS = (
+    "seq, id, tenant, identity_id, topic, prompt, labels, meta, attachments, status, job_hash, "
+    "idempotency_key, policy_snapshot, requester_roles, derived, result, error, lease_owner, "
+    "lease_expires_at, attempts, remediated_from, created_at, updated_at"
+)
+_JSON_FIELDS = frozenset({"labels", "meta", "attachments", "derived", "result", "requester_roles"})
+_UPDATABLE = frozenset(
+    {
+        "result",
+        "error",
+        "lease_owner",
+        "lease_expires_at",
+        "attempts",
+        "policy_snapshot",
+        "derived",
+        "labels",
+    }
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    (
+        seq,
+        id_,
+        tenant,
+        identity_id,
+        topic,
+        prompt,
+        labels,
+        meta,
+        attachments,
+        status,
+        jhash,
+        idem,
+        snapshot,
+        roles,
+        derived,
+        result,
+        error,
+        lease_owner,
+        lease_expires_at,
+        attempts,
+        remediated_from,
+        created_at,
+        updated_at,
+    ) = row
+    return Job(
+        id=id_,
+        tenant=tenant,
+        identity_id=identity_id,
+        topic=topic,
+        prompt=prompt,
+        labels=json.loads(labels),
+        meta=json.loads(meta),
+        attachments=json.loads(attachments),
+        status=status,
+        job_hash=jhash,
+        idempotency_key=idem,
+        policy_snapshot=snapshot,
+        requester_roles=tuple(json.loads(roles)),
+        derived=json.loads(derived),
+        result=json.loads(result) if result is not None else None,
+        error=error,
+        lease_owner=lease_owner,
+        lease_expires_at=lease_expires_at,
+        attempts=attempts,
+        remediated_from=remediated_from,
+        created_at=created_at,
+        updated_at=updated_at,
+        seq=seq,
+    )
+
+
+def _identity(row: tuple[Any, ...]) -> Identity:
+    id_, name, tenant, roles, topics, caps, created_at, created_by, revoked_at = row
+    return Identity(
+        id=id_,
+        name=name,
+        tenant=tenant,
+        roles=tuple(json.loads(roles)),
+        topics=tuple(json.loads(topics)),
+        capabilities=tuple(json.loads(caps)),
+        created_at=created_at,
+        created_by=created_by,
+        revoked_at=revoked_at,
+    )
+
+
+_IDENTITY_COLUMNS = "id, name, tenant, roles, topics, capabilities, created_at, created_by, revoked_at"
+
+
+def _record(row: tuple[Any, ...]) -> DecisionRecord:
+    (
+        decision_id,
+        job_id,
+        tenant,
+        ts,
+        result,
+        rule_id,
+        reason,
+        stage,
+        snapshot,
+        jhash,
+        remediations,
+        cached,
+        fail_mode_applied,
+        extra,
+    ) = row
+    return DecisionRecord(
+        decision_id=decision_id,
+        job_id=job_id,
+        tenant=tenant,
+        timestamp=ts,
+        result=result,
+        rule_id=rule_id,
+        reason=reason,
+        stage=stage,
+        policy_snapshot=snapshot,
+        job_hash=jhash,
+        remediations=json.loads(remediations),
+        cached=bool(cached),
+        fail_mode_applied=bool(fail_mode_applied),
+        extra=json.loads(extra),
+    )
+
+
+_RECORD_COLUMNS = (
+    "decision_id, job_id, tenant, timestamp, result, rule_id, reason, stage, policy_snapshot, "
+    "job_hash, remediations, cached, fail_mode_applied, extra"
+)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("s"):
+            raise ValueError(cursor)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"bad cursor `{cursor}`") from exc
+
+
+class SQLiteStore(Store):
+    def __init__(self, *, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+    # identities ---------------------------------------------------------------------------
+    async def add_identity(self, identity: Identity, key_hash: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO identities (id, name, tenant, roles, topics, capabilities, key_hash, "
+                "created_at, created_by, revoked_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    identity.id,
+                    identity.name,
+                    identity.tenant,
+                    _dumps(list(identity.roles)),
+                    _dumps(list(identity.topics)),
+                    _dumps(list(identity.capabilities)),
+                    key_hash,
+                    identity.created_at,
+                    identity.created_by,
+                    identity.revoked_at,
+                ),
+            )
+
+    async def identity_by_key_hash(self, key_hash: str) -> Identity | None:
+        row = self.db.execute(
+            f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE key_hash = ?", (key_hash,)
+        ).fetchone()
+        return _identity(row) if row else None
+
+    async def get_identity(self, identity_id: str) -> Identity | None:
+        row = self.db.execute(
+            f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE id = ?", (identity_id,)
+        ).fetchone()
+        return _identity(row) if row else None
+
+    async def list_identities(self, tenant: str | None) -> list[Identity]:
+        if tenant is None:
+            rows = self.db.execute(f"SELECT {_IDENTITY_COLUMNS} FROM identities ORDER BY created_at")
+        else:
+            rows = self.db.execute(
+                f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE tenant = ? ORDER BY created_at",
+                (tenant,),
+            )
+        return [_identity(r) for r in rows.fetchall()]
+
+    async def revoke_identity(self, identity_id: str, at: float) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE identities SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, identity_id),
+            )
+            return cur.rowcount == 1
+
+    # jobs ---------------------------------------------------------------------------------
+    async def insert_job(self, job: Job, record: DecisionRecord) -> Job:
+        try:
+            return self._insert_job(job, record)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"job conflicts with a stored one: {exc}", code="duplicate_job") from None
+
+    def _insert_job(self, job: Job, record: DecisionRecord) -> Job:
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
+                "(NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job.id,
+                    job.tenant,
+                    job.identity_id,
+                    job.topic,
+                    job.prompt,
+                    _dumps(job.labels),
+                    _dumps(job.meta),
+                    _dumps(job.attachments),
+                    job.status,
+                    job.job_hash,
+                    job.idempotency_key,
+                    job.policy_snapshot,
+                    _dumps(list(job.requester_roles)),
+                    _dumps(job.derived),
+                    _dumps(job.result) if job.result is not None else None,
+                    job.error,
+                    job.lease_owner,
+                    job.lease_expires_at,
+                    job.attempts,
+                    job.remediated_from,
+                    job.created_at,
+                    job.updated_at,
+                ),
+            )
+            _insert_record(db, record)
+        return job.evolve(seq=cur.lastrowid or 0)
+
+    async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
+        if tenant is None:
+            row = self.db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        else:
+            row = self.db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)
+            )
+        found = row.fetchone()
+        return _job(found) if found else None
+
+    async def job_by_idempotency_key(self, identity_id: str, key: str) -> Job | None:
+        row = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE identity_id = ? AND idempotency_key = ?",
+            (identity_id, key),
+        ).fetchone()
+        return _job(row) if row else None
+
+    async def list_jobs(
+        self,
+        tenant: str | None,
+        *,
+        status: str | None = None,
+        topic: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        where, args = [], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            args.append(tenant)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if topic:
+            where.append("topic = ?")
+            args.append(topic)
+        if cursor:
+            where.append("seq < ?")
+            args.append(decode_cursor(cursor))
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit + 1)
+        rows = self.db.execute(sql, args).fetchall()
+        jobs = [_job(r) for r in rows[:limit]]
+        next_cursor = encode_cursor(jobs[-1].seq) if len(rows) > limit else None
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    async def transition(
+        self,
+        job_id: str,
+        event: str,
+        *,
+        record: DecisionRecord | None = None,
+        at: float,
+        **fields: Any,
+    ) -> Job | None:
+        allowed = sources(event)
+        if not allowed:
+            raise ValueError(f"unknown event `{event}`")
+        with self._tx() as db:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status not in allowed:
+                return None
+            new_status = next_state(job.status, event)
+            sets = ["status = ?", "updated_at = ?"]
+            args: list[Any] = [new_status, at]
+            for key, value in fields.items():
+                if key not in _UPDATABLE:
+                    raise ValueError(f"field `{key}` cannot be updated")
+                sets.append(f"{key} = ?")
+                args.append(_dumps(value) if key in _JSON_FIELDS and value is not None else value)
+            args += [job_id, job.status]
+            cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
+            if cur.rowcount != 1:
+                return None
+            if record is not None:
+                _insert_record(db, record)
+        return job.evolve(status=new_status, updated_at=at, **fields)
+
+    async def queued_jobs(
+        self, prefixes: Sequence[str], limit: int, *, tenant: str | None = None
+    ) -> list[Job]:
+        where = "status = 'queued'"
+        args: list[Any] = []
+        if tenant is not None:
+            where += " AND tenant = ?"
+            args.append(tenant)
+        if prefixes and "" not in prefixes:
+            # Topic prefixes become index range scans; the caller filters by the full glob.
+            where += " AND (" + " OR ".join("(topic >= ? AND topic < ?)" for _ in prefixes) + ")"
+            for p in prefixes:
+                args += [p, p + "\uffff"]
+        rows = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq LIMIT ?", [*args, limit]
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    async def extend_lease(
+        self, job_id: str, owner: str, expires_at: float, *, at: float
+    ) -> Job | None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? "
+                "AND lease_owner = ? AND status = 'running'",
+                (expires_at, at, job_id, owner),
+            )
+        if cur.rowcount != 1:
+            return None
+        return await self.get_job(job_id)
+
+    async def expired_leases(self, at: float, limit: int = 100) -> list[Job]:
+        rows = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE lease_expires_at IS NOT NULL "
+            "AND lease_expires_at < ? AND status IN ('dispatched', 'running') LIMIT ?",
+            (at, limit),
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    async def add_decision(self, record: DecisionRecord) -> None:
+        with self._tx() as db:
+            _insert_record(db, record)
+
+    async def decisions(self, job_id: str) -> list[DecisionRecord]:
+        rows = self.db.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM decisions WHERE job_id = ? ORDER BY seq", (job_id,)
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    async def count_by_status(self, tenant: str | None = None) -> dict[str, int]:
+        if tenant is None:
+            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        else:
+            rows = self.db.execute(
+                "SELECT status, COUNT(*) FROM jobs WHERE tenant = ? GROUP BY status", (tenant,)
+            )
+        return {status: n for status, n in rows.fetchall()}
+
+    # policy -------------------------------------------------------------------------------
+    async def save_policy(self, row: PolicyRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO policies (snapshot, text, signature, serial, installed_at, installed_by) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    row.snapshot,
+                    row.text,
+                    _dumps(row.signature) if row.signature is not None else None,
+                    row.serial,
+                    row.installed_at,
+                    row.installed_by,
+                ),
+            )
+
+    async def active_policy(self) -> PolicyRow | None:
+        row = self.db.execute(
+            "SELECT snapshot, text, signature, serial, installed_at, installed_by FROM policies "
+            "ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        snapshot, text, signature, serial, installed_at, installed_by = row
+        return PolicyRow(
+            snapshot=snapshot,
+            text=text,
+            signature=json.loads(signature) if signature else None,
+            serial=serial,
+            installed_at=installed_at,
+            installed_by=installed_by,
+        )
+
+
+def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
+    db.execute(
+        f"INSERT INTO decisions ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            r.decision_id,
+            r.job_id,
+            r.tenant,
+            r.timestamp,
+            r.result,
+            r.rule_id,
+            r.reason,
+            r.stage,
+            r.policy_snapshot,
+            r.job_hash,
+            _dumps(r.remediations),
+            int(r.cached),
+            int(r.fail_mode_applied),
+            _dumps(r.extra),
+        ),
+    )
+
+
+class _Tx:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
