@@ -15,6 +15,8 @@ import click
 _COMMANDS = {
     "policy": ("gatehouse.commands.policy", "policy"),
     "serve": ("gatehouse.commands.serve", "serve"),
+    "identity": ("gatehouse.commands.identity", "identity"),
+    "worker": ("gatehouse.commands.worker", "worker"),
 }
 
 

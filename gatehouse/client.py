@@ -1,0 +1,176 @@
+"""The Python SDK for agents, workers and operators.
+
+    from gatehouse.client import Client
+    gh = Client("http://127.0.0.1:8081", api_key="ghk_...")
+    job = gh.submit("job.demo.read", prompt="status")
+
+Errors from the server become `ApiError` with the server's `code`, `status` and `details`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gatehouse.errors import GatehouseError
+
+__all__ = ["ApiError", "Client"]
+
+
+class ApiError(GatehouseError):
+    def __init__(self, status: int, code: str, message: str, details: Any = None, body: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}", code=code, details=details)
+        self.status = status
+        self.body = body
+
+
+class Client:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str,
+        tenant: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"X-API-Key": api_key}
+        if tenant:
+            headers["X-Tenant-ID"] = tenant
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        response = self._http.request(method, path, json=json, params=query or None)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                err = body.get("error", {})
+            except ValueError:
+                body, err = response.text, {}
+            raise ApiError(
+                response.status_code,
+                err.get("code", "http_error"),
+                err.get("message", response.text[:200]),
+                err.get("details"),
+                body,
+            )
+        return response.json() if response.content else None
+
+    # agents
+    def submit(
+        self,
+        topic: str,
+        *,
+        prompt: str = "",
+        labels: dict[str, str] | None = None,
+        capability: str | None = None,
+        risk_tags: list[str] | None = None,
+        idempotency_key: str | None = None,
+        attachments: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"topic": topic, "prompt": prompt, "labels": labels or {}}
+        meta: dict[str, Any] = {}
+        if capability:
+            meta["capability"] = capability
+        if risk_tags:
+            meta["risk_tags"] = risk_tags
+        if meta:
+            body["meta"] = meta
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        if attachments:
+            body["attachments"] = attachments
+        result: dict[str, Any] = self.request("POST", "/api/v1/jobs", body)
+        return result
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}")
+        return result
+
+    def decisions(self, job_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/jobs/{job_id}/decisions")["decisions"]
+        return result
+
+    def simulate(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/policy/simulate", body)
+        return result
+
+    def explain(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/policy/explain", body)
+        return result
+
+    # workers
+    def lease(
+        self, topics: list[str], *, max_jobs: int = 1, lease_seconds: int = 60, wait_seconds: float = 0
+    ) -> list[dict[str, Any]]:
+        body = {
+            "topics": topics,
+            "max_jobs": max_jobs,
+            "lease_seconds": lease_seconds,
+            "wait_seconds": wait_seconds,
+        }
+        result: list[dict[str, Any]] = self.request("POST", "/api/v1/worker/lease", body)["jobs"]
+        return result
+
+    def heartbeat(self, job_id: str, *, lease_seconds: int = 60) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/worker/jobs/{job_id}/heartbeat", {"lease_seconds": lease_seconds}
+        )
+        return result
+
+    def result(self, job_id: str, *, status: str, output: Any = None, error: str | None = None) -> dict[str, Any]:
+        body = {"status": status, "output": output, "error": error}
+        result: dict[str, Any] = self.request("POST", f"/api/v1/worker/jobs/{job_id}/result", body)
+        return result
+
+    # operators
+    def create_identity(
+        self,
+        name: str,
+        *,
+        tenant: str = "default",
+        roles: list[str] | None = None,
+        topics: list[str] | None = None,
+        capabilities: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "tenant": tenant,
+            "roles": roles or ["agent"],
+            "topics": topics if topics is not None else ["**"],
+            "capabilities": capabilities if capabilities is not None else ["*"],
+        }
+        result: dict[str, Any] = self.request("POST", "/api/v1/identities", body)
+        return result
+
+    def identities(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/identities")["identities"]
+        return result
+
+    def revoke_identity(self, identity_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/v1/identities/{identity_id}")
+        return result
+
+    def policy(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/api/v1/policy")
+        return result
+
+    def put_policy(self, bundle: str, signature: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"bundle": bundle}
+        if signature is not None:
+            body["signature"] = signature
+        result: dict[str, Any] = self.request("PUT", "/api/v1/policy", body)
+        return result
