@@ -17,6 +17,7 @@ _COMMANDS = {
     "serve": ("gatehouse.commands.serve", "serve"),
     "identity": ("gatehouse.commands.identity", "identity"),
     "worker": ("gatehouse.commands.worker", "worker"),
+    "keys": ("gatehouse.commands.keys", "keys"),
 }
 
 

@@ -27,6 +27,7 @@ class Settings:
     maintenance_interval: float = 0.5
     default_fail_mode: str = "closed"
     trust_keys: tuple[Path, ...] = field(default_factory=tuple)
+    watch_policy: bool = True
 
     @property
     def db_path(self) -> Path:

@@ -67,12 +67,32 @@ class Metrics:
         self.http_errors = Counter(
             "gatehouse_http_errors_total", "Error responses by code", ["code"], registry=r
         )
+        self.cache_events = Counter(
+            "gatehouse_decision_cache_total",
+            "Decision cache lookups and evictions (event: hit, miss, eviction)",
+            ["event"],
+            registry=r,
+        )
+        self.bundle_refused = Counter(
+            "gatehouse_policy_bundle_refused_total",
+            "Policy bundles the kernel refused, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.lkg_fallback = Counter(
+            "gatehouse_policy_last_known_good_total",
+            "Starts or reloads that fell back to the last-known-good bundle",
+            registry=r,
+        )
         self.snapshot_info = Gauge(
             "gatehouse_policy_snapshot_info",
             "The running policy snapshot (value 1)",
             ["snapshot", "name"],
             registry=r,
         )
+
+    def cache_event(self, event: str) -> None:
+        self.cache_events.labels(event).inc()
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueCollector(counts))

@@ -8,6 +8,7 @@ import sys
 
 from gatehouse.bus import Bus, MemoryBus
 from gatehouse.config import Settings
+from gatehouse.crypto import VerifyKey
 from gatehouse.identity import Identity, hash_key, new_api_key
 from gatehouse.jobs.builtin import run_builtin_worker
 from gatehouse.jobs.gates import Gates
@@ -35,7 +36,10 @@ class ControlPlane:
         )
         self.gates = Gates(**common)  # type: ignore[arg-type]
         self.scheduler = Scheduler(**common)  # type: ignore[arg-type]
-        self.installer = PolicyInstaller(store=self.store, kernel=self.kernel, bus=self.bus)
+        trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
+        self.installer = PolicyInstaller(
+            store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, trusted=trusted
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._counts: dict[str, int] = {}
 
@@ -47,6 +51,8 @@ class ControlPlane:
         self.metrics.watch_queue(lambda: self._counts)
         self._tasks.append(asyncio.create_task(self.scheduler.run_maintenance()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
+        if self.settings.policy_file is not None and self.settings.watch_policy:
+            self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
         for i in range(self.settings.builtin_workers):
             self._tasks.append(
                 asyncio.create_task(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from gatehouse.config import Settings
-from gatehouse.errors import PolicyError
 
 
 @click.command()
@@ -18,8 +16,10 @@ from gatehouse.errors import PolicyError
 @click.option("--metrics-port", default=9090, show_default=True, type=int,
               help="Prometheus metrics port (0 to serve metrics only on the API port)")
 @click.option("--data-dir", default="./gatehouse-data", show_default=True, type=click.Path(path_type=Path))
-@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="policy bundle to install at start")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="policy bundle (YAML, or a signed envelope) to install at start and watch")
+@click.option("--watch/--no-watch", "watch_policy", default=True, show_default=True,
+              help="reload the policy file when it changes")
 @click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="trusted bundle signing public key (repeatable)")
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
@@ -32,6 +32,7 @@ def serve(
     data_dir: Path,
     policy_file: Path | None,
     trust_keys: tuple[Path, ...],
+    watch_policy: bool,
     max_body_bytes: int | None,
     builtin_workers: int,
     log_level: str,
@@ -41,16 +42,9 @@ def serve(
     from prometheus_client import start_http_server
 
     from gatehouse.api.app import create_app
-    from gatehouse.policy import load
     from gatehouse.server import ControlPlane
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if policy_file is not None:
-        try:
-            load(policy_file.read_text(encoding="utf-8"))
-        except PolicyError as exc:
-            click.echo(f"error: {policy_file}: {exc}", err=True)
-            sys.exit(2)
     settings = Settings.from_env(
         host=host,
         port=port,
@@ -58,6 +52,7 @@ def serve(
         data_dir=data_dir,
         policy_file=policy_file,
         trust_keys=trust_keys,
+        watch_policy=watch_policy,
         max_body_bytes=max_body_bytes,
         builtin_workers=builtin_workers,
     )

@@ -141,12 +141,12 @@ class Gates:
             requester_roles=who.roles,
         )
 
-    def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
+    async def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
         scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
         if scoped is not None:
             self.metrics.decision(stage, DENY, "identity_scope")
             return scoped
-        return self.kernel.decide(job_context(job), stage=stage)
+        return await self.kernel.decide(job_context(job), stage=stage)
 
     async def submit(
         self, who: Identity, tenant: str, body: JobIn, *, remediated_from: str | None = None
@@ -156,7 +156,7 @@ class Gates:
             existing = await self.store.job_by_idempotency_key(who.id, draft.idempotency_key)
             if existing is not None:
                 return await self._replay(existing, draft)
-        verdict = self._verdict(who, draft, "submit")
+        verdict = await self._verdict(who, draft, "submit")
         status = states.next_state(None, _SUBMIT_EVENT[verdict.result])
         job = draft.evolve(
             status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from
@@ -202,7 +202,7 @@ class Gates:
     async def simulate(self, who: Identity, tenant: str, body: DecideIn) -> DecisionRecord:
         """The decision the job would get now. Side effect: only a `simulate` record."""
         job, job_id = await self._decide_body(who, tenant, body)
-        verdict = self._verdict(who, job, "simulate")
+        verdict = await self._verdict(who, job, "simulate")
         record = make_record(
             verdict, stage="simulate", job_id=job_id, tenant=tenant, job_hash=job.job_hash
         )
@@ -216,7 +216,7 @@ class Gates:
         scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
         out: dict[str, Any]
         if policy is None:
-            verdict = self.kernel.decide(ctx, stage="explain")
+            verdict = await self.kernel.decide(ctx, stage="explain")
             out = {"decision": verdict.decision.to_dict(), "winner": verdict.decision.rule_id,
                    "why": f"kernel unavailable: {verdict.unavailable}", "rules": [],
                    "policy_snapshot": None}

@@ -128,7 +128,7 @@ class Scheduler:
 
     async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
         """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
-        verdict = self.kernel.decide(job_context(job), stage="dispatch")
+        verdict = await self.kernel.decide(job_context(job), stage="dispatch")
         if verdict.fail_mode_applied and verdict.result != "allow":
             # Fail closed at dispatch means "not now", not "never": the job stays queued and is
             # retried on the next lease; it is never handed out undecided.

@@ -1,82 +1,196 @@
-"""Installing policy bundles: validate, persist, swap, broadcast.
+"""Installing policy bundles: verify, persist, swap, broadcast; last-known-good on a bad day.
 
-A bundle that fails to load never replaces the running one. The installed bundle is stored, so
-a restart comes back on it.
+A bundle that fails to load or verify never replaces the running one. Every bundle that loaded
+and verified is stored with its signature, newest last: the newest stored row that still loads
+and verifies is the *last-known-good* bundle, which a restart falls back to when the policy
+file is missing, corrupt or tampered with. With no good bundle at all the kernel has no policy
+and the fail mode decides.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gatehouse.bus import Bus
-from gatehouse.errors import PolicyError
+from gatehouse.crypto import VerifyKey
+from gatehouse.errors import BadRequest, PolicyError
 from gatehouse.jobs.model import now
+from gatehouse.kernel.bundles import BundleRefused, parse_envelope, verify_bundle
 from gatehouse.kernel.kernel import Kernel
+from gatehouse.metrics import Metrics
 from gatehouse.policy import Policy, load
 from gatehouse.store import PolicyRow, Store
 
-__all__ = ["PolicyInstaller"]
+__all__ = ["PolicyInstaller", "read_policy_file"]
 
 log = logging.getLogger("gatehouse.policy")
 
 
+def read_policy_file(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """(bundle text, signature) from a plain YAML/JSON bundle or a signed envelope file."""
+    raw = path.read_text(encoding="utf-8")
+    stripped = raw.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return raw, None
+        if isinstance(data, dict) and "bundle" in data and "signature" in data:
+            return parse_envelope(data)
+    return raw, None
+
+
+@dataclass
+class Installed:
+    policy: Policy
+    signature: dict[str, Any] | None
+    serial: int | None
+    installed_at: float
+    installed_by: str | None
+
+
 class PolicyInstaller:
-    def __init__(self, *, store: Store, kernel: Kernel, bus: Bus) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        kernel: Kernel,
+        bus: Bus,
+        metrics: Metrics,
+        trusted: dict[str, VerifyKey] | None = None,
+    ) -> None:
         self.store = store
         self.kernel = kernel
         self.bus = bus
-        self.installed_at: float | None = None
-        self.installed_by: str | None = None
-        self.signature: dict[str, Any] | None = None
+        self.metrics = metrics
+        self.trusted = dict(trusted or {})
+        self.current: Installed | None = None
+        # Why the running bundle is not the one asked for (e.g. the policy file was refused).
+        self.degraded: str | None = None
+        self._lock = asyncio.Lock()
         bus.subscribe("policy.changed", self._on_changed)
 
-    async def startup(self, policy_file: Path | None) -> None:
-        """Load `policy_file` if given (and persist it), else the stored bundle, else none."""
-        if policy_file is not None:
-            text = policy_file.read_text(encoding="utf-8")
-            await self.install(text, None, by=f"file:{policy_file}")
-            return
-        row = await self.store.active_policy()
-        if row is None:
-            log.warning("no policy bundle is installed: every decision falls to the fail mode")
-            return
-        self._activate(load(row.text), row)
+    @property
+    def serial(self) -> int | None:
+        return self.current.serial if self.current else None
 
-    def _activate(self, policy: Policy, row: PolicyRow) -> None:
-        self.kernel.install(policy)
-        self.installed_at = row.installed_at
-        self.installed_by = row.installed_by
-        self.signature = row.signature
-        log.info("policy %s (%s) active", policy.name, policy.snapshot)
+    def _refuse(self, exc: BaseException) -> None:
+        reason = exc.reason if isinstance(exc, BundleRefused) else "invalid_bundle"
+        self.metrics.bundle_refused.labels(reason).inc()
+        log.error("policy bundle refused (%s): %s", reason, exc)
+
+    def _verify(self, policy: Policy, text: str, signature: dict[str, Any] | None) -> int | None:
+        """The serial if the bundle may be installed; raises `BundleRefused`."""
+        if not self.trusted:
+            if signature is None:
+                log.warning("installing an UNSIGNED bundle %s (no trusted keys configured)", policy.snapshot)
+            serial = (signature or {}).get("serial")
+            return serial if isinstance(serial, int) else None
+        current = self.current
+        if current is not None and current.policy.snapshot == policy.snapshot and signature == current.signature:
+            return current.serial  # the same signed bundle again: a no-op, not a rollback
+        return verify_bundle(
+            text, signature, self.trusted, now=now(),
+            running_serial=current.serial if current else None, name=policy.name,
+        )
+
+    async def startup(self, policy_file: Path | None) -> None:
+        lkg = await self._last_known_good()
+        if lkg is not None:
+            self._activate(lkg)
+        if policy_file is None:
+            if lkg is None:
+                log.warning("no policy bundle is installed: every decision falls to the fail mode")
+            return
+        try:
+            if not policy_file.exists():
+                raise BadRequest(f"policy file `{policy_file}` does not exist", code="policy_file_missing")
+            text, signature = read_policy_file(policy_file)
+            await self.install(text, signature, by=f"file:{policy_file}")
+            self.degraded = None
+        except (PolicyError, BadRequest, OSError, UnicodeDecodeError) as exc:
+            self._refuse(exc)
+            if lkg is not None:
+                self.metrics.lkg_fallback.inc()
+                self.degraded = f"policy file refused ({exc}); running last-known-good {lkg.policy.snapshot}"
+            else:
+                self.degraded = f"policy file refused ({exc}); no last-known-good bundle"
+            log.error("!!! %s", self.degraded)
+
+    async def _last_known_good(self) -> Installed | None:
+        for row in await self.store.policy_history(limit=20):
+            try:
+                policy = load(row.text)
+                if self.trusted:
+                    verify_bundle(row.text, row.signature, self.trusted, now=now(),
+                                  running_serial=None, name=policy.name)
+            except (PolicyError, BadRequest) as exc:
+                log.error("stored bundle %s is not good (%s); trying an older one", row.snapshot, exc)
+                continue
+            return Installed(policy, row.signature, row.serial, row.installed_at, row.installed_by)
+        return None
+
+    def _activate(self, installed: Installed) -> None:
+        self.kernel.install(installed.policy)
+        self.current = installed
+        log.info("policy %s (%s) active", installed.policy.name, installed.policy.snapshot)
 
     async def install(self, text: str, signature: dict[str, Any] | None, *, by: str) -> Policy:
-        policy = load(text)  # raises PolicyError; the running bundle stays
-        current = self.kernel.policy
-        if current is not None and current.snapshot == policy.snapshot and signature is None:
-            return current
-        row = PolicyRow(
-            snapshot=policy.snapshot,
-            text=text,
-            signature=signature,
-            installed_at=now(),
-            installed_by=by,
-            serial=(signature or {}).get("serial"),
-        )
-        await self.store.save_policy(row)
-        self._activate(policy, row)
+        """Verify and install; raises `PolicyError` or `BundleRefused` and keeps the running one."""
+        async with self._lock:
+            try:
+                policy = load(text)
+                serial = self._verify(policy, text, signature)
+            except (PolicyError, BadRequest) as exc:
+                self._refuse(exc)
+                raise
+            current = self.current
+            if current is not None and current.policy.snapshot == policy.snapshot and current.signature == signature:
+                return current.policy
+            installed = Installed(policy, signature, serial, now(), by)
+            await self.store.save_policy(
+                PolicyRow(
+                    snapshot=policy.snapshot,
+                    text=text,
+                    signature=signature,
+                    installed_at=installed.installed_at,
+                    installed_by=by,
+                    serial=serial,
+                )
+            )
+            self._activate(installed)
+            self.degraded = None
         await self.bus.publish("policy.changed", {"snapshot": policy.snapshot})
         return policy
+
+    async def watch(self, path: Path, interval: float = 0.5) -> None:
+        """Hot reload: install the file whenever its content changes."""
+        seen: str | None = None
+        while True:
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                digest = None
+            if digest is not None and digest != seen:
+                if seen is not None:
+                    try:
+                        text, signature = read_policy_file(path)
+                        await self.install(text, signature, by=f"file:{path}")
+                    except (PolicyError, BadRequest, UnicodeDecodeError) as exc:
+                        log.error("reloading %s refused: %s", path, exc)
+                seen = digest
+            await asyncio.sleep(interval)
 
     async def _on_changed(self, data: dict[str, Any]) -> None:
         # Another replica installed a bundle: pick it up from the store.
         if data.get("snapshot") == self.kernel.snapshot:
             return
-        row = await self.store.active_policy()
-        if row is None:
-            return
-        try:
-            self._activate(load(row.text), row)
-        except PolicyError:
-            log.exception("stored bundle %s does not load; keeping the running one", row.snapshot)
+        lkg = await self._last_known_good()
+        if lkg is not None and lkg.policy.snapshot != self.kernel.snapshot:
+            self._activate(lkg)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gatehouse.kernel.cache import DecisionCache
 from gatehouse.metrics import Metrics
 from gatehouse.policy import ALLOW, DENY, Decision, Policy
 
@@ -37,10 +38,17 @@ class Verdict:
 
 
 class Kernel:
-    def __init__(self, *, metrics: Metrics, default_fail_mode: str = "closed") -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        default_fail_mode: str = "closed",
+        cache: DecisionCache | None = None,
+    ) -> None:
         self.metrics = metrics
         self.default_fail_mode = default_fail_mode
         self._policy: Policy | None = None
+        self.cache = cache if cache is not None else DecisionCache(on_event=metrics.cache_event)
 
     @property
     def policy(self) -> Policy | None:
@@ -51,7 +59,9 @@ class Kernel:
         return self._policy.snapshot if self._policy is not None else None
 
     def install(self, policy: Policy | None) -> None:
-        # One reference swap: a decision in flight finishes on the snapshot it started with.
+        # Clear first, then swap: no lookup after the swap can see an entry of the old snapshot
+        # (entries are keyed on the snapshot as well, so this is belt and braces).
+        self.cache.clear()
         self._policy = policy
         self.metrics.set_snapshot(policy.snapshot if policy else None, policy.name if policy else None)
 
@@ -59,19 +69,28 @@ class Kernel:
         policy = self._policy
         return policy.fail_mode_for(topic) if policy is not None else self.default_fail_mode
 
-    def decide(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
+    async def decide(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
+        """The verdict for `ctx`. Async so that a kernel in another process fits the same call."""
+        return self.decide_now(ctx, stage=stage)
+
+    def decide_now(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
         policy = self._policy
         if policy is None:
             return self._unavailable(ctx, stage, "no policy bundle is loaded")
         started = time.perf_counter()
         try:
-            decision = policy.decide(ctx)
+            key = self.cache.key(policy, ctx)
+            decision = self.cache.get(key)
+            cached = decision is not None
+            if decision is None:
+                decision = policy.decide(ctx)
+                self.cache.put(key, decision)
         except Exception as exc:  # any evaluation failure falls to the fail mode, never through
             log.exception("policy evaluation failed")
             return self._unavailable(ctx, stage, f"evaluation failed: {exc}")
         self.metrics.eval_seconds.observe(time.perf_counter() - started)
         self.metrics.decision(stage, decision.decision, decision.rule_id)
-        return Verdict(decision=decision, snapshot=policy.snapshot)
+        return Verdict(decision=decision, snapshot=policy.snapshot, cached=cached)
 
     def _unavailable(self, ctx: Mapping[str, Any], stage: str, why: str) -> Verdict:
         topic = ctx.get("topic")

@@ -119,3 +119,7 @@ class Store(ABC):
 
     @abstractmethod
     async def active_policy(self) -> PolicyRow | None: ...
+
+    @abstractmethod
+    async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
+        """Installed bundles, newest first."""

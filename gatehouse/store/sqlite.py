@@ -522,21 +522,26 @@ class SQLiteStore(Store):
             )
 
     async def active_policy(self) -> PolicyRow | None:
-        row = self.db.execute(
+        rows = await self.policy_history(limit=1)
+        return rows[0] if rows else None
+
+    async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
+        rows = self.db.execute(
             "SELECT snapshot, text, signature, serial, installed_at, installed_by FROM policies "
-            "ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        snapshot, text, signature, serial, installed_at, installed_by = row
-        return PolicyRow(
-            snapshot=snapshot,
-            text=text,
-            signature=json.loads(signature) if signature else None,
-            serial=serial,
-            installed_at=installed_at,
-            installed_by=installed_by,
-        )
+            "ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            PolicyRow(
+                snapshot=snapshot,
+                text=text,
+                signature=json.loads(signature) if signature else None,
+                serial=serial,
+                installed_at=installed_at,
+                installed_by=installed_by,
+            )
+            for snapshot, text, signature, serial, installed_at, installed_by in rows
+        ]
 
 
 def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:

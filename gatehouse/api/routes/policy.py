@@ -19,10 +19,14 @@ Auth = Annotated[Principal, Depends(authenticate)]
 
 def _describe(request: Request) -> dict[str, object]:
     plane = request.app.state.plane
-    policy = plane.kernel.policy
-    if policy is None:
-        raise NotFound("no policy bundle is installed", code="no_policy")
     installer = plane.installer
+    current = installer.current
+    if current is None:
+        raise NotFound(
+            "no policy bundle is installed", code="no_policy",
+            details={"degraded": installer.degraded} if installer.degraded else None,
+        )
+    policy = current.policy
     return {
         "name": policy.name,
         "snapshot": policy.snapshot,
@@ -32,10 +36,12 @@ def _describe(request: Request) -> dict[str, object]:
         "default_decision": policy.default_decision,
         "fail_mode": policy.fail_mode,
         "bundle": policy.text,
-        "signed": installer.signature is not None,
-        "signature": installer.signature,
-        "installed_at": rfc3339(installer.installed_at),
-        "installed_by": installer.installed_by,
+        "signed": current.signature is not None,
+        "signature": current.signature,
+        "serial": current.serial,
+        "installed_at": rfc3339(current.installed_at),
+        "installed_by": current.installed_by,
+        "degraded": installer.degraded,
     }
 
 

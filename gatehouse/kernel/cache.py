@@ -1,0 +1,95 @@
+"""A bounded decision cache in front of `Policy.decide`.
+
+The key is the policy snapshot plus only the context fields the policy reads (`Policy.fields`),
+so prompts, job ids and labels no rule looks at cannot defeat it, and an entry can never answer
+for another snapshot. Installing a bundle clears it at once anyway. Fail-mode verdicts are never
+stored: they describe the kernel's health, not the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from gatehouse.policy import Decision, Policy
+
+__all__ = ["DecisionCache", "cache_key"]
+
+_SEQ = (list, tuple, set, frozenset)
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, _SEQ):
+        return tuple(sorted(map(str, value)))
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+    return value  # type: ignore[no-any-return]
+
+
+def cache_key(policy: Policy, fields: tuple[str, ...], ctx: Mapping[str, Any]) -> Hashable:
+    labels = ctx.get("labels") or {}
+    parts: list[Hashable] = [policy.snapshot]
+    for f in fields:
+        if f.startswith("labels."):
+            parts.append(labels.get(f[7:]) if isinstance(labels, Mapping) else None)
+        else:
+            parts.append(_freeze(ctx.get(f)))
+    return tuple(parts)
+
+
+class DecisionCache:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, Decision]] = OrderedDict()
+        self._on_event = on_event or (lambda event: None)
+        self._fields: dict[str, tuple[str, ...]] = {}
+        self.hits = self.misses = self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._fields.clear()
+
+    def key(self, policy: Policy, ctx: Mapping[str, Any]) -> Hashable:
+        fields = self._fields.get(policy.snapshot)
+        if fields is None:
+            fields = self._fields[policy.snapshot] = tuple(sorted(policy.fields))
+        return cache_key(policy, fields, ctx)
+
+    def get(self, key: Hashable) -> Decision | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            self._on_event("miss")
+            return None
+        stored_at, decision = entry
+        if self._clock() - stored_at > self.ttl:
+            del self._entries[key]
+            self.misses += 1
+            self._on_event("miss")
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        self._on_event("hit")
+        return decision
+
+    def put(self, key: Hashable, decision: Decision) -> None:
+        self._entries[key] = (self._clock(), decision)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+            self._on_event("eviction")
