@@ -18,6 +18,7 @@ _COMMANDS = {
     "identity": ("gatehouse.commands.identity", "identity"),
     "worker": ("gatehouse.commands.worker", "worker"),
     "keys": ("gatehouse.commands.keys", "keys"),
+    "kernel": ("gatehouse.commands.kernel", "kernel"),
 }
 
 

@@ -28,6 +28,8 @@ class Settings:
     default_fail_mode: str = "closed"
     trust_keys: tuple[Path, ...] = field(default_factory=tuple)
     watch_policy: bool = True
+    kernel_socket: Path | None = None
+    kernel_deadline: float = 0.05
 
     @property
     def db_path(self) -> Path:

@@ -16,18 +16,31 @@ MAX_RULE_LABELS = 100
 
 
 class _QueueCollector(Collector):
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, counts: Callable[[], dict[str, float]]) -> None:
         self._counts = counts
 
     def collect(self):  # type: ignore[no-untyped-def]
-        family = GaugeMetricFamily("gatehouse_jobs", "Jobs by state", labels=["state"])
+        family = GaugeMetricFamily(
+            "gatehouse_job_queue_depth", "Jobs by state", labels=["state"]
+        )
         try:
             counts = self._counts()
         except Exception:  # a scrape must never take the server down
             counts = {}
         for state, n in sorted(counts.items()):
-            family.add_metric([state], n)
+            if not state.startswith("_"):
+                family.add_metric([state], n)
         yield family
+        yield GaugeMetricFamily(
+            "gatehouse_approvals_pending",
+            "Jobs waiting for a human approval",
+            value=counts.get("pending_approval", 0),
+        )
+        yield GaugeMetricFamily(
+            "gatehouse_approval_oldest_pending_seconds",
+            "Age of the longest-waiting approval request",
+            value=counts.get("_oldest_pending_seconds", 0),
+        )
 
 
 class Metrics:
@@ -94,7 +107,7 @@ class Metrics:
     def cache_event(self, event: str) -> None:
         self.cache_events.labels(event).inc()
 
-    def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
+    def watch_queue(self, counts: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_QueueCollector(counts))
 
     def rule_label(self, rule_id: str) -> str:

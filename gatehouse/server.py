@@ -16,6 +16,7 @@ from gatehouse.jobs.model import new_id, now
 from gatehouse.jobs.scheduler import Scheduler
 from gatehouse.kernel import Kernel
 from gatehouse.kernel.installer import PolicyInstaller
+from gatehouse.kernel.remote import RemoteKernel
 from gatehouse.metrics import Metrics
 from gatehouse.store import SQLiteStore, Store
 
@@ -30,7 +31,16 @@ class ControlPlane:
         self.metrics = Metrics()
         self.store: Store = store or SQLiteStore(path=settings.db_path)
         self.bus: Bus = bus or MemoryBus()
-        self.kernel = Kernel(metrics=self.metrics, default_fail_mode=settings.default_fail_mode)
+        self.kernel: Kernel
+        if settings.kernel_socket is not None:
+            self.kernel = RemoteKernel(
+                metrics=self.metrics,
+                socket_path=settings.kernel_socket,
+                deadline=settings.kernel_deadline,
+                default_fail_mode=settings.default_fail_mode,
+            )
+        else:
+            self.kernel = Kernel(metrics=self.metrics, default_fail_mode=settings.default_fail_mode)
         common = dict(
             store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, settings=settings
         )
@@ -41,7 +51,7 @@ class ControlPlane:
             store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, trusted=trusted
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, float] = {}
 
     async def start(self) -> None:
         await self.store.open()
@@ -65,6 +75,8 @@ class ControlPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if isinstance(self.kernel, RemoteKernel):
+            await self.kernel.close()
         await self.bus.close()
         await self.store.close()
 
@@ -72,7 +84,10 @@ class ControlPlane:
         # Queue depth for /metrics, refreshed off the scrape path.
         while True:
             try:
-                self._counts = await self.store.count_by_status()
+                counts: dict[str, float] = dict(await self.store.count_by_status())
+                oldest = await self.store.oldest_in_state("pending_approval")
+                counts["_oldest_pending_seconds"] = now() - oldest if oldest else 0.0
+                self._counts = counts
             except Exception:
                 log.exception("queue depth refresh failed")
             await asyncio.sleep(2.0)

@@ -239,9 +239,12 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
         for key in expect:
             if key not in _EXPECT_KEYS:
                 bad(f"case `{name}`: unknown key `{key}` in `expect` (expected decision, rule_id)")
-        decision = expect.get("decision")
+        if "decision" not in expect:
+            bad(f"case `{name}`: `expect` needs `decision`")
+        decision = expect["decision"]
         if decision not in DECISIONS:
-            bad(f"case `{name}`: bad expected decision `{decision}` (expected one of {', '.join(DECISIONS)})")
+            choices = ", ".join(DECISIONS)
+            bad(f"case `{name}`: bad expected decision `{decision}` (expected one of {choices})")
         rule_id = expect.get("rule_id")
         if rule_id is not None and not isinstance(rule_id, str):
             bad(f"case `{name}`: `expect.rule_id` must be a string, got `{rule_id}`")
@@ -283,7 +286,9 @@ def test_(file: str, fixtures: str) -> None:
 @policy.command()
 @click.argument("old")
 @click.argument("new")
-@click.option("--jobs", "jobs_path", required=True, metavar="JOBS.jsonl", help="one job body per line")
+@click.option(
+    "--jobs", "jobs_path", required=True, metavar="JOBS.jsonl", help="one job body per line"
+)
 @click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
 def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
     """Decide every job of JOBS under OLD and NEW; list the jobs whose decision or rule changes.
@@ -329,3 +334,13 @@ def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
         click.echo(f"{len(changes)} of {len(jobs)} jobs change decision")
     if changes:
         raise click.exceptions.Exit(1)
+
+
+def _register_bundle_commands() -> None:
+    from gatehouse.commands._bundle import push, sign
+
+    policy.add_command(sign)
+    policy.add_command(push)
+
+
+_register_bundle_commands()

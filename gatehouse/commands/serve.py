@@ -22,6 +22,9 @@ from gatehouse.config import Settings
               help="reload the policy file when it changes")
 @click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="trusted bundle signing public key (repeatable)")
+@click.option("--kernel-socket", type=click.Path(path_type=Path), default=None,
+              help="use a kernel process (`gatehouse kernel --socket`) instead of the in-process one")
+@click.option("--kernel-deadline-ms", type=int, default=50, show_default=True)
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
@@ -33,6 +36,8 @@ def serve(
     policy_file: Path | None,
     trust_keys: tuple[Path, ...],
     watch_policy: bool,
+    kernel_socket: Path | None,
+    kernel_deadline_ms: int,
     max_body_bytes: int | None,
     builtin_workers: int,
     log_level: str,
@@ -53,6 +58,8 @@ def serve(
         policy_file=policy_file,
         trust_keys=trust_keys,
         watch_policy=watch_policy,
+        kernel_socket=kernel_socket,
+        kernel_deadline=kernel_deadline_ms / 1000,
         max_body_bytes=max_body_bytes,
         builtin_workers=builtin_workers,
     )

@@ -54,6 +54,9 @@ class Scheduler:
         self.metrics = metrics
         self.settings = settings
         self._waiters: list[asyncio.Future[None]] = []
+        # job id -> (monotonic time of the next dispatch try, current delay): backoff for jobs
+        # the kernel could not decide on (fail closed at dispatch means "not now").
+        self._retry_at: dict[str, tuple[float, float]] = {}
         bus.subscribe("jobs.queued", self._on_queued)
 
     async def _on_queued(self, _: dict[str, Any]) -> None:
@@ -114,8 +117,12 @@ class Scheduler:
     ) -> list[Job]:
         got: list[Job] = []
         scan = max(max_jobs * 4, 16)
+        clock = asyncio.get_running_loop().time()
         for job in await self.store.queued_jobs(prefixes, scan, tenant=tenant):
             if not any(g.matches(job.topic) for g in globs):
+                continue
+            retry = self._retry_at.get(job.id)
+            if retry is not None and retry[0] > clock:
                 continue
             if worker is not None and not worker.may_use_topic(job.topic):
                 continue
@@ -131,8 +138,12 @@ class Scheduler:
         verdict = await self.kernel.decide(job_context(job), stage="dispatch")
         if verdict.fail_mode_applied and verdict.result != "allow":
             # Fail closed at dispatch means "not now", not "never": the job stays queued and is
-            # retried on the next lease; it is never handed out undecided.
+            # retried with backoff; it is never handed out undecided.
+            _, delay = self._retry_at.get(job.id, (0.0, 0.125))
+            delay = min(delay * 2, 5.0)
+            self._retry_at[job.id] = (asyncio.get_running_loop().time() + delay, delay)
             return None
+        self._retry_at.pop(job.id, None)
         record = make_record(
             verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
         )

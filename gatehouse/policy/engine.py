@@ -37,22 +37,49 @@ class EvaluationError(GatehouseError):
 
 
 _SEQUENCES = (list, tuple, set, frozenset)
+_SCALARS = (str, int, float)  # bool is an int
+_FIELDS = ("topic", "tenant", "capability", "risk_tags", "requester_role", "approved")
+
+
+def _bad_value(v: Any) -> bool:
+    """Not None, a scalar, or a flat list of scalars."""
+    if isinstance(v, _SCALARS):
+        return False
+    if not isinstance(v, _SEQUENCES):
+        return True
+    # A loop, not any(<genexpr>): this runs on every decision.
+    for item in v:  # noqa: SIM110
+        if item is not None and not isinstance(item, _SCALARS):
+            return True
+    return False
 
 
 def _check_context(ctx: Any) -> None:
     """Reject a malformed context up front, whichever rules the index happens to look at.
 
-    Without this, `labels: [...]` raised or not depending on the candidates of the topic, so
-    `decide` and `scan` disagreed; a string `risk_tags` was silently read as its characters.
+    Otherwise a bad value (`labels: [...]`, an unhashable label value) raised or not depending on
+    which candidates the index picked, so `decide` and `scan` disagreed, and a string
+    `risk_tags` was silently read as its characters. A field is None, a scalar, or a flat list
+    of scalars; `labels` maps to scalars; `risk_tags` is a list.
     """
-    if not isinstance(ctx, Mapping):
+    # `type(...) is dict` first: the ABC check behind isinstance(x, Mapping) is slow.
+    if type(ctx) is not dict and not isinstance(ctx, Mapping):
         raise EvaluationError("the request context must be a mapping")
-    labels = ctx.get("labels")
-    if labels is not None and not isinstance(labels, Mapping):
-        raise EvaluationError("`labels` must be a mapping of strings")
-    tags = ctx.get("risk_tags")
+    get = ctx.get
+    for name in _FIELDS:
+        v = get(name)
+        if v is not None and type(v) is not str and _bad_value(v):
+            raise EvaluationError(f"`{name}` must be a string or a list of strings")
+    tags = get("risk_tags")
     if tags is not None and not isinstance(tags, _SEQUENCES):
         raise EvaluationError("`risk_tags` must be a list of strings")
+    labels = get("labels")
+    if labels is not None:
+        if type(labels) is not dict and not isinstance(labels, Mapping):
+            raise EvaluationError("`labels` must be a mapping of strings")
+        for v in labels.values():
+            if v is not None and type(v) is not str and not isinstance(v, _SCALARS):
+                raise EvaluationError("`labels` must be a mapping of strings")
 
 
 def load(text: str | bytes) -> Policy:

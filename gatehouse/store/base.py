@@ -113,6 +113,10 @@ class Store(ABC):
     @abstractmethod
     async def count_by_status(self, tenant: str | None = None) -> dict[str, int]: ...
 
+    @abstractmethod
+    async def oldest_in_state(self, status: str) -> float | None:
+        """When the longest-waiting job in `status` entered it (None if there is none)."""
+
     # policy
     @abstractmethod
     async def save_policy(self, row: PolicyRow) -> None: ...

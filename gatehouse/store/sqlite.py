@@ -505,6 +505,10 @@ class SQLiteStore(Store):
             )
         return {status: n for status, n in rows.fetchall()}
 
+    async def oldest_in_state(self, status: str) -> float | None:
+        row = self.db.execute("SELECT MIN(updated_at) FROM jobs WHERE status = ?", (status,)).fetchone()
+        return row[0] if row else None
+
     # policy -------------------------------------------------------------------------------
     async def save_policy(self, row: PolicyRow) -> None:
         with self._tx() as db:
