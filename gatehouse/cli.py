@@ -19,6 +19,7 @@ _COMMANDS = {
     "worker": ("gatehouse.commands.worker", "worker"),
     "keys": ("gatehouse.commands.keys", "keys"),
     "kernel": ("gatehouse.commands.kernel", "kernel"),
+    "audit": ("gatehouse.commands.audit", "audit"),
 }
 
 

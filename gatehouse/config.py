@@ -30,6 +30,8 @@ class Settings:
     watch_policy: bool = True
     kernel_socket: Path | None = None
     kernel_deadline: float = 0.05
+    audit: bool = True
+    audit_checkpoint_every: int = 100
 
     @property
     def db_path(self) -> Path:

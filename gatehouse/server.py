@@ -8,7 +8,7 @@ import sys
 
 from gatehouse.bus import Bus, MemoryBus
 from gatehouse.config import Settings
-from gatehouse.crypto import VerifyKey
+from gatehouse.crypto import VerifyKey, load_or_create_signing_key
 from gatehouse.identity import Identity, hash_key, new_api_key
 from gatehouse.jobs.builtin import run_builtin_worker
 from gatehouse.jobs.gates import Gates
@@ -29,7 +29,13 @@ class ControlPlane:
     def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store: Store = store or SQLiteStore(path=settings.db_path)
+        self.signing_key = load_or_create_signing_key(settings.data_dir / "keys" / "server.key")
+        self.store: Store = store or SQLiteStore(
+            path=settings.db_path,
+            audit_key=self.signing_key,
+            checkpoint_every=settings.audit_checkpoint_every,
+            audit=settings.audit,
+        )
         self.bus: Bus = bus or MemoryBus()
         self.kernel: Kernel
         if settings.kernel_socket is not None:

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from gatehouse import __version__
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import install_error_handlers, json_response
-from gatehouse.api.limits import BodyLimit
-from gatehouse.api.routes import identities, jobs, policy, worker
+from gatehouse.api.limits import BodyLimit, RequestId
+from gatehouse.api.routes import audit, identities, jobs, policy, worker
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.state.metrics = plane.metrics
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (jobs, policy, identities, worker):
+    for module in (jobs, policy, identities, worker, audit):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
@@ -63,4 +63,5 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         return json_response({**who.identity.to_public(), "acting_tenant": who.tenant})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from gatehouse.audit.events import current_actor
 from gatehouse.errors import Forbidden, Unauthorized
 from gatehouse.identity import Identity, hash_key
 
@@ -47,4 +48,5 @@ async def authenticate(request: Request) -> Principal:
         raise Forbidden(
             f"X-Tenant-ID `{tenant}` is not the tenant of this key", code="tenant_mismatch"
         )
+    current_actor.set(identity.id)
     return Principal(identity=identity, tenant=tenant)

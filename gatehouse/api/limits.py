@@ -1,12 +1,14 @@
-"""Request body size limit, enforced before the body is parsed (413)."""
+"""ASGI middleware: the request body limit (413, before parsing) and request ids."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse.api.errors import error_response
+from gatehouse.audit.events import current_request_id
+from gatehouse.jobs.model import new_id
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "RequestId"]
 
 
 class BodyLimit:
@@ -69,3 +71,32 @@ class BodyLimit:
             {"max_bytes": self.max_bytes},
         )
         await response(scope, receive, send)
+
+
+class RequestId:
+    """Give every request an id (the caller's `X-Request-ID` if sane), echoed in the response
+    and stamped on the audit entries the request causes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if 0 < len(text) <= 128 and text.isprintable():
+                    rid = text
+        rid = rid or new_id("req")
+        current_request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from gatehouse.audit.events import current_actor
 from gatehouse.jobs.model import Job
 from gatehouse.jobs.scheduler import Scheduler
 
@@ -27,6 +28,7 @@ def echo(job: Job) -> dict[str, Any]:
 
 async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index: int) -> None:
     owner = f"{BUILTIN_OWNER}-{index}"
+    current_actor.set(owner)
     while True:
         try:
             jobs = await scheduler.lease(

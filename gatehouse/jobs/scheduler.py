@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from gatehouse.audit.events import current_actor
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
 from gatehouse.errors import Conflict, NotFound
@@ -236,6 +237,7 @@ class Scheduler:
         return count
 
     async def run_maintenance(self) -> None:
+        current_actor.set("system:scheduler")
         while True:
             try:
                 await self.expire_leases()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gatehouse.audit.events import SYSTEM, AuditEvent
 from gatehouse.bus import Bus
 from gatehouse.crypto import VerifyKey
 from gatehouse.errors import BadRequest, PolicyError
@@ -80,10 +81,13 @@ class PolicyInstaller:
     def serial(self) -> int | None:
         return self.current.serial if self.current else None
 
-    def _refuse(self, exc: BaseException) -> None:
+    async def _refuse(self, exc: BaseException, source: str) -> None:
         reason = exc.reason if isinstance(exc, BundleRefused) else "invalid_bundle"
         self.metrics.bundle_refused.labels(reason).inc()
         log.error("policy bundle refused (%s): %s", reason, exc)
+        await self.store.append_audit(
+            [AuditEvent(SYSTEM, "policy.refused", {"reason": reason, "message": str(exc), "source": source})]
+        )
 
     def _verify(self, policy: Policy, text: str, signature: dict[str, Any] | None) -> int | None:
         """The serial if the bundle may be installed; raises `BundleRefused`."""
@@ -108,20 +112,27 @@ class PolicyInstaller:
             if lkg is None:
                 log.warning("no policy bundle is installed: every decision falls to the fail mode")
             return
+        source = f"file:{policy_file}"
         try:
             if not policy_file.exists():
                 raise BadRequest(f"policy file `{policy_file}` does not exist", code="policy_file_missing")
             text, signature = read_policy_file(policy_file)
-            await self.install(text, signature, by=f"file:{policy_file}")
-            self.degraded = None
-        except (PolicyError, BadRequest, OSError, UnicodeDecodeError) as exc:
-            self._refuse(exc)
-            if lkg is not None:
-                self.metrics.lkg_fallback.inc()
-                self.degraded = f"policy file refused ({exc}); running last-known-good {lkg.policy.snapshot}"
-            else:
-                self.degraded = f"policy file refused ({exc}); no last-known-good bundle"
-            log.error("!!! %s", self.degraded)
+        except (BadRequest, OSError, UnicodeDecodeError) as exc:
+            await self._refuse(exc, source)
+            self._fall_back(lkg, exc)
+            return
+        try:
+            await self.install(text, signature, by=source)  # refusals are counted in there
+        except (PolicyError, BadRequest) as exc:
+            self._fall_back(lkg, exc)
+
+    def _fall_back(self, lkg: Installed | None, exc: BaseException) -> None:
+        if lkg is not None:
+            self.metrics.lkg_fallback.inc()
+            self.degraded = f"policy file refused ({exc}); running last-known-good {lkg.policy.snapshot}"
+        else:
+            self.degraded = f"policy file refused ({exc}); no last-known-good bundle"
+        log.error("!!! %s", self.degraded)
 
     async def _last_known_good(self) -> Installed | None:
         for row in await self.store.policy_history(limit=20):
@@ -148,7 +159,7 @@ class PolicyInstaller:
                 policy = load(text)
                 serial = self._verify(policy, text, signature)
             except (PolicyError, BadRequest) as exc:
-                self._refuse(exc)
+                await self._refuse(exc, by)
                 raise
             current = self.current
             if current is not None and current.policy.snapshot == policy.snapshot and current.signature == signature:

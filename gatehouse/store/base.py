@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.events import AuditEvent
 from gatehouse.identity import Identity
 from gatehouse.jobs.model import DecisionRecord, Job
 
@@ -116,6 +118,22 @@ class Store(ABC):
     @abstractmethod
     async def oldest_in_state(self, status: str) -> float | None:
         """When the longest-waiting job in `status` entered it (None if there is none)."""
+
+    # audit
+    @abstractmethod
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append events that have no other change to travel with (e.g. a refused bundle)."""
+
+    @abstractmethod
+    async def audit_streams(self) -> list[str]: ...
+
+    @abstractmethod
+    async def audit_entries(
+        self, stream: str, *, since_seq: int = 0, since_ts: float | None = None, limit: int | None = None
+    ) -> list[Entry]: ...
+
+    @abstractmethod
+    async def audit_checkpoints(self, stream: str) -> list[Checkpoint]: ...
 
     # policy
     @abstractmethod

@@ -10,10 +10,22 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, entry_hash, sign_checkpoint
+from gatehouse.audit.events import (
+    SYSTEM,
+    AuditEvent,
+    current_actor,
+    current_request_id,
+    decision_event,
+    job_submitted_event,
+    state_event,
+)
+from gatehouse.crypto import SigningKey
 from gatehouse.errors import Conflict
 from gatehouse.identity import Identity
 from gatehouse.jobs.model import DecisionRecord, Job
@@ -83,6 +95,28 @@ CREATE TABLE IF NOT EXISTS decisions (
     extra TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_job ON decisions (job_id, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    actor TEXT,
+    request_id TEXT,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    time REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS policies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshot TEXT NOT NULL,
@@ -245,9 +279,19 @@ def decode_cursor(cursor: str) -> int:
 
 
 class SQLiteStore(Store):
-    def __init__(self, *, path: str | Path) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        audit_key: SigningKey | None = None,
+        checkpoint_every: int = 100,
+        audit: bool = True,
+    ) -> None:
         self.path = str(path)
         self._db: sqlite3.Connection | None = None
+        self.audit_key = audit_key
+        self.checkpoint_every = checkpoint_every
+        self.audit_enabled = audit
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -267,8 +311,91 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         if self._db is not None:
+            if self.audit_enabled and self.audit_key is not None:
+                self._checkpoint_heads()
             self._db.close()
             self._db = None
+
+    # audit --------------------------------------------------------------------------------
+    def _append_audit(self, db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        """Chain `events` onto their streams, inside the caller's transaction."""
+        if not self.audit_enabled:
+            return
+        actor, request_id = current_actor.get(), current_request_id.get()
+        for ev in events:
+            head = db.execute(
+                "SELECT seq, hash FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1", (ev.stream,)
+            ).fetchone()
+            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+            fields = {"stream": ev.stream, "seq": seq, "ts": time.time(), "type": ev.type,
+                      "actor": actor, "request_id": request_id, "data": ev.data, "prev_hash": prev}
+            # Store exactly the JSON that was hashed, so verification re-reads the same values.
+            fields["data"] = json.loads(_dumps(ev.data))
+            digest = entry_hash(fields)
+            db.execute(
+                "INSERT INTO audit (stream, seq, ts, type, actor, request_id, data, prev_hash, hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (ev.stream, seq, fields["ts"], ev.type, actor, request_id, _dumps(fields["data"]),
+                 prev, digest),
+            )
+            if self.audit_key is not None and seq % self.checkpoint_every == 0:
+                self._insert_checkpoint(db, ev.stream, seq, digest)
+
+    def _insert_checkpoint(self, db: sqlite3.Connection, stream: str, seq: int, digest: str) -> None:
+        assert self.audit_key is not None
+        cp = sign_checkpoint(self.audit_key, stream, seq, digest, time.time())
+        db.execute(
+            "INSERT INTO audit_checkpoints (stream, seq, hash, time, key_id, sig) VALUES (?,?,?,?,?,?)",
+            (cp.stream, cp.seq, cp.hash, cp.time, cp.key_id, cp.sig),
+        )
+
+    def _checkpoint_heads(self) -> None:
+        """Sign the head of every stream that moved since its last checkpoint (at shutdown)."""
+        with self._tx() as db:
+            heads = db.execute(
+                "SELECT a.stream, a.seq, a.hash FROM audit a JOIN "
+                "(SELECT stream, MAX(seq) AS seq FROM audit GROUP BY stream) h "
+                "ON a.stream = h.stream AND a.seq = h.seq"
+            ).fetchall()
+            for stream, seq, digest in heads:
+                last = db.execute(
+                    "SELECT MAX(seq) FROM audit_checkpoints WHERE stream = ?", (stream,)
+                ).fetchone()[0]
+                if last is None or last < seq:
+                    self._insert_checkpoint(db, stream, seq, digest)
+
+    async def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        with self._tx() as db:
+            self._append_audit(db, events)
+
+    async def audit_streams(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT stream FROM audit ORDER BY stream")]
+
+    async def audit_entries(
+        self, stream: str, *, since_seq: int = 0, since_ts: float | None = None, limit: int | None = None
+    ) -> list[Entry]:
+        sql = ("SELECT stream, seq, ts, type, actor, request_id, data, prev_hash, hash FROM audit "
+               "WHERE stream = ? AND seq > ?")
+        args: list[Any] = [stream, since_seq]
+        if since_ts is not None:
+            sql += " AND ts >= ?"
+            args.append(since_ts)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [
+            Entry(stream=r[0], seq=r[1], ts=r[2], type=r[3], actor=r[4], request_id=r[5],
+                  data=json.loads(r[6]), prev_hash=r[7], hash=r[8])
+            for r in self.db.execute(sql, args).fetchall()
+        ]
+
+    async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
+        rows = self.db.execute(
+            "SELECT stream, seq, hash, time, key_id, sig FROM audit_checkpoints WHERE stream = ? "
+            "ORDER BY id", (stream,)
+        ).fetchall()
+        return [Checkpoint(*r) for r in rows]
 
     def _tx(self) -> _Tx:
         return _Tx(self.db)
@@ -292,6 +419,8 @@ class SQLiteStore(Store):
                     identity.revoked_at,
                 ),
             )
+            self._append_audit(db, [AuditEvent(SYSTEM, "identity.created", {
+                **identity.to_public(), "tenant": identity.tenant})])
 
     async def identity_by_key_hash(self, key_hash: str) -> Identity | None:
         row = self.db.execute(
@@ -321,6 +450,8 @@ class SQLiteStore(Store):
                 "UPDATE identities SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (at, identity_id),
             )
+            if cur.rowcount == 1:
+                self._append_audit(db, [AuditEvent(SYSTEM, "identity.revoked", {"id": identity_id})])
             return cur.rowcount == 1
 
     # jobs ---------------------------------------------------------------------------------
@@ -361,6 +492,7 @@ class SQLiteStore(Store):
                 ),
             )
             _insert_record(db, record)
+            self._append_audit(db, [job_submitted_event(job), *decision_event(record)])
         return job.evolve(seq=cur.lastrowid or 0)
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -443,8 +575,12 @@ class SQLiteStore(Store):
             cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
             if cur.rowcount != 1:
                 return None
+            events = []
             if record is not None:
                 _insert_record(db, record)
+                events += decision_event(record)
+            events.append(state_event(job, job.status, new_status, event, fields))
+            self._append_audit(db, events)
         return job.evolve(status=new_status, updated_at=at, **fields)
 
     async def queued_jobs(
@@ -489,6 +625,7 @@ class SQLiteStore(Store):
     async def add_decision(self, record: DecisionRecord) -> None:
         with self._tx() as db:
             _insert_record(db, record)
+            self._append_audit(db, decision_event(record))
 
     async def decisions(self, job_id: str) -> list[DecisionRecord]:
         rows = self.db.execute(
@@ -524,6 +661,12 @@ class SQLiteStore(Store):
                     row.installed_by,
                 ),
             )
+            sig = row.signature or {}
+            self._append_audit(db, [AuditEvent(SYSTEM, "policy.installed", {
+                "snapshot": row.snapshot, "serial": row.serial, "signed": row.signature is not None,
+                "key_id": sig.get("key_id"), "installed_by": row.installed_by,
+                "warning": None if row.signature else "unsigned bundle accepted (no trusted keys)",
+            })])
 
     async def active_policy(self) -> PolicyRow | None:
         rows = await self.policy_history(limit=1)

@@ -1,0 +1,80 @@
+"""Audit: read a tenant's stream, verify the chain (admins and reviewers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.errors import json_response
+from gatehouse.audit.events import SYSTEM, stream_for
+from gatehouse.audit.verify import verify_store
+from gatehouse.errors import BadRequest, Forbidden
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def _stream(who: Principal, stream: str | None) -> str:
+    who.require("reviewer")
+    wanted = stream or stream_for(who.tenant)
+    if wanted != stream_for(who.tenant) and not who.identity.is_admin:
+        raise Forbidden(f"stream `{wanted}` belongs to another tenant", code="forbidden_stream")
+    return wanted
+
+
+def _since(since: str | None) -> tuple[int, float | None]:
+    """`since` is a sequence number, or an RFC 3339 time."""
+    if not since:
+        return 0, None
+    if since.isdigit():
+        return int(since), None
+    try:
+        return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(f"`since` must be a sequence number or an RFC 3339 time, not `{since}`",
+                         code="invalid_since") from None
+
+
+@router.get("")
+async def audit_entries(
+    request: Request,
+    who: Auth,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    stream: str | None = None,
+) -> Response:
+    name = _stream(who, stream)
+    since_seq, since_ts = _since(since)
+    store = request.app.state.store
+    entries = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts, limit=limit)
+    checkpoints = [c.to_dict() for c in await store.audit_checkpoints(name)
+                   if not entries or c.seq >= entries[0].seq]
+    return json_response({
+        "stream": name,
+        "entries": [e.to_dict() for e in entries],
+        "checkpoints": checkpoints,
+        "next_since": str(entries[-1].seq) if len(entries) == limit else None,
+        "key": {"key_id": request.app.state.plane.signing_key.key_id,
+                "pem": request.app.state.plane.signing_key.verify_key.pem().decode()},
+    })
+
+
+@router.get("/verify")
+async def audit_verify(request: Request, who: Auth, stream: str | None = None) -> Response:
+    who.require("reviewer")
+    store = request.app.state.store
+    if who.identity.is_admin and stream is None:
+        streams = None
+    else:
+        streams = [_stream(who, stream)]
+    key = request.app.state.plane.signing_key.verify_key
+    reports = await verify_store(store, {key.key_id: key}, streams)
+    return json_response({
+        "ok": all(r.ok for r in reports),
+        "streams": [r.to_dict() for r in reports],
+        "system_stream": SYSTEM,
+    })

@@ -1,0 +1,91 @@
+"""What goes into the audit log, and who did it.
+
+The actor and request id travel in context variables, set once at the edge (authentication,
+the request id middleware, the scheduler's own tasks), so that the store can stamp every entry
+it writes inside the transaction of the change, without threading them through every call.
+Raw prompts and outputs never enter the log: only their sha256 and a redacted preview.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from gatehouse.audit.chain import redact_preview
+from gatehouse.jobs.model import DecisionRecord, Job
+
+__all__ = [
+    "AuditEvent",
+    "current_actor",
+    "current_request_id",
+    "decision_event",
+    "job_submitted_event",
+    "state_event",
+    "stream_for",
+]
+
+current_actor: ContextVar[str | None] = ContextVar("gatehouse_actor", default=None)
+current_request_id: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=None)
+
+SYSTEM = "system"
+
+
+def stream_for(tenant: str | None) -> str:
+    return f"tenant:{tenant}" if tenant else SYSTEM
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    stream: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def job_submitted_event(job: Job) -> AuditEvent:
+    return AuditEvent(
+        stream_for(job.tenant),
+        "job.submitted",
+        {
+            "job_id": job.id,
+            "identity_id": job.identity_id,
+            "topic": job.topic,
+            "status": job.status,
+            "job_hash": job.job_hash,
+            "prompt_sha256": _sha(job.prompt),
+            "prompt_preview": redact_preview(job.prompt),
+            "labels": job.labels,
+            "capability": job.meta.get("capability"),
+            "risk_tags": job.meta.get("risk_tags") or [],
+            "attachments": [
+                {"name": a.get("name"), "sha256": _sha(str(a.get("content_base64", "")))}
+                for a in job.attachments
+            ],
+            "remediated_from": job.remediated_from,
+        },
+    )
+
+
+def decision_event(record: DecisionRecord) -> list[AuditEvent]:
+    # The whole public record (schemas/decision-record.schema.json): it holds no prompt text.
+    data = record.to_public()
+    events = [AuditEvent(stream_for(record.tenant), "decision", data)]
+    if record.fail_mode_applied and record.result == "allow":
+        events.append(AuditEvent(stream_for(record.tenant), "fail_open", data))
+    return events
+
+
+def state_event(job: Job, old: str, new: str, event: str, fields: dict[str, Any]) -> AuditEvent:
+    data: dict[str, Any] = {"job_id": job.id, "from": old, "to": new, "event": event}
+    if "result" in fields and fields["result"] is not None:
+        data["result_sha256"] = _sha(repr(fields["result"]))
+    if fields.get("lease_owner"):
+        data["lease_owner"] = fields["lease_owner"]
+    if fields.get("error"):
+        data["error_preview"] = redact_preview(str(fields["error"]))
+    return AuditEvent(stream_for(job.tenant), "job.state", data)

@@ -1,0 +1,179 @@
+"""`gatehouse audit verify|export`: check the chain, or ship it off the host."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gatehouse.audit.chain import Checkpoint, Entry, StreamReport
+from gatehouse.crypto import VerifyKey
+
+
+def _report(reports: list[StreamReport]) -> None:
+    if not reports:
+        click.echo("no audit entries")
+    for r in reports:
+        if r.ok:
+            click.echo(f"ok   {r.stream}: {r.entries} entries, {r.checkpoints} checkpoints, head {r.head_hash[:16]}")
+        else:
+            click.echo(f"BAD  {r.stream}: first bad entry {r.first_bad_seq}: {r.reason}")
+    if not all(r.ok for r in reports):
+        sys.exit(1)
+
+
+def _server_keys(data_dir: Path) -> dict[str, VerifyKey]:
+    pub = data_dir / "keys" / "server.pub"
+    if not pub.exists():
+        raise click.ClickException(f"no server key at `{pub}`")
+    key = VerifyKey.load(pub)
+    return {key.key_id: key}
+
+
+async def _open_store(data_dir: Path) -> Any:
+    from gatehouse.store.sqlite import SQLiteStore
+
+    db = data_dir / "gatehouse.db"
+    if not db.exists():
+        raise click.ClickException(f"no database at `{db}`")
+    store = SQLiteStore(path=db, audit=False)
+    await store.open()
+    return store
+
+
+@click.group()
+def audit() -> None:
+    """Verify and export the tamper-evident audit log."""
+
+
+@audit.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="verify a server's data directory")
+@click.option("--url", help="verify through a running server (with --key)")
+@click.option("--key", "api_key", envvar="GATEHOUSE_KEY", help="API key of an admin or reviewer")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="verify an export made by `gatehouse audit export`")
+@click.option("--trust-key", "trust_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="pin the checkpoint key (server.pub) instead of trusting the export's header")
+def verify(data_dir: Path | None, url: str | None, api_key: str | None, file: Path | None,
+           trust_key: Path | None) -> None:
+    """Walk every chain and checkpoint; exit 1 naming the first bad entry."""
+    if sum(x is not None for x in (data_dir, url, file)) != 1:
+        raise click.UsageError("give exactly one of --data-dir, --url or --file")
+    if file is not None:
+        from gatehouse.audit.verify import verify_file
+
+        pinned = None
+        if trust_key is not None:
+            k = VerifyKey.load(trust_key)
+            pinned = {k.key_id: k}
+        try:
+            _report(verify_file(file, pinned))
+        except ValueError as exc:
+            click.echo(f"BAD  {file}: {exc}")
+            sys.exit(1)
+        return
+    if data_dir is not None:
+        from gatehouse.audit.verify import verify_store
+
+        async def run() -> list[StreamReport]:
+            store = await _open_store(data_dir)
+            try:
+                return await verify_store(store, _server_keys(data_dir))
+            finally:
+                await store.close()
+
+        _report(asyncio.run(run()))
+        return
+    from gatehouse.client import ApiError, Client
+
+    if not api_key:
+        raise click.UsageError("--url needs --key")
+    with Client(url or "", api_key=api_key) as client:
+        try:
+            body = client.request("GET", "/api/v1/audit/verify")
+        except ApiError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    reports = []
+    for s in body["streams"]:
+        r = StreamReport(stream=s["stream"], entries=s["entries"], checkpoints=s["checkpoints"],
+                         ok=s["ok"], first_bad_seq=s["first_bad_seq"], reason=s["reason"],
+                         head_hash=s["head_hash"])
+        reports.append(r)
+    _report(reports)
+
+
+def _since_filter(since: str | None) -> tuple[int, float | None]:
+    if not since:
+        return 0, None
+    if since.isdigit():
+        return int(since), None
+    try:
+        return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"`{since}` is neither a sequence number nor an RFC 3339 time") from None
+
+
+@audit.command()
+@click.option("--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", default=None, help="sequence number or RFC 3339 time")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--url")
+@click.option("--key", "api_key", envvar="GATEHOUSE_KEY")
+@click.option("--stream", "streams", multiple=True, help="streams to export (default: all / your tenant's)")
+def export(to: Path, since: str | None, data_dir: Path | None, url: str | None, api_key: str | None,
+           streams: tuple[str, ...]) -> None:
+    """Write entries and checkpoints as JSON Lines, verifiable offline with `verify --file`."""
+    from gatehouse.audit.verify import export_lines
+
+    if (data_dir is None) == (url is None):
+        raise click.UsageError("give exactly one of --data-dir or --url")
+    since_seq, since_ts = _since_filter(since)
+    entries: list[Entry] = []
+    checkpoints: list[Checkpoint] = []
+    keys: list[VerifyKey] = []
+    if data_dir is not None:
+        async def run() -> None:
+            store = await _open_store(data_dir)
+            try:
+                for name in streams or await store.audit_streams():
+                    got = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts)
+                    entries.extend(got)
+                    if got:  # a stream with nothing new exports nothing, checkpoints included
+                        first = got[0].seq
+                        checkpoints.extend(c for c in await store.audit_checkpoints(name) if c.seq >= first)
+            finally:
+                await store.close()
+
+        asyncio.run(run())
+        keys = list(_server_keys(data_dir).values())
+    else:
+        from gatehouse.client import ApiError, Client
+
+        if not api_key:
+            raise click.UsageError("--url needs --key")
+        with Client(url or "", api_key=api_key) as client:
+            for name in streams or (None,):
+                cursor: str | None = since
+                try:
+                    while True:
+                        page = client.request("GET", "/api/v1/audit", since=cursor, stream=name, limit=5000)
+                        entries += [Entry.from_dict(e) for e in page["entries"]]
+                        if page["next_since"] is None:
+                            break
+                        cursor = page["next_since"]
+                except ApiError as exc:
+                    click.echo(f"error: {exc}", err=True)
+                    sys.exit(2)
+                first = next((e.seq for e in entries if e.stream == page["stream"]), None)
+                if first is not None:
+                    checkpoints += [Checkpoint(**c) for c in page["checkpoints"] if c["seq"] >= first]
+                keys = [VerifyKey.from_pem(page["key"]["pem"].encode())]
+    lines = export_lines(entries, checkpoints, keys, exported_at=time.time(), since=since)
+    to.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"exported {len(entries)} entries and {len(checkpoints)} checkpoints to {to}")

@@ -1,0 +1,161 @@
+"""Intent classification: prompt (and attachment text) -> labels and risk tags, with the reasons.
+
+Deterministic and table-driven. A `Classifier` is a tuple of `Pattern` rows compiled once; the
+request path only runs them. Every pattern that matches a text yields one `Hit` (its first match),
+so an operator can see *why* a job was labelled `destructive`.
+
+Combining hits:
+- `command_class`: the most severe hit wins, `destructive` > `write` > `read`; with no command
+  hit at all it is `none`. A client cannot lower it: `sanitise` drops a client-sent
+  `command_class`, and this value is derived from the text alone.
+- other labels (from extension patterns): the first hit in table order wins, prompt before
+  attachments, so the result never depends on dict or set ordering.
+- risk tags: the union, sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.errors import BadRequest
+from gatehouse.ingress.commands import COMMAND_PATTERNS
+from gatehouse.ingress.patterns import COMMAND_CLASS, COMMAND_CLASSES, Pattern
+from gatehouse.ingress.risks import RISK_PATTERNS
+from gatehouse.ingress.text import clean_text, visible
+
+__all__ = ["DEFAULT_CLASSIFIER", "Classification", "Classifier", "Hit", "classify"]
+
+EXCERPT_CHARS = 80
+_SEVERITY = {name: rank for rank, name in enumerate(COMMAND_CLASSES)}  # lower = more severe
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One pattern that matched, and the text it matched (escaped, at most 80 characters).
+
+    `source` is `prompt` or `attachment[i]` (the index into `attachments_text`).
+    """
+
+    pattern: str
+    label: str | None
+    value: str | None
+    risk_tag: str | None
+    excerpt: str
+    source: str = "prompt"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pattern": self.pattern,
+            "label": self.label,
+            "value": self.value,
+            "risk_tag": self.risk_tag,
+            "excerpt": self.excerpt,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Derived labels (always including `command_class`), risk tags, and the hits behind them."""
+
+    labels: dict[str, str]
+    risk_tags: tuple[str, ...]
+    hits: tuple[Hit, ...]
+
+    @property
+    def command_class(self) -> str:
+        return self.labels[COMMAND_CLASS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": dict(self.labels),
+            "risk_tags": list(self.risk_tags),
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """An ordered table of patterns. Build once (at startup or bundle load), use per request."""
+
+    patterns: tuple[Pattern, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patterns", tuple(self.patterns))
+        seen: set[str] = set()
+        for p in self.patterns:
+            if p.name in seen:
+                raise BadRequest(
+                    f"classifier pattern `{p.name}`: duplicate name",
+                    code="bad_classifier_pattern",
+                    details={"pattern": p.name},
+                )
+            seen.add(p.name)
+
+    def extend(self, patterns: Iterable[Mapping[str, Any]]) -> Classifier:
+        """A new classifier with extra patterns (from config or a policy bundle) appended.
+
+        Raises `BadRequest` (code `bad_classifier_pattern`) for unknown keys, a bad regex, a
+        duplicate name, or examples the pattern does not itself satisfy.
+        """
+        extra = tuple(Pattern.from_mapping(p) for p in patterns)
+        return Classifier(patterns=(*self.patterns, *extra))
+
+    def classify(self, prompt: str, *, attachments_text: Sequence[str] = ()) -> Classification:
+        sources = [("prompt", prompt)]
+        sources += [(f"attachment[{i}]", text) for i, text in enumerate(attachments_text)]
+        hits: list[Hit] = []
+        for source, raw in sources:
+            clean = clean_text(raw)
+            for p in self.patterns:
+                m = p.search(raw, clean)
+                if m is not None:
+                    hits.append(
+                        Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source)
+                    )
+        return _combine(hits)
+
+
+def classify(
+    prompt: str,
+    *,
+    attachments_text: Sequence[str] = (),
+    classifier: Classifier | None = None,
+) -> Classification:
+    """Classify `prompt` and the decoded text of kept attachments with `classifier`.
+
+    `classifier` defaults to `DEFAULT_CLASSIFIER`.
+    """
+    chosen = DEFAULT_CLASSIFIER if classifier is None else classifier
+    return chosen.classify(prompt, attachments_text=attachments_text)
+
+
+def _combine(hits: list[Hit]) -> Classification:
+    command_class = "none"
+    other: dict[str, str] = {}
+    for h in hits:
+        if h.label is None or h.value is None:
+            continue
+        if h.label == COMMAND_CLASS:
+            if _SEVERITY[h.value] < _SEVERITY[command_class]:
+                command_class = h.value
+        else:
+            other.setdefault(h.label, h.value)
+    tags = sorted({h.risk_tag for h in hits if h.risk_tag is not None})
+    return Classification(
+        labels={COMMAND_CLASS: command_class, **other},
+        risk_tags=tuple(tags),
+        hits=tuple(hits),
+    )
+
+
+def _excerpt(pattern: Pattern, matched: str) -> str:
+    if pattern.sensitive:
+        # Enough to recognise the kind of secret, never enough to use it.
+        return visible(matched[:4], EXCERPT_CHARS) + f"\u2026 [redacted, {len(matched)} chars]"
+    return visible(matched, EXCERPT_CHARS)
+
+
+DEFAULT_CLASSIFIER = Classifier(patterns=(*COMMAND_PATTERNS, *RISK_PATTERNS))
