@@ -31,6 +31,8 @@ class Settings:
     kernel_socket: Path | None = None
     kernel_deadline: float = 0.05
     audit: bool = True
+    rate_limit_identity: str = "200/400"
+    rate_limit_tenant: str = "1000/2000"
     audit_checkpoint_every: int = 100
 
     @property

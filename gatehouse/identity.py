@@ -39,6 +39,7 @@ class Identity:
     created_at: float
     revoked_at: float | None = None
     created_by: str | None = None
+    rate_limit: str | None = None  # "RATE/BURST" per second, overriding the server default
 
     @property
     def is_admin(self) -> bool:
@@ -68,6 +69,7 @@ class Identity:
             "created_at": rfc3339(self.created_at),
             "revoked_at": rfc3339(self.revoked_at),
             "revoked": self.revoked_at is not None,
+            "rate_limit": self.rate_limit,
         }
 
 

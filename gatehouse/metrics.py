@@ -77,6 +77,9 @@ class Metrics:
         self.jobs_finished = Counter(
             "gatehouse_jobs_finished_total", "Jobs that reached a final state", ["state"], registry=r
         )
+        self.rate_limited = Counter(
+            "gatehouse_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
+        )
         self.http_errors = Counter(
             "gatehouse_http_errors_total", "Error responses by code", ["code"], registry=r
         )

@@ -14,6 +14,7 @@ from gatehouse import __version__
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
+from gatehouse.api.ratelimit import RateLimiter, parse_limit
 from gatehouse.api.routes import audit, identities, jobs, policy, worker
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
@@ -37,6 +38,11 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.state.store = plane.store
     app.state.metrics = plane.metrics
     app.state.settings = settings
+    app.state.limiter = RateLimiter(
+        identity=parse_limit(settings.rate_limit_identity),
+        tenant=parse_limit(settings.rate_limit_tenant),
+        on_limited=lambda scope: plane.metrics.rate_limited.labels(scope).inc(),
+    )
     install_error_handlers(app)
     for module in (jobs, policy, identities, worker, audit):
         app.include_router(module.router)

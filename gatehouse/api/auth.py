@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from gatehouse.api.ratelimit import parse_limit
 from gatehouse.audit.events import current_actor
 from gatehouse.errors import Forbidden, Unauthorized
 from gatehouse.identity import Identity, hash_key
 
-__all__ = ["Principal", "authenticate", "require_role"]
+__all__ = ["Principal", "authenticate", "rate_limited", "require_role"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,15 @@ def require_role(identity: Identity, *roles: str) -> None:
             f"identity `{identity.name}` needs one of the roles {', '.join(roles)}",
             code="missing_role",
         )
+
+
+async def rate_limited(request: Request) -> Principal:
+    """`authenticate`, then the caller's token buckets (agent-facing routes)."""
+    who = await authenticate(request)
+    limiter = request.app.state.limiter
+    override = parse_limit(who.identity.rate_limit) if who.identity.rate_limit else None
+    limiter.check(who.identity.id, who.tenant, override)
+    return who
 
 
 async def authenticate(request: Request) -> Principal:

@@ -103,7 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Denied):
             # The decision also sits at the top level, beside `error`, for clients that read it
             # the way they read a 201.
-            extra = {k: exc.details[k] for k in ("decision", "job_id", "status") if k in exc.details}
+            extra = {
+                k: exc.details[k] for k in ("decision", "job_id", "status", "derived") if k in exc.details
+            }
         return error_response(status, exc.code, exc.message, exc.details, extra=extra, headers=headers)
 
     @app.exception_handler(RequestValidationError)

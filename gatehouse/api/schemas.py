@@ -95,6 +95,7 @@ class IdentityIn(BaseModel):
     roles: list[str] = Field(default_factory=lambda: ["agent"], min_length=1, max_length=5)
     topics: list[str] = Field(default_factory=lambda: ["**"], max_length=256)
     capabilities: list[str] = Field(default_factory=lambda: ["*"], max_length=256)
+    rate_limit: str | None = Field(None, max_length=32, description="RATE/BURST per second")
 
 
 class PolicyIn(BaseModel):

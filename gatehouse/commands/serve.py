@@ -25,6 +25,10 @@ from gatehouse.config import Settings
 @click.option("--kernel-socket", type=click.Path(path_type=Path), default=None,
               help="use a kernel process (`gatehouse kernel --socket`) instead of the in-process one")
 @click.option("--kernel-deadline-ms", type=int, default=50, show_default=True)
+@click.option("--rate-limit-identity", default=None,
+              help="per-identity limit RATE[/BURST] per second, 0 for none (default 200/400)")
+@click.option("--rate-limit-tenant", default=None,
+              help="per-tenant limit RATE[/BURST] per second, 0 for none (default 1000/2000)")
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
@@ -38,6 +42,8 @@ def serve(
     watch_policy: bool,
     kernel_socket: Path | None,
     kernel_deadline_ms: int,
+    rate_limit_identity: str | None,
+    rate_limit_tenant: str | None,
     max_body_bytes: int | None,
     builtin_workers: int,
     log_level: str,
@@ -60,9 +66,19 @@ def serve(
         watch_policy=watch_policy,
         kernel_socket=kernel_socket,
         kernel_deadline=kernel_deadline_ms / 1000,
+        rate_limit_identity=rate_limit_identity,
+        rate_limit_tenant=rate_limit_tenant,
         max_body_bytes=max_body_bytes,
         builtin_workers=builtin_workers,
     )
+    from gatehouse.api.ratelimit import parse_limit
+    from gatehouse.errors import BadRequest
+
+    try:
+        parse_limit(settings.rate_limit_identity)
+        parse_limit(settings.rate_limit_tenant)
+    except BadRequest as exc:
+        raise click.BadParameter(exc.message) from None
     plane = ControlPlane(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=host, registry=plane.metrics.registry)

@@ -8,6 +8,7 @@ traceable) but it is never queued.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from gatehouse.bus import Bus
 from gatehouse.config import Settings
 from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
 from gatehouse.identity import Identity
+from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_attachments
 from gatehouse.jobs import states
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now
 from gatehouse.kernel import Kernel, Verdict
@@ -82,6 +84,18 @@ def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: s
     return Verdict(decision=Decision(DENY, "identity_scope", why), snapshot=snapshot)
 
 
+def _texts(attachments: list[dict[str, Any]], limit: int = 64 * 1024) -> list[str]:
+    """Decoded text of the attachments that are text, for the classifier."""
+    out = []
+    for a in attachments:
+        try:
+            raw = base64.b64decode(a.get("content_base64", ""), validate=False)[:limit]
+            out.append(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return out
+
+
 class Gates:
     def __init__(
         self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings
@@ -91,6 +105,18 @@ class Gates:
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
+        self._classifiers: dict[str, Classifier] = {}
+
+    def _classifier(self) -> Classifier:
+        """The default pattern table, extended by the running bundle's `classifiers`."""
+        policy = self.kernel.policy
+        if policy is None or not policy.classifiers:
+            return DEFAULT_CLASSIFIER
+        cached = self._classifiers.get(policy.snapshot)
+        if cached is None:
+            self._classifiers = {policy.snapshot: DEFAULT_CLASSIFIER.extend(policy.classifiers)}
+            cached = self._classifiers[policy.snapshot]
+        return cached
 
     def _draft(self, who: Identity, tenant: str, body: JobIn) -> Job:
         """The job as it would be stored, before any decision (pure: no I/O)."""
@@ -109,13 +135,28 @@ class Gates:
             raise Forbidden(
                 f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch"
             )
-        meta: dict[str, Any] = {"risk_tags": list(body.meta.risk_tags)}
-        if body.meta.capability is not None:
-            meta["capability"] = body.meta.capability
-        attachments = [a.model_dump() for a in body.attachments]
+        # Ingress: what reaches the gate is what the agent really asks for, not what it claims.
+        clean = sanitise(dict(body.labels), body.meta.model_dump(exclude_none=True))
+        screened = screen_attachments([a.model_dump() for a in body.attachments])
+        attachments = [dict(a) for a in screened.kept]
         for a in attachments:
             a["size"] = len(a["content_base64"]) * 3 // 4
-        labels = dict(body.labels)
+        found = self._classifier().classify(body.prompt, attachments_text=_texts(attachments))
+        labels = {**clean.labels, **found.labels}  # server-derived labels win
+        meta: dict[str, Any] = {
+            k: v for k, v in clean.meta.items() if k in ("capability", "source", "trace_id",
+                                                         "session_id", "description")
+        }
+        meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *found.risk_tags})
+        derived: dict[str, Any] = {
+            "labels": found.labels,
+            "risk_tags": list(found.risk_tags),
+            "hits": [h.to_dict() for h in found.hits],
+        }
+        if clean.dropped:
+            derived["dropped"] = [d.to_dict() for d in clean.dropped]
+        if screened.removed:
+            derived["removed_attachments"] = [r.to_dict() for r in screened.removed]
         at = now()
         return Job(
             id=new_id("job"),
@@ -139,6 +180,7 @@ class Gates:
             updated_at=at,
             idempotency_key=body.idempotency_key,
             requester_roles=who.roles,
+            derived=derived,
         )
 
     async def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
@@ -162,7 +204,8 @@ class Gates:
             status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from
         )
         record = make_record(
-            verdict, stage="submit", job_id=job.id, tenant=tenant, job_hash=job.job_hash
+            verdict, stage="submit", job_id=job.id, tenant=tenant, job_hash=job.job_hash,
+            extra={"derived": job.derived},
         )
         try:
             job = await self.store.insert_job(job, record)
@@ -204,7 +247,8 @@ class Gates:
         job, job_id = await self._decide_body(who, tenant, body)
         verdict = await self._verdict(who, job, "simulate")
         record = make_record(
-            verdict, stage="simulate", job_id=job_id, tenant=tenant, job_hash=job.job_hash
+            verdict, stage="simulate", job_id=job_id, tenant=tenant, job_hash=job.job_hash,
+            extra={"derived": job.derived},
         )
         await self.store.add_decision(record)
         return record
@@ -228,6 +272,7 @@ class Gates:
             out["why"] = scoped.decision.reason + " (checked before policy)"
         out["identity_scope"] = "ok" if scoped is None else "denied"
         out["context"] = ctx
+        out["derived"] = job.derived
         return out
 
     async def cancel(self, who: Identity, tenant: str, job_id: str) -> Job:

@@ -47,6 +47,17 @@ def read_policy_file(path: Path) -> tuple[str, dict[str, Any] | None]:
     return raw, None
 
 
+def _check_classifiers(policy: Policy) -> None:
+    """A bundle's classifier patterns must compile before the bundle can run."""
+    if policy.classifiers:
+        from gatehouse.ingress import DEFAULT_CLASSIFIER
+
+        try:
+            DEFAULT_CLASSIFIER.extend(policy.classifiers)
+        except BadRequest as exc:
+            raise PolicyError(f"bad classifier pattern: {exc.message}") from None
+
+
 @dataclass
 class Installed:
     policy: Policy
@@ -157,6 +168,7 @@ class PolicyInstaller:
         async with self._lock:
             try:
                 policy = load(text)
+                _check_classifiers(policy)
                 serial = self._verify(policy, text, signature)
             except (PolicyError, BadRequest) as exc:
                 await self._refuse(exc, by)

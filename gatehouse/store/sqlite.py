@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS identities (
     key_hash TEXT NOT NULL UNIQUE,
     created_at REAL NOT NULL,
     created_by TEXT,
-    revoked_at REAL
+    revoked_at REAL,
+    rate_limit TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -206,7 +207,7 @@ def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
 
 
 def _identity(row: tuple[Any, ...]) -> Identity:
-    id_, name, tenant, roles, topics, caps, created_at, created_by, revoked_at = row
+    id_, name, tenant, roles, topics, caps, created_at, created_by, revoked_at, rate_limit = row
     return Identity(
         id=id_,
         name=name,
@@ -217,10 +218,13 @@ def _identity(row: tuple[Any, ...]) -> Identity:
         created_at=created_at,
         created_by=created_by,
         revoked_at=revoked_at,
+        rate_limit=rate_limit,
     )
 
 
-_IDENTITY_COLUMNS = "id, name, tenant, roles, topics, capabilities, created_at, created_by, revoked_at"
+_IDENTITY_COLUMNS = (
+    "id, name, tenant, roles, topics, capabilities, created_at, created_by, revoked_at, rate_limit"
+)
 
 
 def _record(row: tuple[Any, ...]) -> DecisionRecord:
@@ -405,7 +409,7 @@ class SQLiteStore(Store):
         with self._tx() as db:
             db.execute(
                 "INSERT INTO identities (id, name, tenant, roles, topics, capabilities, key_hash, "
-                "created_at, created_by, revoked_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "created_at, created_by, revoked_at, rate_limit) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     identity.id,
                     identity.name,
@@ -417,6 +421,7 @@ class SQLiteStore(Store):
                     identity.created_at,
                     identity.created_by,
                     identity.revoked_at,
+                    identity.rate_limit,
                 ),
             )
             self._append_audit(db, [AuditEvent(SYSTEM, "identity.created", {

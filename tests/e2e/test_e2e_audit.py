@@ -39,7 +39,7 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
     with s.admin() as admin, s.client(agent["api_key"]) as a:
         ok = a.post("/api/v1/jobs", json={"topic": "job.demo.read", "prompt": "password=hunter2 status"},
                     headers={"X-Request-ID": "req-test-1"}).json()
-        a.post("/api/v1/jobs", json={"topic": "job.exec.shell", "labels": {"command_class": "destructive"}})
+        a.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
         a.post("/api/v1/policy/simulate", json={"topic": "job.x.y"})
         s.wait_status(ok["job_id"], {"succeeded"})
         admin.put("/api/v1/policy", json={"bundle": SEED.read_text().replace("name: seed", "name: v2")})

@@ -37,7 +37,7 @@ def test_destructive_exec_is_denied_at_the_boundary_and_never_queued(server: Ser
         r = c.post(
             "/api/v1/jobs",
             json={"topic": "job.exec.shell", "prompt": "rm -rf /",
-                  "labels": {"command_class": "destructive"}},
+                  "labels": {"command_class": "safe"}},
         )
         assert r.status_code == 403
         body = r.json()
@@ -182,7 +182,7 @@ def test_cancel_before_running_only(server: Server) -> None:
 def test_remediation_creates_a_new_job_judged_afresh(server: Server) -> None:
     with server.admin() as c:
         denied = c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /tmp/x",
-                                              "labels": {"command_class": "destructive"}})
+                                              "labels": {}})
         assert denied.status_code == 403
         job_id = denied.json()["job_id"]
         r = c.post(f"/api/v1/jobs/{job_id}/remediate", json={"remediation_id": "dry-run"})
@@ -258,7 +258,7 @@ def test_health_and_metrics(server: Server) -> None:
     ready = httpx.get(server.url + "/readyz").json()
     assert ready["status"] == "ready" and len(ready["policy_snapshot"]) == 64
     with server.admin() as c:
-        c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "labels": {"command_class": "destructive"}})
+        c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
     text = httpx.get(server.metrics_url).text
     assert 'gatehouse_decisions_total{decision="deny",rule="deny-destructive-exec",stage="submit"}' in text
     assert "gatehouse_policy_snapshot_info" in text

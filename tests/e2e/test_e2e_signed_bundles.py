@@ -108,7 +108,7 @@ def test_restart_with_a_bad_policy_file_runs_on_last_known_good(server_factory, 
             assert info["snapshot"] == good, breakage
             assert "last-known-good" in info["degraded"]
             r = admin.post("/api/v1/jobs", json={"topic": "job.exec.shell",
-                                                 "labels": {"command_class": "destructive"}})
+                                                 "prompt": "rm -rf /"})
             assert r.status_code == 403 and r.json()["decision"]["rule_id"] == "deny-destructive-exec"
         assert metric(s, "gatehouse_policy_last_known_good_total") == 1
         assert "LAST-KNOWN-GOOD" in s.log().upper()

@@ -19,7 +19,7 @@ def test_worker_leases_reports_and_completes(server: Server) -> None:
         leased = w.post("/api/v1/worker/lease", json={"topics": ["job.build.**"], "max_jobs": 5}).json()
         jobs = [j for j in leased["jobs"] if j["job_id"] == job_id]
         assert len(jobs) == 1
-        assert jobs[0]["prompt"] == "make" and jobs[0]["labels"] == {"team": "core"}
+        assert jobs[0]["prompt"] == "make" and jobs[0]["labels"] == {"team": "core", "command_class": "none"}
         assert jobs[0]["lease_expires_at"].endswith("Z")
         assert admin.get(f"/api/v1/jobs/{job_id}").json()["status"] == "dispatched"
         # A second lease does not get the same job.

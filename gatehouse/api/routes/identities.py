@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import json_response
+from gatehouse.api.ratelimit import parse_limit
 from gatehouse.api.schemas import IdentityIn
 from gatehouse.errors import NotFound
 from gatehouse.identity import Identity, hash_key, new_api_key, validate_scope
@@ -28,6 +29,8 @@ async def create_identity(body: IdentityIn, request: Request, who: Auth) -> Resp
         topics=body.topics,
         capabilities=body.capabilities,
     )
+    if body.rate_limit is not None:
+        parse_limit(body.rate_limit)
     key = new_api_key()
     identity = Identity(
         id=new_id("idn"),
@@ -38,6 +41,7 @@ async def create_identity(body: IdentityIn, request: Request, who: Auth) -> Resp
         capabilities=tuple(body.capabilities),
         created_at=now(),
         created_by=who.identity.id,
+        rate_limit=body.rate_limit,
     )
     await request.app.state.store.add_identity(identity, hash_key(key))
     # The key is in this response and nowhere else: only its hash is stored.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
-from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import JobIn, RemediateIn
 from gatehouse.errors import BadRequest, Denied, NotFound
@@ -16,6 +16,7 @@ from gatehouse.jobs.states import STATES
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Auth = Annotated[Principal, Depends(authenticate)]
+Limited = Annotated[Principal, Depends(rate_limited)]
 
 
 def submitted_response(s: Submitted) -> Response:
@@ -24,9 +25,10 @@ def submitted_response(s: Submitted) -> Response:
     if s.record.result == "deny":
         raise Denied(
             s.record.reason,
-            details={"decision": decision, "job_id": s.job.id, "status": s.job.status},
+            details={"decision": decision, "job_id": s.job.id, "status": s.job.status,
+                     "derived": s.job.derived},
         )
-    body = {"job_id": s.job.id, "status": s.job.status, "decision": decision}
+    body = {"job_id": s.job.id, "status": s.job.status, "decision": decision, "derived": s.job.derived}
     if s.job.remediated_from:
         body["remediated_from"] = s.job.remediated_from
     return json_response(body, 200 if s.replayed else 201, headers)
@@ -36,7 +38,7 @@ def submitted_response(s: Submitted) -> Response:
 async def submit_job(
     body: JobIn,
     request: Request,
-    who: Auth,
+    who: Limited,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
     if idempotency_key and not body.idempotency_key:
@@ -91,7 +93,7 @@ async def cancel_job(job_id: str, request: Request, who: Auth) -> Response:
 
 
 @router.post("/{job_id}/remediate", status_code=201)
-async def remediate_job(job_id: str, body: RemediateIn, request: Request, who: Auth) -> Response:
+async def remediate_job(job_id: str, body: RemediateIn, request: Request, who: Limited) -> Response:
     gates = request.app.state.plane.gates
     return submitted_response(
         await gates.remediate(who.identity, who.tenant, job_id, body.remediation_id)

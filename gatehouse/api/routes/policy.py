@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import DecideIn, PolicyIn
 from gatehouse.errors import NotFound
@@ -15,6 +15,7 @@ from gatehouse.jobs.model import rfc3339
 
 router = APIRouter(prefix="/api/v1/policy", tags=["policy"])
 Auth = Annotated[Principal, Depends(authenticate)]
+Limited = Annotated[Principal, Depends(rate_limited)]
 
 
 def _describe(request: Request) -> dict[str, object]:
@@ -60,11 +61,11 @@ async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
 
 
 @router.post("/simulate")
-async def simulate(body: DecideIn, request: Request, who: Auth) -> Response:
+async def simulate(body: DecideIn, request: Request, who: Limited) -> Response:
     record = await request.app.state.plane.gates.simulate(who.identity, who.tenant, body)
     return json_response(record.to_public())
 
 
 @router.post("/explain")
-async def explain(body: DecideIn, request: Request, who: Auth) -> Response:
+async def explain(body: DecideIn, request: Request, who: Limited) -> Response:
     return json_response(await request.app.state.plane.gates.explain(who.identity, who.tenant, body))
