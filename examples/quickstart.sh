@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 
 json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 ok() { printf '  ok: %s\n' "$*"; }
-fail() { printf '  FAIL: %s\n' "$*" >&2; exit 1; }
+fail() { printf "  FAIL: %s\n" "$*" >&2; cat "${data:-/nonexistent}/server.log" >&2 2>/dev/null || true; exit 1; }
 
 if [ -z "${GATEHOUSE_URL:-}" ]; then
   port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -22,7 +22,7 @@ if [ -z "${GATEHOUSE_URL:-}" ]; then
   "$PY" -m gatehouse serve --port "$port" --metrics-port "$mport" --data-dir "$data" \
       --policy examples/policies/seed.yaml --log-level warning >"$data/server.log" 2>&1 &
   server=$!
-  trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
+  trap 'rc=$?; kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$data"; exit $rc' EXIT
   GATEHOUSE_URL=http://127.0.0.1:$port
   GATEHOUSE_METRICS_URL=http://127.0.0.1:$mport/metrics
   for _ in $(seq 100); do curl -fs "$GATEHOUSE_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
