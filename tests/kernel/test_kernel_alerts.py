@@ -35,7 +35,7 @@ def test_alert_rules_are_well_formed() -> None:
 
 def test_alerts_use_only_exported_metric_names(server: Server) -> None:
     with server.admin() as c:  # make sure the labelled counters have at least one series
-        c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "labels": {"command_class": "destructive"}})
+        c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
     exported = set()
     for line in httpx.get(server.metrics_url).text.splitlines():
         if line.startswith("# TYPE "):
