@@ -1,9 +1,10 @@
 """Compile rules into an index: the request path looks up candidates, then checks only those.
 
-Theory of operation. Each rule is filed under exactly one *index key*, the most selective field
+Theory of operation. Each rule is filed under exactly one *index key*, the most selective fields
 it constrains: its topic patterns if it has any (exact topics in a hash map, wildcard patterns in
-a segment trie under their literal prefix), else its capabilities, else one label, else tenants,
-risk tags or roles, else the short list of rules that apply everywhere. A lookup gathers the
+a segment trie under their literal prefix); else all of its capability, tenant and label
+constraints together (rules grouped by which of those fields they constrain, one hash lookup per
+group); else its risk tags or roles; else the short list of rules that apply everywhere. A lookup gathers the
 candidates for a context from each map, and evaluates them in *rank* order: rank sorts by
 severity first (deny, require_approval, allow) and rule position second, so the first candidate
 that fully matches is exactly the winner that "most restrictive wins, ties to the first listed"
@@ -95,7 +96,8 @@ def compile_condition(cond: Condition) -> Check:
     return lambda ctx: not in_(ctx)
 
 
-def _topic_check(patterns: Sequence[str]) -> Check:
+@lru_cache(maxsize=None)
+def _topic_check(patterns: tuple[str, ...]) -> Check:
     globs = tuple(compile_glob(p) for p in patterns)
 
     def check(ctx: Mapping[str, Any]) -> bool:
@@ -105,8 +107,9 @@ def _topic_check(patterns: Sequence[str]) -> Check:
     return check
 
 
-def _one_of(key: str, allowed: Sequence[str]) -> Check:
-    wanted = frozenset(allowed)
+@lru_cache(maxsize=None)
+def _one_of(key: str, allowed: frozenset[str]) -> Check:
+    wanted = allowed
 
     def check(ctx: Mapping[str, Any]) -> bool:
         v = ctx.get(key)
@@ -117,8 +120,9 @@ def _one_of(key: str, allowed: Sequence[str]) -> Check:
     return check
 
 
-def _label_check(key: str, allowed: Sequence[str]) -> Check:
-    wanted = frozenset(allowed)
+@lru_cache(maxsize=None)
+def _label_check(key: str, allowed: frozenset[str]) -> Check:
+    wanted = allowed
 
     def check(ctx: Mapping[str, Any]) -> bool:
         labels = ctx.get("labels")
@@ -129,8 +133,9 @@ def _label_check(key: str, allowed: Sequence[str]) -> Check:
     return check
 
 
-def _any_tag(allowed: Sequence[str]) -> Check:
-    wanted = frozenset(allowed)
+@lru_cache(maxsize=None)
+def _any_tag(allowed: frozenset[str]) -> Check:
+    wanted = allowed
 
     def check(ctx: Mapping[str, Any]) -> bool:
         tags = ctx.get("risk_tags")
@@ -180,17 +185,17 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
     m = rule.match
     checks: list[tuple[str, Check]] = []
     if m.topics:
-        checks.append(("topics", _topic_check(m.topics)))
+        checks.append(("topics", _topic_check(tuple(m.topics))))
     for key, allowed in m.labels.items():
-        checks.append((f"labels.{key}", _label_check(key, allowed)))
+        checks.append((f"labels.{key}", _label_check(key, frozenset(allowed))))
     if m.capabilities:
-        checks.append(("capabilities", _one_of("capability", m.capabilities)))
+        checks.append(("capabilities", _one_of("capability", frozenset(m.capabilities))))
     if m.tenants:
-        checks.append(("tenants", _one_of("tenant", m.tenants)))
+        checks.append(("tenants", _one_of("tenant", frozenset(m.tenants))))
     if m.risk_tags:
-        checks.append(("risk_tags", _any_tag(m.risk_tags)))
+        checks.append(("risk_tags", _any_tag(frozenset(m.risk_tags))))
     if m.requester_roles:
-        checks.append(("requester_roles", _one_of("requester_role", m.requester_roles)))
+        checks.append(("requester_roles", _one_of("requester_role", frozenset(m.requester_roles))))
     for i, cond in enumerate(rule.conditions):
         checks.append((f"conditions[{i}]", compile_condition(cond)))
     decision = Decision(
@@ -221,9 +226,9 @@ class Index:
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.exact: dict[str, list[int]] = {}
         self.root = _Node()
-        self.by_capability: dict[str, list[int]] = {}
-        self.by_label: dict[str, dict[str, list[int]]] = {}
-        self.by_tenant: dict[str, list[int]] = {}
+        # Topicless rules, grouped by the equality fields they constrain: one dict lookup per
+        # group with the context's values for all those fields at once (see `_add_grouped`).
+        self.groups: dict[tuple[str, ...], dict[tuple[str, ...], list[int]]] = {}
         self.by_tag: dict[str, list[int]] = {}
         self.by_role: dict[str, list[int]] = {}
         self.always: list[int] = []
@@ -248,16 +253,8 @@ class Index:
                     node.dstar.append(r)
                 else:
                     node.regex.append((g.regex, r))
-        elif m.capabilities:
-            for c in m.capabilities:
-                self.by_capability.setdefault(c, []).append(r)
-        elif m.labels:
-            key, values = next(iter(m.labels.items()))
-            for v in values:
-                self.by_label.setdefault(key, {}).setdefault(v, []).append(r)
-        elif m.tenants:
-            for t in m.tenants:
-                self.by_tenant.setdefault(t, []).append(r)
+        elif m.capabilities or m.labels or m.tenants:
+            self._add_grouped(cr)
         elif m.risk_tags:
             for t in m.risk_tags:
                 self.by_tag.setdefault(t, []).append(r)
@@ -266,6 +263,43 @@ class Index:
                 self.by_role.setdefault(role, []).append(r)
         else:
             self.always.append(r)
+
+    def _add_grouped(self, cr: CompiledRule) -> None:
+        m = cr.rule.match
+        fields: list[tuple[str, tuple[str, ...]]] = []
+        if m.capabilities:
+            fields.append(("capability", tuple(m.capabilities)))
+        if m.tenants:
+            fields.append(("tenant", tuple(m.tenants)))
+        fields += [(f"labels.{k}", tuple(v)) for k, v in sorted(m.labels.items())]
+        # Expand any-of lists into every combination of values, keeping the expansion small (a
+        # field left out of the key is still checked by the rule itself).
+        keys: list[tuple[str, ...]] = [()]
+        used: list[str] = []
+        for name, values in fields:
+            if len(keys) * len(values) > 64:
+                continue
+            keys = [k + (v,) for k in keys for v in values]
+            used.append(name)
+        group = self.groups.setdefault(tuple(used), {})
+        for key in dict.fromkeys(keys):
+            group.setdefault(key, []).append(cr.rank)
+
+    def _group_keys(self, fields: tuple[str, ...], ctx: Mapping[str, Any]) -> list[tuple[str, ...]]:
+        """The context's value tuples for `fields` (several when a value is a list)."""
+        labels = ctx.get("labels") or {}
+        keys: list[tuple[str, ...]] = [()]
+        for f in fields:
+            v = labels.get(f[7:]) if f.startswith("labels.") else ctx.get(f)
+            if isinstance(v, str):
+                keys = [k + (v,) for k in keys]
+            elif isinstance(v, _SEQ):
+                keys = [k + (item,) for k in keys for item in v if isinstance(item, str)]
+            else:
+                return []
+            if not keys:
+                return []
+        return keys
 
     def _topic_candidates(self, topic: str | None) -> tuple[int, ...]:
         found: set[int] = set(self.always)
@@ -298,23 +332,11 @@ class Index:
         base = self.topic_candidates(topic if isinstance(topic, str) else None)
         extra: list[int] = []
         # A list-valued capability, tenant or role matches when any item does (as `_one_of`).
-        if self.by_capability:
-            caps = ctx.get("capability")
-            for cap in caps if isinstance(caps, _SEQ) else (caps,):
-                if isinstance(cap, str):
-                    extra.extend(self.by_capability.get(cap, ()))
-        if self.by_label:
-            labels = ctx.get("labels")
-            if labels:
-                for key, by_value in self.by_label.items():
-                    v = labels.get(key)
-                    if isinstance(v, str):
-                        extra.extend(by_value.get(v, ()))
-        if self.by_tenant:
-            tenants = ctx.get("tenant")
-            for tenant in tenants if isinstance(tenants, _SEQ) else (tenants,):
-                if isinstance(tenant, str):
-                    extra.extend(self.by_tenant.get(tenant, ()))
+        for fields, by_key in self.groups.items():
+            for key in self._group_keys(fields, ctx):
+                hit = by_key.get(key)
+                if hit:
+                    extra.extend(hit)
         if self.by_tag:
             for tag in ctx.get("risk_tags") or ():
                 if isinstance(tag, str):
@@ -326,7 +348,9 @@ class Index:
                     extra.extend(self.by_role.get(role, ()))
         if not extra:
             return base
-        return sorted(set(base).union(extra))
+        # Posting lists rarely overlap (a rule sits under one key per value combination); a
+        # duplicate is only checked twice, never answered differently.
+        return sorted(base + tuple(extra))
 
 
 def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[CompiledRule], Index]:
