@@ -80,6 +80,23 @@ class Metrics:
         self.rate_limited = Counter(
             "gatehouse_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
         )
+        self.approval_events = Counter(
+            "gatehouse_approval_events_total",
+            "Approval events (requested, approved, rejected, expired, stale, forged)",
+            ["event"],
+            registry=r,
+        )
+        self.approval_forgery = Counter(
+            "gatehouse_approval_forgery_total",
+            "Approval callbacks or tokens refused as forged or meant for another job",
+            registry=r,
+        )
+        self.approval_seconds = Histogram(
+            "gatehouse_approval_decision_seconds",
+            "Time from an approval request to a person's decision",
+            buckets=(10, 30, 60, 300, 900, 1800, 3600, 14400, 86400),
+            registry=r,
+        )
         self.http_errors = Counter(
             "gatehouse_http_errors_total", "Error responses by code", ["code"], registry=r
         )
@@ -106,6 +123,9 @@ class Metrics:
             ["snapshot", "name"],
             registry=r,
         )
+
+    def approval_event(self, event: str) -> None:
+        self.approval_events.labels(event).inc()
 
     def cache_event(self, event: str) -> None:
         self.cache_events.labels(event).inc()

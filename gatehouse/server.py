@@ -10,6 +10,7 @@ from gatehouse.bus import Bus, MemoryBus
 from gatehouse.config import Settings
 from gatehouse.crypto import VerifyKey, load_or_create_signing_key
 from gatehouse.identity import Identity, hash_key, new_api_key
+from gatehouse.jobs.approval_flow import ApprovalFlow
 from gatehouse.jobs.builtin import run_builtin_worker
 from gatehouse.jobs.gates import Gates
 from gatehouse.jobs.model import new_id, now
@@ -51,7 +52,11 @@ class ControlPlane:
             store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, settings=settings
         )
         self.gates = Gates(**common)  # type: ignore[arg-type]
-        self.scheduler = Scheduler(**common)  # type: ignore[arg-type]
+        self.scheduler = Scheduler(**common, approval_key=self.signing_key)  # type: ignore[arg-type]
+        self.approvals = ApprovalFlow(
+            store=self.store, bus=self.bus, metrics=self.metrics, key=self.signing_key
+        )
+        self.scheduler.approval_flow = self.approvals
         trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
         self.installer = PolicyInstaller(
             store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, trusted=trusted

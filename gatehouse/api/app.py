@@ -10,12 +10,12 @@ from fastapi import Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from gatehouse import __version__
+from gatehouse import __version__, ui
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
-from gatehouse.api.routes import audit, identities, jobs, policy, worker
+from gatehouse.api.routes import approvals, audit, identities, jobs, policy, worker
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
 
@@ -44,8 +44,9 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         on_limited=lambda scope: plane.metrics.rate_limited.labels(scope).inc(),
     )
     install_error_handlers(app)
-    for module in (jobs, policy, identities, worker, audit):
+    for module in (jobs, policy, identities, worker, audit, approvals):
         app.include_router(module.router)
+    app.include_router(ui.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Response:

@@ -20,6 +20,7 @@ from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
 from gatehouse.identity import Identity
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_attachments
 from gatehouse.jobs import states
+from gatehouse.jobs.approvals import new_request
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now
 from gatehouse.kernel import Kernel, Verdict
 from gatehouse.metrics import Metrics
@@ -207,8 +208,13 @@ class Gates:
             verdict, stage="submit", job_id=job.id, tenant=tenant, job_hash=job.job_hash,
             extra={"derived": job.derived},
         )
+        approval = None
+        if status == states.PENDING_APPROVAL:
+            d = verdict.decision
+            approval = new_request(job, rule_id=d.rule_id, reason=d.reason, ttl=d.approval_ttl,
+                                   snapshot=verdict.snapshot, at=job.created_at)
         try:
-            job = await self.store.insert_job(job, record)
+            job = await self.store.insert_job(job, record, approval)
         except Conflict:
             # The same idempotency key won a race with us: answer with the winner.
             existing = await self.store.job_by_idempotency_key(who.id, draft.idempotency_key or "")
@@ -216,6 +222,8 @@ class Gates:
                 raise
             return await self._replay(existing, draft)
         self.metrics.jobs_submitted.labels(verdict.result).inc()
+        if approval is not None:
+            self.metrics.approval_event("requested")
         if status == states.QUEUED:
             await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
         return Submitted(job=job, record=record)

@@ -19,9 +19,13 @@ from gatehouse.config import Settings
 from gatehouse.errors import Conflict, NotFound
 from gatehouse.identity import Identity
 from gatehouse.jobs import states
+from gatehouse.crypto import SigningKey
+from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
+from gatehouse.jobs.approvals import Approval, new_request, token_problem
 from gatehouse.jobs.gates import make_record
-from gatehouse.jobs.model import Job, job_context, now
-from gatehouse.kernel import Kernel
+from gatehouse.jobs.model import DecisionRecord, Job, job_context, now
+from gatehouse.kernel import Kernel, Verdict
+from gatehouse.policy import Decision
 from gatehouse.metrics import Metrics
 from gatehouse.policy import compile_glob
 from gatehouse.policy.glob import GlobError
@@ -47,13 +51,16 @@ def _prefix(pattern: str) -> str:
 
 class Scheduler:
     def __init__(
-        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings
+        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings,
+        approval_key: SigningKey | None = None,
     ) -> None:
         self.store = store
         self.kernel = kernel
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
+        self.approval_key: SigningKey | None = approval_key
+        self.approval_flow: ApprovalFlow | None = None
         self._waiters: list[asyncio.Future[None]] = []
         # job id -> (monotonic time of the next dispatch try, current delay): backoff for jobs
         # the kernel could not decide on (fail closed at dispatch means "not now").
@@ -136,6 +143,9 @@ class Scheduler:
 
     async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
         """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
+        approval = await self.store.latest_approval(job.id)
+        if approval is not None and approval.status == "approved" and self.approval_key is not None:
+            return await self._dispatch_approved(job, approval, owner=owner, lease_seconds=lease_seconds)
         verdict = await self.kernel.decide(job_context(job), stage="dispatch")
         if verdict.fail_mode_applied and verdict.result != "allow":
             # Fail closed at dispatch means "not now", not "never": the job stays queued and is
@@ -148,18 +158,75 @@ class Scheduler:
         record = make_record(
             verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
         )
+        return await self._apply(job, verdict, record, owner=owner, lease_seconds=lease_seconds)
+
+    async def _apply(
+        self, job: Job, verdict: Verdict, record: DecisionRecord, *, owner: str, lease_seconds: int,
+        nonce: str | None = None, stale: Approval | None = None,
+    ) -> Job | None:
         at = now()
         event = _DISPATCH_EVENT[verdict.result]
         fields: dict[str, Any] = {"policy_snapshot": verdict.snapshot}
+        extra: dict[str, Any] = {}
         if event == "dispatch_allow":
             fields.update(lease_owner=owner, lease_expires_at=at + lease_seconds)
-        moved = await self.store.transition(job.id, event, record=record, at=at, **fields)
+            extra["consume_nonce"] = nonce
+        elif event == "dispatch_require_approval":
+            d = verdict.decision
+            extra["new_approval"] = new_request(job, rule_id=d.rule_id, reason=d.reason, ttl=d.approval_ttl,
+                                                snapshot=verdict.snapshot, at=at)
+            if stale is not None:
+                extra["approval_update"] = (stale.id, "approved", {"status": "stale"})
+        moved = await self.store.transition(job.id, event, record=record, at=at, **extra, **fields)
+        if moved is not None and event == "dispatch_require_approval":
+            self.metrics.approval_event("stale" if stale is not None else "requested")
         if moved is None:
-            return None  # somebody else moved it first
+            return None  # somebody else moved it first, or the approval was used already
         if moved.status == states.DENIED:
             self.metrics.jobs_finished.labels(states.DENIED).inc()
             return None
         return moved if moved.status == states.DISPATCHED else None
+
+    async def _dispatch_approved(
+        self, job: Job, approval: Approval, *, owner: str, lease_seconds: int
+    ) -> Job | None:
+        """An approved job: the token must be genuine, for this job, unchanged, unexpired, and
+        unused; if the policy changed since, the job is judged afresh."""
+        assert self.approval_key is not None
+        at = now()
+        problem = token_problem(approval.token, job, self.approval_key.verify_key, now=at)
+        if problem is not None:
+            event = "approval_expire" if problem == "expired" else "dispatch_deny"
+            record = approval_record(
+                job, approval, result="deny", event=problem, stage="dispatch",
+                rule_id=f"approval_{problem}", reason=f"the approval cannot release this job ({problem})",
+            )
+            if problem == "forged":
+                self.metrics.approval_forgery.inc()
+            moved = await self.store.transition(
+                job.id, event, record=record, at=at,
+                approval_update=(approval.id, "approved", {"status": "void" if problem != "expired" else "expired"}),
+            )
+            if moved is not None:
+                self.metrics.jobs_finished.labels(moved.status).inc()
+            return None
+        same_policy = approval.policy_snapshot == self.kernel.snapshot
+        # On the snapshot it was given for, the approval answers the rule that asked for it; on a
+        # newer one, the job is judged afresh, as if never approved.
+        verdict = await self.kernel.decide(job_context(job, approved=same_policy), stage="dispatch")
+        if verdict.fail_mode_applied and verdict.result != "allow":
+            return None
+        if same_policy and verdict.result == "require_approval":
+            verdict = Verdict(
+                decision=Decision("allow", approval.rule_id, f"approved by {approval.approver_id}"),
+                snapshot=verdict.snapshot, cached=verdict.cached,
+            )
+        record = make_record(verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash,
+                             extra={"approval_id": approval.id, "policy_changed": not same_policy})
+        return await self._apply(
+            job, verdict, record, owner=owner, lease_seconds=lease_seconds, nonce=approval.nonce,
+            stale=approval if verdict.result == "require_approval" else None,
+        )
 
     async def _leased_job(self, owner: str, job_id: str, tenant: str | None) -> Job:
         job = await self.store.get_job(job_id, tenant)
@@ -241,6 +308,8 @@ class Scheduler:
         while True:
             try:
                 await self.expire_leases()
+                if self.approval_flow is not None:
+                    await self.approval_flow.expire_overdue()
             except Exception:
                 log.exception("maintenance pass failed")
             await asyncio.sleep(self.settings.maintenance_interval)

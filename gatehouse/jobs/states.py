@@ -64,6 +64,7 @@ TRANSITIONS: dict[tuple[str | None, str], str] = {
     (QUEUED, "dispatch_deny"): DENIED,
     (QUEUED, "dispatch_require_approval"): PENDING_APPROVAL,
     (QUEUED, "cancel"): CANCELLED,
+    (QUEUED, "approval_expire"): EXPIRED,  # approved, but the token expired before dispatch
     (PENDING_APPROVAL, "approve"): QUEUED,
     (PENDING_APPROVAL, "reject"): REJECTED,
     (PENDING_APPROVAL, "approval_expire"): EXPIRED,

@@ -15,6 +15,7 @@ from typing import Any
 from gatehouse.audit.chain import Checkpoint, Entry
 from gatehouse.audit.events import AuditEvent
 from gatehouse.identity import Identity
+from gatehouse.jobs.approvals import Approval
 from gatehouse.jobs.model import DecisionRecord, Job
 
 __all__ = ["JobPage", "PolicyRow", "Store"]
@@ -61,8 +62,8 @@ class Store(ABC):
 
     # jobs
     @abstractmethod
-    async def insert_job(self, job: Job, record: DecisionRecord) -> Job:
-        """Insert `job` with its submit decision. Returns the stored job (with `seq`)."""
+    async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
+        """Insert `job` with its submit decision (and approval request). Returns it with `seq`."""
 
     @abstractmethod
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None: ...
@@ -89,9 +90,17 @@ class Store(ABC):
         *,
         record: DecisionRecord | None = None,
         at: float,
+        new_approval: Approval | None = None,
+        approval_update: tuple[str, str, dict[str, Any]] | None = None,
+        consume_nonce: str | None = None,
         **fields: Any,
     ) -> Job | None:
-        """Apply `event` if the job is in a state that allows it; None if it was not."""
+        """Apply `event` if the job is in a state that allows it; None if it was not.
+
+        In the same transaction: insert `new_approval`, compare-and-set an approval
+        (`(id, expected status, changes)`), consume an approval `nonce`. If any of those fails,
+        nothing happens and the answer is None.
+        """
 
     @abstractmethod
     async def queued_jobs(
@@ -118,6 +127,19 @@ class Store(ABC):
     @abstractmethod
     async def oldest_in_state(self, status: str) -> float | None:
         """When the longest-waiting job in `status` entered it (None if there is none)."""
+
+    # approvals
+    @abstractmethod
+    async def approval(self, approval_id: str) -> Approval | None: ...
+
+    @abstractmethod
+    async def latest_approval(self, job_id: str) -> Approval | None: ...
+
+    @abstractmethod
+    async def list_approvals(self, tenant: str | None, status: str | None, limit: int = 200) -> list[Approval]: ...
+
+    @abstractmethod
+    async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]: ...
 
     # audit
     @abstractmethod

@@ -28,6 +28,7 @@ from gatehouse.audit.events import (
 from gatehouse.crypto import SigningKey
 from gatehouse.errors import Conflict
 from gatehouse.identity import Identity
+from gatehouse.jobs.approvals import Approval
 from gatehouse.jobs.model import DecisionRecord, Job
 from gatehouse.jobs.states import next_state, sources
 from gatehouse.store.base import JobPage, PolicyRow, Store
@@ -118,6 +119,29 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     key_id TEXT NOT NULL,
     sig TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    job_hash TEXT NOT NULL,
+    policy_snapshot TEXT,
+    rule_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ttl INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    approver_id TEXT,
+    decided_at REAL,
+    comment TEXT,
+    token TEXT,
+    nonce TEXT UNIQUE,
+    consumed_at REAL
+);
+CREATE INDEX IF NOT EXISTS approvals_job ON approvals (job_id, seq);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (tenant, status, seq);
 CREATE TABLE IF NOT EXISTS policies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshot TEXT NOT NULL,
@@ -460,13 +484,13 @@ class SQLiteStore(Store):
             return cur.rowcount == 1
 
     # jobs ---------------------------------------------------------------------------------
-    async def insert_job(self, job: Job, record: DecisionRecord) -> Job:
+    async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
         try:
-            return self._insert_job(job, record)
+            return self._insert_job(job, record, approval)
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"job conflicts with a stored one: {exc}", code="duplicate_job") from None
 
-    def _insert_job(self, job: Job, record: DecisionRecord) -> Job:
+    def _insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None) -> Job:
         with self._tx() as db:
             cur = db.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
@@ -497,6 +521,8 @@ class SQLiteStore(Store):
                 ),
             )
             _insert_record(db, record)
+            if approval is not None:
+                _insert_approval(db, approval)
             self._append_audit(db, [job_submitted_event(job), *decision_event(record)])
         return job.evolve(seq=cur.lastrowid or 0)
 
@@ -556,37 +582,110 @@ class SQLiteStore(Store):
         *,
         record: DecisionRecord | None = None,
         at: float,
+        new_approval: Approval | None = None,
+        approval_update: tuple[str, str, dict[str, Any]] | None = None,
+        consume_nonce: str | None = None,
         **fields: Any,
     ) -> Job | None:
         allowed = sources(event)
         if not allowed:
             raise ValueError(f"unknown event `{event}`")
-        with self._tx() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None
-            job = _job(row)
-            if job.status not in allowed:
-                return None
-            new_status = next_state(job.status, event)
-            sets = ["status = ?", "updated_at = ?"]
-            args: list[Any] = [new_status, at]
-            for key, value in fields.items():
-                if key not in _UPDATABLE:
-                    raise ValueError(f"field `{key}` cannot be updated")
-                sets.append(f"{key} = ?")
-                args.append(_dumps(value) if key in _JSON_FIELDS and value is not None else value)
-            args += [job_id, job.status]
-            cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
-            if cur.rowcount != 1:
-                return None
-            events = []
-            if record is not None:
-                _insert_record(db, record)
-                events += decision_event(record)
-            events.append(state_event(job, job.status, new_status, event, fields))
-            self._append_audit(db, events)
+        try:
+            with self._tx() as db:
+                row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    return None
+                job = _job(row)
+                if job.status not in allowed:
+                    return None
+                new_status = next_state(job.status, event)
+                sets = ["status = ?", "updated_at = ?"]
+                args: list[Any] = [new_status, at]
+                for key, value in fields.items():
+                    if key not in _UPDATABLE:
+                        raise ValueError(f"field `{key}` cannot be updated")
+                    sets.append(f"{key} = ?")
+                    args.append(_dumps(value) if key in _JSON_FIELDS and value is not None else value)
+                args += [job_id, job.status]
+                cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
+                if cur.rowcount != 1:
+                    return None
+                if not self._approval_ops(db, new_approval, approval_update, consume_nonce, at):
+                    raise _Abort  # roll the job transition back with it
+                events = []
+                if record is not None:
+                    _insert_record(db, record)
+                    events += decision_event(record)
+                events.append(state_event(job, job.status, new_status, event, fields))
+                self._append_audit(db, events)
+        except _Abort:
+            return None
         return job.evolve(status=new_status, updated_at=at, **fields)
+
+    def _approval_ops(
+        self,
+        db: sqlite3.Connection,
+        new: Approval | None,
+        update: tuple[str, str, dict[str, Any]] | None,
+        nonce: str | None,
+        at: float,
+    ) -> bool:
+        """Approval changes that travel with a job transition; False means "abort it all"."""
+        events: list[AuditEvent] = []
+        if nonce is not None:
+            cur = db.execute(
+                "UPDATE approvals SET consumed_at = ?, status = 'consumed' "
+                "WHERE nonce = ? AND consumed_at IS NULL AND status = 'approved'",
+                (at, nonce),
+            )
+            if cur.rowcount != 1:
+                return False  # replayed: the nonce was used already
+            events.append(AuditEvent(SYSTEM, "approval.consumed", {"nonce_sha256": _sha(nonce)}))
+        if update is not None:
+            approval_id, expect, changes = update
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            values = [_dumps(v) if k == "token" and v is not None else v for k, v in changes.items()]
+            cur = db.execute(
+                f"UPDATE approvals SET {sets} WHERE id = ? AND status = ?", [*values, approval_id, expect]
+            )
+            if cur.rowcount != 1:
+                return False
+        if new is not None:
+            _insert_approval(db, new)
+        if events:
+            self._append_audit(db, events)
+        return True
+
+    async def approval(self, approval_id: str) -> Approval | None:
+        row = self.db.execute(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        return _approval(row) if row else None
+
+    async def latest_approval(self, job_id: str) -> Approval | None:
+        row = self.db.execute(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+        ).fetchone()
+        return _approval(row) if row else None
+
+    async def list_approvals(self, tenant: str | None, status: str | None, limit: int = 200) -> list[Approval]:
+        where, args = [], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            args.append(tenant)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = f"SELECT {_APPROVAL_COLUMNS} FROM approvals"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+        return [_approval(r) for r in rows]
+
+    async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
+        rows = self.db.execute(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at < ? "
+            "ORDER BY expires_at LIMIT ?", (at, limit),
+        ).fetchall()
+        return [_approval(r) for r in rows]
 
     async def queued_jobs(
         self, prefixes: Sequence[str], limit: int, *, tenant: str | None = None
@@ -696,6 +795,34 @@ class SQLiteStore(Store):
         ]
 
 
+_APPROVAL_COLUMNS = (
+    "id, job_id, tenant, job_hash, policy_snapshot, rule_id, reason, status, requested_at, "
+    "expires_at, ttl, requested_by, approver_id, decided_at, comment, token, nonce, consumed_at"
+)
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _approval(row: tuple[Any, ...]) -> Approval:
+    values = list(row)
+    values[15] = json.loads(values[15]) if values[15] else None
+    names = [c.strip() for c in _APPROVAL_COLUMNS.split(",")]
+    return Approval(**dict(zip(names, values, strict=True)))
+
+
+def _insert_approval(db: sqlite3.Connection, a: Approval) -> None:
+    db.execute(
+        f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (a.id, a.job_id, a.tenant, a.job_hash, a.policy_snapshot, a.rule_id, a.reason, a.status,
+         a.requested_at, a.expires_at, a.ttl, a.requested_by, a.approver_id, a.decided_at,
+         a.comment, _dumps(a.token) if a.token else None, a.nonce, a.consumed_at),
+    )
+
+
 def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
     db.execute(
         f"INSERT INTO decisions ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -716,6 +843,10 @@ def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
             _dumps(r.extra),
         ),
     )
+
+
+class _Abort(Exception):
+    """Raised inside a transaction to roll it back and answer "did not happen"."""
 
 
 class _Tx:

@@ -1,0 +1,45 @@
+"""Approvals: the queue, approve and reject (approvers only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.errors import json_response
+from gatehouse.errors import BadRequest
+
+router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+Auth = Annotated[Principal, Depends(authenticate)]
+_STATUSES = ("pending", "approved", "rejected", "expired", "stale", "consumed", "void")
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=2000)
+    token: dict[str, Any] | None = None
+
+
+@router.get("")
+async def list_approvals(request: Request, who: Auth, status: str | None = "pending") -> Response:
+    if status is not None and status not in _STATUSES:
+        raise BadRequest(f"unknown approval status `{status}`", code="invalid_status")
+    flow = request.app.state.plane.approvals
+    return json_response({"approvals": await flow.pending(who.identity, who.tenant, status)})
+
+
+@router.post("/{job_id}/approve")
+async def approve(job_id: str, request: Request, who: Auth, body: DecisionIn | None = None) -> Response:
+    body = body or DecisionIn()
+    flow = request.app.state.plane.approvals
+    return json_response(await flow.approve(who.identity, who.tenant, job_id, body.comment, body.token))
+
+
+@router.post("/{job_id}/reject")
+async def reject(job_id: str, request: Request, who: Auth, body: DecisionIn | None = None) -> Response:
+    body = body or DecisionIn()
+    flow = request.app.state.plane.approvals
+    return json_response(await flow.reject(who.identity, who.tenant, job_id, body.comment))

@@ -1,0 +1,190 @@
+"""The approval flow: who may approve what, and what an approval does to a job.
+
+Only identities with the `approver` role act (an admin needs the role too); nobody approves a job
+they submitted; an approver of one tenant never sees another tenant's jobs (404). Approving issues
+a signed token and moves the job back to the queue in one transaction; the dispatch gate then
+checks the token (`gatehouse.jobs.approvals.token_problem`) and consumes its nonce as it leases.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gatehouse.audit.events import AuditEvent, stream_for
+from gatehouse.bus import Bus
+from gatehouse.crypto import SigningKey
+from gatehouse.errors import Conflict, Forbidden, NotFound
+from gatehouse.identity import Identity
+from gatehouse.jobs import states
+from gatehouse.jobs.approvals import Approval, issue_token, token_problem
+from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
+from gatehouse.metrics import Metrics
+from gatehouse.store import Store
+
+__all__ = ["ApprovalFlow", "approval_record"]
+
+log = logging.getLogger("gatehouse.approvals")
+
+
+def approval_record(
+    job: Job, approval: Approval, *, result: str, event: str, reason: str, rule_id: str | None = None,
+    stage: str = "approval", snapshot: str | None = None,
+) -> DecisionRecord:
+    """Approval events go into the job's decision records, beside the gates' decisions."""
+    return DecisionRecord(
+        decision_id=new_id("dec"),
+        timestamp=now(),
+        result=result,
+        rule_id=rule_id or approval.rule_id,
+        reason=reason,
+        stage=stage,
+        policy_snapshot=snapshot or approval.policy_snapshot,
+        job_hash=job.job_hash,
+        job_id=job.id,
+        tenant=job.tenant,
+        extra={"approval_event": event, "approval_id": approval.id},
+    )
+
+
+class ApprovalFlow:
+    def __init__(self, *, store: Store, bus: Bus, metrics: Metrics, key: SigningKey) -> None:
+        self.store = store
+        self.bus = bus
+        self.metrics = metrics
+        self.key = key
+
+    def _require_approver(self, who: Identity) -> None:
+        if "approver" not in who.roles:
+            raise Forbidden(f"identity `{who.name}` does not have the approver role", code="missing_role")
+
+    async def _job(self, tenant: str, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, tenant)
+        if job is None:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        return job
+
+    async def pending(self, who: Identity, tenant: str, status: str | None) -> list[dict[str, Any]]:
+        self._require_approver(who)
+        out = []
+        for a in await self.store.list_approvals(tenant, status):
+            job = await self.store.get_job(a.job_id, tenant)
+            if job is None:
+                continue
+            requester = await self.store.get_identity(a.requested_by)
+            records = await self.store.decisions(job.id)
+            decision = next((r for r in reversed(records) if r.rule_id == a.rule_id and r.stage in ("submit", "dispatch")), None)
+            item = a.to_public()
+            item.pop("token", None)
+            item.update(
+                job=job.to_public(),
+                decision=decision.to_public() if decision else None,
+                derived=job.derived,
+                requested_by={"id": a.requested_by, "name": requester.name if requester else None},
+                previous=await self._previous(job),
+            )
+            out.append(item)
+        return out
+
+    async def _previous(self, job: Job) -> dict[str, Any] | None:
+        """The attempt this job replaces (its remediation source, else the same requester's last
+        job on the topic), and what changed."""
+        prev = await self.store.get_job(job.remediated_from, job.tenant) if job.remediated_from else None
+        if prev is None:
+            page = await self.store.list_jobs(job.tenant, topic=job.topic, limit=20)
+            prev = next((j for j in page.jobs if j.seq < job.seq and j.identity_id == job.identity_id), None)
+        if prev is None:
+            return None
+        diff = {}
+        for field in ("topic", "prompt", "labels", "meta"):
+            before, after = getattr(prev, field), getattr(job, field)
+            if before != after:
+                diff[field] = {"before": before, "after": after}
+        return {"job_id": prev.id, "status": prev.status, "diff": diff}
+
+    async def _refuse_forgery(self, who: Identity, job: Job, problem: str) -> None:
+        self.metrics.approval_forgery.inc()
+        self.metrics.approval_event("forged")
+        await self.store.append_audit([AuditEvent(stream_for(job.tenant), "approval.forged", {
+            "job_id": job.id, "problem": problem, "presented_by": who.id})])
+        raise Forbidden(
+            f"the approval token is not valid for job `{job.id}` ({problem})", code="approval_forged",
+            details={"problem": problem},
+        )
+
+    async def approve(
+        self, who: Identity, tenant: str, job_id: str, comment: str | None, token: Any = None
+    ) -> dict[str, Any]:
+        self._require_approver(who)
+        job = await self._job(tenant, job_id)
+        latest = await self.store.latest_approval(job.id)
+        if token is not None:
+            problem = token_problem(token, job, self.key.verify_key, now=now())
+            if problem in ("forged", "wrong_job"):
+                await self._refuse_forgery(who, job, problem)
+            if latest is not None and latest.token == token and latest.status == "approved":
+                return {"job_id": job.id, "status": job.status, "approval": latest.to_public(), "token": token}
+            raise Conflict(f"that approval token can no longer be used ({problem or 'already used'})",
+                           code="approval_token_used", details={"problem": problem})
+        if job.identity_id == who.id:
+            raise Forbidden("nobody approves a job they submitted", code="self_approval")
+        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
+            raise Conflict(f"job `{job_id}` is `{job.status}`, not waiting for approval", code="not_pending",
+                           details={"status": job.status})
+        at = now()
+        if at >= latest.expires_at:
+            await self.expire(latest)
+            raise Conflict(f"the approval request for job `{job_id}` expired", code="approval_expired")
+        issued = issue_token(latest, job, approver=who.id, key=self.key, at=at)
+        reason = f"approved by {who.name}" + (f": {comment}" if comment else "")
+        record = approval_record(job, latest, result="allow", event="approved", reason=reason)
+        changes = {"status": "approved", "approver_id": who.id, "decided_at": at, "comment": comment,
+                   "token": issued, "nonce": issued["claims"]["nonce"]}
+        moved = await self.store.transition(job.id, "approve", record=record, at=at,
+                                            approval_update=(latest.id, "pending", changes))
+        if moved is None:
+            raise Conflict(f"job `{job_id}` changed state", code="not_pending")
+        self.metrics.approval_event("approved")
+        self.metrics.approval_seconds.observe(at - latest.requested_at)
+        await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
+        approval = latest.evolve(**changes)
+        return {"job_id": job.id, "status": moved.status, "approval": approval.to_public(), "token": issued}
+
+    async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
+        self._require_approver(who)
+        job = await self._job(tenant, job_id)
+        if job.identity_id == who.id:
+            raise Forbidden("nobody decides on a job they submitted", code="self_approval")
+        latest = await self.store.latest_approval(job.id)
+        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
+            raise Conflict(f"job `{job_id}` is `{job.status}`, not waiting for approval", code="not_pending",
+                           details={"status": job.status})
+        at = now()
+        reason = f"rejected by {who.name}" + (f": {comment}" if comment else "")
+        record = approval_record(job, latest, result="deny", event="rejected", reason=reason)
+        changes = {"status": "rejected", "approver_id": who.id, "decided_at": at, "comment": comment}
+        moved = await self.store.transition(job.id, "reject", record=record, at=at,
+                                            approval_update=(latest.id, "pending", changes))
+        if moved is None:
+            raise Conflict(f"job `{job_id}` changed state", code="not_pending")
+        self.metrics.approval_event("rejected")
+        self.metrics.approval_seconds.observe(at - latest.requested_at)
+        return {"job_id": job.id, "status": moved.status, "approval": latest.evolve(**changes).to_public()}
+
+    async def expire(self, approval: Approval) -> None:
+        job = await self.store.get_job(approval.job_id)
+        if job is None:
+            return
+        record = approval_record(job, approval, result="deny", event="expired", rule_id="approval_expired",
+                                 reason="nobody approved the job in time")
+        moved = await self.store.transition(job.id, "approval_expire", record=record, at=now(),
+                                            approval_update=(approval.id, "pending", {"status": "expired"}))
+        if moved is not None:
+            self.metrics.approval_event("expired")
+            self.metrics.jobs_finished.labels(states.EXPIRED).inc()
+
+    async def expire_overdue(self) -> int:
+        overdue = await self.store.overdue_approvals(now())
+        for approval in overdue:
+            await self.expire(approval)
+        return len(overdue)
