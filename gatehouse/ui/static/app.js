@@ -1,0 +1,415 @@
+// Gatehouse approval page.
+//
+// Security model: the API key is kept in sessionStorage (this tab only) and sent solely as the
+// X-API-Key request header on same-origin fetch calls with credentials omitted. No cookie ever
+// authenticates, so the page is CSRF-safe by construction, and the key is never placed in a URL.
+// Everything the API returns is rendered with createElement/textContent, never as HTML.
+"use strict";
+
+(() => {
+  const STORAGE_KEY = "gatehouse.apiKey";
+  const API = "/api/v1";
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {};
+
+  // ---- small DOM helpers (text only, never HTML) ------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") node.textContent = String(value);
+      else if (name === "className") node.className = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  function fmtValue(value) {
+    if (value === null || value === undefined) return "(none)";
+    if (typeof value === "string") return value;
+    return JSON.stringify(value, null, 2);
+  }
+
+  function fmtTime(text) {
+    if (!text) return "(unknown)";
+    const at = new Date(text);
+    return Number.isNaN(at.getTime()) ? String(text) : at.toLocaleString();
+  }
+
+  function relative(text) {
+    const at = new Date(text).getTime();
+    if (!text || Number.isNaN(at)) return "";
+    const minutes = Math.round((at - Date.now()) / 60000);
+    if (minutes === 0) return "now";
+    const span = Math.abs(minutes) < 120 ? `${Math.abs(minutes)} min`
+      : `${Math.round(Math.abs(minutes) / 60)} h`;
+    return minutes > 0 ? `in ${span}` : `${span} ago`;
+  }
+
+  function timeEl(text) {
+    const rel = relative(text);
+    return el("span", {},
+      el("time", { datetime: text || null, text: fmtTime(text) }),
+      rel ? el("span", { className: "muted", text: ` (${rel})` }) : null);
+  }
+
+  function chips(mapping, emptyText) {
+    const entries = Object.entries(mapping || {});
+    if (!entries.length) return el("span", { className: "muted", text: emptyText });
+    return el("ul", { className: "chips" },
+      entries.map(([k, v]) => el("li", { className: "chip" },
+        el("span", { className: "chip-key", text: k }), "=",
+        el("span", { className: "chip-value", text: fmtValue(v) }))));
+  }
+
+  function tags(list, emptyText) {
+    if (!Array.isArray(list) || !list.length) {
+      return el("span", { className: "muted", text: emptyText });
+    }
+    return el("ul", { className: "chips" },
+      list.map((t) => el("li", { className: "chip risk", text: fmtValue(t) })));
+  }
+
+  function row(term, detail) {
+    return [el("dt", { text: term }), el("dd", {}, detail)];
+  }
+
+  // ---- status region ----------------------------------------------------------------------
+
+  function say(message, kind) {
+    ui.status.textContent = message;
+    ui.status.className = `status ${kind || "info"}`;
+  }
+
+  // ---- API --------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  function key() {
+    return sessionStorage.getItem(STORAGE_KEY);
+  }
+
+  async function api(method, path, body) {
+    const headers = { "Accept": "application/json", "X-API-Key": key() || "" };
+    const init = {
+      method,
+      headers,
+      credentials: "omit",
+      cache: "no-store",
+      redirect: "error",
+      referrerPolicy: "no-referrer",
+    };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(API + path, init);
+    } catch (err) {
+      throw new ApiError(0, "network_error", "the server could not be reached");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      throw new ApiError(response.status, error.code || `http_${response.status}`,
+        error.message || `HTTP ${response.status} ${response.statusText}`.trim());
+    }
+    return data || {};
+  }
+
+  // ---- session ----------------------------------------------------------------------------
+
+  function signedOutView(message, kind) {
+    sessionStorage.removeItem(STORAGE_KEY);
+    generation += 1; // drop any answer still on its way for the old session
+    ui.whoami.textContent = "";
+    ui.list.replaceChildren();
+    show(ui.session, false);
+    show(ui.queue, false);
+    show(ui.signin, true);
+    if (message) say(message, kind);
+    ui.keyInput.focus();
+  }
+
+  async function startSession() {
+    let who;
+    try {
+      who = await api("GET", "/whoami");
+    } catch (err) {
+      signedOutView(`Sign-in failed: ${err.message}`, "error");
+      return;
+    }
+    const roles = Array.isArray(who.roles) ? who.roles.join(", ") : "";
+    ui.whoami.replaceChildren(
+      "Signed in as ", el("strong", { text: who.name || who.id || "?" }),
+      el("span", { className: "muted", text: ` (${who.id || "?"})` }),
+      ` · tenant ${who.acting_tenant || who.tenant || "?"}`,
+      roles ? ` · roles: ${roles}` : "");
+    show(ui.signin, false);
+    show(ui.session, true);
+    show(ui.queue, true);
+    say(`Signed in as ${who.name || who.id || "?"}`, "info");
+    await loadQueue({ announce: false });
+  }
+
+  async function onSignIn(event) {
+    event.preventDefault();
+    const value = ui.keyInput.value.trim();
+    ui.keyInput.value = "";
+    if (!value) {
+      say("Enter an API key to sign in", "error");
+      ui.keyInput.focus();
+      return;
+    }
+    sessionStorage.setItem(STORAGE_KEY, value);
+    say("Signing in…", "info");
+    await startSession();
+    if (key()) ui.queueTitle.focus();
+  }
+
+  function onSignOut() {
+    signedOutView("Signed out", "info");
+  }
+
+  // ---- the queue --------------------------------------------------------------------------
+
+  // Refreshes may overlap (a click on Refresh while a decision is being sent): only the
+  // latest one renders.
+  let generation = 0;
+
+  function findButton(jobId, verb) {
+    // Compare attributes instead of building a selector from server data.
+    for (const b of ui.list.querySelectorAll("button[data-testid]")) {
+      if (b.dataset.testid === `${verb}-${jobId}`) return b;
+    }
+    return null;
+  }
+
+  async function loadQueue({ announce = true, refocus = false, focusJob = null } = {}) {
+    const mine = ++generation;
+    ui.queue.setAttribute("aria-busy", "true");
+    // Keep comments typed into articles that survive the refresh.
+    const drafts = new Map();
+    for (const box of ui.list.querySelectorAll("textarea[data-job-id]")) {
+      if (box.value) drafts.set(box.dataset.jobId, box.value);
+    }
+    // Disabling a focused button drops focus to <body>, so act() asks explicitly.
+    const hadFocus = refocus || ui.list.contains(document.activeElement);
+    try {
+      const data = await api("GET", "/approvals?status=pending");
+      if (mine !== generation) return;
+      const items = Array.isArray(data.approvals) ? data.approvals : [];
+      ui.list.replaceChildren(...items.map((a, i) => renderApproval(a, i, drafts)));
+      show(ui.empty, items.length === 0);
+      ui.count.textContent = items.length ? `(${items.length})` : "";
+      if (announce) {
+        say(items.length ? `${items.length} approval${items.length === 1 ? "" : "s"} waiting`
+          : "No approvals waiting", "info");
+      }
+    } catch (err) {
+      if (mine !== generation) return;
+      if (err.status === 401) {
+        signedOutView(`Signed out: ${err.message}`, "error");
+        return;
+      }
+      ui.list.replaceChildren();
+      show(ui.empty, false);
+      ui.count.textContent = "";
+      say(`Could not load the approval queue: ${err.message}`, "error");
+    } finally {
+      if (mine === generation) ui.queue.setAttribute("aria-busy", "false");
+    }
+    if (hadFocus && !ui.list.contains(document.activeElement)) {
+      const again = focusJob && findButton(focusJob, "approve");
+      (again || ui.queueTitle).focus();
+    }
+  }
+
+  function renderDerived(derived) {
+    const parts = [];
+    const hits = Array.isArray(derived.hits) ? derived.hits : [];
+    if (hits.length) {
+      parts.push(el("table", { className: "grid" },
+        el("caption", { text: "Why these labels were derived" }),
+        el("thead", {}, el("tr", {},
+          ["Pattern", "Found in", "Label", "Value", "Risk tag", "Excerpt"].map(
+            (h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, hits.map((h) => el("tr", {},
+          el("td", {}, el("code", { text: fmtValue(h.pattern) })),
+          el("td", { text: h.source ? fmtValue(h.source) : "" }),
+          el("td", { text: h.label ? fmtValue(h.label) : "" }),
+          el("td", { text: h.value !== undefined && h.value !== null ? fmtValue(h.value) : "" }),
+          el("td", { text: h.risk_tag ? fmtValue(h.risk_tag) : "" }),
+          el("td", {}, el("span", { className: "excerpt", text: fmtValue(h.excerpt) })))))));
+    }
+    const dropped = Array.isArray(derived.dropped) ? derived.dropped : [];
+    if (dropped.length) {
+      parts.push(el("p", { className: "note" }, "Dropped by ingress: ",
+        el("span", { text: dropped.map(fmtValue).join(", ") })));
+    }
+    const removed = Array.isArray(derived.removed_attachments) ? derived.removed_attachments : [];
+    if (removed.length) {
+      parts.push(el("p", { className: "note" }, "Attachments removed: ",
+        el("span", { text: removed.map(fmtValue).join(", ") })));
+    }
+    return parts;
+  }
+
+  function renderDiff(previous, headingId) {
+    if (!previous) {
+      return el("p", { className: "muted", text: "First attempt: no previous job to compare." });
+    }
+    const entries = Object.entries(previous.diff || {});
+    const heading = el("h4", { id: headingId },
+      "Changes since the previous attempt ", el("code", { text: previous.job_id || "?" }),
+      previous.status
+        ? el("span", { className: "muted", text: ` (now ${previous.status})` }) : null);
+    if (!entries.length) {
+      return el("div", { className: "diff" }, heading,
+        el("p", { className: "muted", text: "No differences in the compared fields." }));
+    }
+    return el("div", { className: "diff" }, heading,
+      el("table", { className: "grid", "aria-labelledby": headingId },
+        el("thead", {}, el("tr", {},
+          ["Field", "Before", "After"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, entries.map(([field, change]) => el("tr", {},
+          el("th", { scope: "row" }, el("code", { text: field })),
+          el("td", { className: "before" },
+            el("pre", { text: fmtValue(change && change.before) })),
+          el("td", { className: "after" },
+            el("pre", { text: fmtValue(change && change.after) })))))));
+  }
+
+  function renderApproval(a, index, drafts) {
+    const job = a.job || {};
+    const jobId = String(a.job_id || job.job_id || "");
+    const decision = a.decision || {};
+    const derived = a.derived || {};
+    const requester = a.requested_by || {};
+    const meta = job.meta || {};
+    const n = `a${index}`;
+
+    const comment = el("textarea", {
+      id: `${n}-comment`, rows: 2, "data-testid": `comment-${jobId}`, "data-job-id": jobId,
+      "aria-describedby": `${n}-comment-hint`,
+    });
+    comment.value = drafts.get(jobId) || "";
+    const approve = el("button", {
+      type: "button", className: "approve", "data-testid": `approve-${jobId}`,
+      "aria-describedby": `${n}-title`, text: "Approve",
+    });
+    const reject = el("button", {
+      type: "button", className: "reject", "data-testid": `reject-${jobId}`,
+      "aria-describedby": `${n}-title`, text: "Reject",
+    });
+    approve.addEventListener("click", () => act(jobId, "approve", comment, [approve, reject]));
+    reject.addEventListener("click", () => act(jobId, "reject", comment, [approve, reject]));
+
+    const details = el("dl", { className: "facts" },
+      row("Requested by", el("span", {}, requester.name || requester.id || "(unknown)",
+        requester.id && requester.name
+          ? el("span", { className: "muted", text: ` (${requester.id})` }) : null)),
+      row("Rule", el("span", {}, el("code", { text: a.rule_id || decision.rule_id || "?" }),
+        el("span", { text: ` — ${a.reason || decision.reason || "(no reason given)"}` }))),
+      row("Requested", timeEl(a.requested_at)),
+      row("Expires", timeEl(a.expires_at)),
+      row("Capability", meta.capability
+        ? el("code", { text: fmtValue(meta.capability) })
+        : el("span", { className: "muted", text: "(none)" })),
+      row("Risk tags (declared)", tags(meta.risk_tags, "none")),
+      row("Labels", chips(job.labels, "none")),
+      row("Derived labels", chips(derived.labels, "none")),
+      row("Derived risk tags", tags(derived.risk_tags, "none")));
+
+    return el("article", {
+      className: "card approval", "data-testid": `approval-${jobId}`,
+      "aria-labelledby": `${n}-title`,
+    },
+    el("h3", { id: `${n}-title` },
+      el("span", { className: "topic", text: job.topic || "(no topic)" }), " ",
+      el("code", { className: "job-id", text: jobId })),
+    details,
+    el("h4", { text: "Prompt" }),
+    el("pre", { className: "prompt", text: fmtValue(job.prompt) }),
+    renderDerived(derived),
+    renderDiff(a.previous, `${n}-diff`),
+    el("div", { className: "decide", role: "group", "aria-label": `Decision for ${jobId}` },
+      el("label", { for: `${n}-comment`, text: "Comment" }),
+      comment,
+      el("p", { id: `${n}-comment-hint`, className: "hint",
+        text: "Recorded with your decision in the audit log." }),
+      el("div", { className: "actions" }, approve, reject)));
+  }
+
+  async function act(jobId, verb, commentBox, buttons) {
+    for (const b of buttons) b.disabled = true;
+    const label = verb === "approve" ? "Approved" : "Rejected";
+    say(`${verb === "approve" ? "Approving" : "Rejecting"} ${jobId}…`, "info");
+    try {
+      const data = await api("POST", `/approvals/${encodeURIComponent(jobId)}/${verb}`,
+        { comment: commentBox.value });
+      const state = data.job_status || (data.job && data.job.status) || data.status || "";
+      commentBox.value = "";
+      say(`${label} ${jobId}${state ? `: ${state}` : ""}`, "ok");
+    } catch (err) {
+      if (err.status === 401) {
+        signedOutView(`Signed out: ${err.message}`, "error");
+        return;
+      }
+      say(`Could not ${verb} ${jobId}: ${err.message}`, "error");
+      for (const b of buttons) b.disabled = false;
+      // The job is still waiting: keep the keyboard user on it after the refresh.
+      await loadQueue({ announce: false, refocus: true, focusJob: jobId });
+      return;
+    }
+    await loadQueue({ announce: false, refocus: true });
+  }
+
+  // ---- start ------------------------------------------------------------------------------
+
+  function init() {
+    ui.status = $("status");
+    ui.session = $("session");
+    ui.whoami = $("whoami");
+    ui.signin = $("signin");
+    ui.form = $("login-form");
+    ui.keyInput = $("login-key");
+    ui.queue = $("queue");
+    ui.queueTitle = $("queue-title");
+    ui.count = $("queue-count");
+    ui.empty = $("queue-empty");
+    ui.list = $("queue-list");
+
+    ui.form.addEventListener("submit", onSignIn);
+    $("signout").addEventListener("click", onSignOut);
+    $("refresh").addEventListener("click", () => loadQueue({ announce: true }));
+
+    if (key()) startSession();
+    else ui.keyInput.focus();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,471 @@
+"""The approval page at /ui/: what the server sends, and an approver's round trip in Chromium.
+
+The HTTP tests check the page's security posture (CSP and friends, no inline code, no key in a
+URL). The browser tests drive Debian's Chromium through Playwright against a real server; they
+skip only when Chromium or the `playwright` package is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ROOT, Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REQUIRED_CSP = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "form-action 'none'",
+]
+PROD_WRITE = {
+    "topic": "job.demo.deploy",
+    "prompt": "deploy v2",
+    "labels": {"env": "prod"},
+    "meta": {"capability": "infra.write"},
+}
+
+
+# ---- plain HTTP ---------------------------------------------------------------------------
+
+
+def assert_security_headers(r: httpx.Response) -> None:
+    csp = [d.strip() for d in r.headers["content-security-policy"].split(";")]
+    for directive in REQUIRED_CSP:
+        assert directive in csp, (directive, csp)
+    assert not any("unsafe" in d for d in csp), csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["cache-control"] == "no-store"
+    assert "set-cookie" not in r.headers
+
+
+class _Page(HTMLParser):
+    """Collects what matters about the page: scripts, handlers, styles, labels, test ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.script_bodies: list[str] = []
+        self.inline_handlers: list[tuple[str, str]] = []
+        self.style_attrs: list[str] = []
+        self.style_elements = 0
+        self.label_for: set[str] = set()
+        self.inputs: dict[str, dict[str, str | None]] = {}
+        self.testids: set[str] = set()
+        self.tags: list[str] = []
+        self.html_lang: str | None = None
+        self.urls: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "html":
+            self.html_lang = a.get("lang")
+        if tag == "script":
+            self.scripts.append(a)
+            self._in_script = True
+        if tag == "style":
+            self.style_elements += 1
+        if tag == "label" and a.get("for"):
+            self.label_for.add(a["for"] or "")
+        if tag in ("input", "textarea", "select") and a.get("id"):
+            self.inputs[a["id"] or ""] = a
+        if a.get("data-testid"):
+            self.testids.add(a["data-testid"] or "")
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.inline_handlers.append((name, value or ""))
+            if name == "style":
+                self.style_attrs.append(value or "")
+            if name in ("src", "href", "action") and value:
+                self.urls.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.script_bodies.append(data)
+
+
+def parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
+
+
+def test_page_is_served_with_security_headers(server: Server) -> None:
+    r = httpx.get(server.url + "/ui/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert_security_headers(r)
+    assert "<!doctype html>" in r.text.lower()
+
+
+def test_ui_without_slash_redirects(server: Server) -> None:
+    r = httpx.get(server.url + "/ui", follow_redirects=False)
+    assert r.status_code in (301, 302, 307, 308)
+    assert r.headers["location"] in ("/ui/", server.url + "/ui/")
+
+
+@pytest.mark.parametrize(
+    ("path", "media", "needle"),
+    [("/ui/app.js", "text/javascript", "X-API-Key"), ("/ui/app.css", "text/css", ":focus-visible")],
+)
+def test_script_and_stylesheet_are_served(
+    server: Server, path: str, media: str, needle: str
+) -> None:
+    r = httpx.get(server.url + path)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith(media)
+    assert_security_headers(r)
+    assert needle in r.text
+
+
+def test_page_has_no_inline_code_and_only_same_origin_resources(server: Server) -> None:
+    page = parse(httpx.get(server.url + "/ui/").text)
+    assert page.scripts, "the page loads its script"
+    assert all((s.get("src") or "").startswith("/ui/") for s in page.scripts), page.scripts
+    assert page.script_bodies == []
+    assert page.inline_handlers == []
+    assert page.style_attrs == [] and page.style_elements == 0
+    # Every URL the markup names is same-origin (a path or a fragment), none external.
+    assert page.urls and all(u.startswith(("/ui/", "#")) for u in page.urls), page.urls
+    for path in ("/ui/app.js", "/ui/app.css"):
+        body = httpx.get(server.url + path).text
+        assert not re.search(r"(?i)\b(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", body), path
+        assert "@import" not in body
+
+
+def test_page_structure_is_accessible(server: Server) -> None:
+    page = parse(httpx.get(server.url + "/ui/").text)
+    assert page.html_lang == "en"
+    assert {"header", "main"} <= set(page.tags)
+    key = page.inputs["login-key"]
+    assert key["type"] == "password"
+    assert "login-key" in page.label_for, "the key input has a <label for>"
+    assert {"login-key", "login-submit", "whoami", "status"} <= page.testids
+    html = httpx.get(server.url + "/ui/").text
+    status = re.search(r"<[^>]*data-testid=\"status\"[^>]*>", html, re.S)
+    assert status and 'aria-live="polite"' in status.group(0)
+
+
+def test_script_never_puts_the_key_in_a_url_or_cookie(server: Server) -> None:
+    js = httpx.get(server.url + "/ui/app.js").text
+    for pattern in (r"\?key", r"[?&]api[_-]?key", r"api_key=", r"apikey=", r"[?&]token=",
+                    r"document\.cookie", r"localStorage", r"innerHTML", r"outerHTML",
+                    r"insertAdjacentHTML", r"document\.write", r"\beval\("):
+        assert not re.search(pattern, js, re.I), pattern
+    # The key is read from sessionStorage and sent as a header, with credentials omitted.
+    assert "sessionStorage" in js
+    assert '"X-API-Key"' in js
+    assert 'credentials: "omit"' in js
+    # Every fetch goes through one helper whose URL is API + path.
+    assert js.count("fetch(") == 1
+
+
+# ---- in the browser -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Tab:
+    """One browser page with what it logged: requests, console errors, CSP violations."""
+
+    def __init__(self, browser: Any) -> None:
+        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.failed: list[tuple[int, str]] = []
+        self.page.on("request", lambda req: self.requests.append((req.url, req.headers)))
+        self.page.on("response", self._response)
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+
+    def _console(self, msg: Any) -> None:
+        # Failed loads are judged by URL in `failed` (the browser asks for /favicon.ico).
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            self.console_errors.append(msg.text)
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            self.failed.append((response.status, response.url))
+
+    def by_id(self, testid: str) -> Any:
+        return self.page.get_by_test_id(testid)
+
+    def wait_text(self, testid: str, fragment: str) -> str:
+        """Wait until the element with this test id contains `fragment`; return its text."""
+        self.page.wait_for_function(
+            "([id, f]) => (document.querySelector(`[data-testid='${id}']`) || {})"
+            ".textContent?.includes(f)",
+            arg=[testid, fragment],
+        )
+        return str(self.by_id(testid).inner_text())
+
+    def sign_in(self, url: str, key: str) -> None:
+        self.page.goto(url + "/ui/")
+        self.by_id("login-key").fill(key)
+        self.by_id("login-submit").click()
+        self.wait_text("whoami", "Signed in as")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def submit_prod_write(server: Server, key: str) -> str:
+    with server.client(key) as c:
+        r = c.post("/api/v1/jobs", json=PROD_WRITE)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "pending_approval", body
+    return str(body["job_id"])
+
+
+def job_status(server: Server, job_id: str) -> str:
+    with server.admin() as c:
+        return str(c.get(f"/api/v1/jobs/{job_id}").json()["status"])
+
+
+def test_approver_signs_in_and_approves(server_factory: Any, browser: Any) -> None:
+    s: Server = server_factory()
+    agent = s.identity("ui-agent", tenant="default", roles=["agent"])
+    approver = s.identity("ui-approver", tenant="default", roles=["approver"])
+    job_id = submit_prod_write(s, agent["api_key"])
+    key = approver["api_key"]
+
+    tab = Tab(browser)
+    try:
+        tab.sign_in(s.url, key)
+        who = tab.by_id("whoami").inner_text()
+        assert "ui-approver" in who and approver["id"] in who
+        assert tab.by_id("login-key").is_hidden()
+
+        # The key lives in sessionStorage only: not in the URL, not in a cookie, not in the
+        # (cleared) input.
+        href, cookies, stored = tab.page.evaluate(
+            "() => [location.href, document.cookie, Object.values(sessionStorage)]"
+        )
+        assert key not in href and key not in cookies
+        assert href == s.url + "/ui/"
+        assert key in stored
+        assert tab.page.evaluate("() => localStorage.length") == 0
+        assert tab.page.evaluate("() => document.getElementById('login-key').value") == ""
+
+        article = tab.by_id(f"approval-{job_id}")
+        article.wait_for()
+        text = article.inner_text()
+        assert "job.demo.deploy" in text and job_id in text
+        assert "require-approval-prod-write" in text
+        assert "production writes need a human approval" in text
+        assert "deploy v2" in text
+        assert "ui-agent" in text
+        assert "env" in text and "prod" in text and "infra.write" in text
+        assert "Expires" in text
+
+        # Keyboard path: the comment box is labelled, and the buttons are real buttons.
+        comment = tab.by_id(f"comment-{job_id}")
+        assert tab.page.get_by_label("Comment").count() == 1
+        comment.fill("looks good, ship it")
+        approve = tab.by_id(f"approve-{job_id}")
+        assert approve.evaluate("b => b.tagName") == "BUTTON"
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.page.screenshot(path=str(ARTIFACTS / "approval-page.png"), full_page=True)
+
+        approve.focus()
+        tab.page.keyboard.press("Enter")
+        shown = tab.wait_text("status", "Approved")
+        assert shown.startswith(f"Approved {job_id}"), shown
+        assert tab.by_id("status").get_attribute("aria-live") == "polite"
+        # The refreshed queue no longer offers the job.
+        article.wait_for(state="detached")
+        tab.page.screenshot(path=str(ARTIFACTS / "approval-page-after.png"), full_page=True)
+
+        # Every API call carried the key as a header; no URL ever carried it.
+        api_calls = [(u, h) for u, h in tab.requests if "/api/v1/" in u]
+        assert any(u.endswith("/api/v1/whoami") for u, _ in api_calls)
+        assert any(f"/api/v1/approvals/{job_id}/approve" in u for u, _ in api_calls)
+        assert all(h.get("x-api-key") == key for _, h in api_calls), api_calls
+        assert all(key not in u for u, _ in tab.requests)
+        assert not any("cookie" in h for _, h in tab.requests)
+        assert tab.page_errors == [] and tab.console_errors == [], (
+            tab.page_errors, tab.console_errors)
+        assert tab.failed == []
+    finally:
+        tab.close()
+
+    job = s.wait_status(job_id, {"succeeded", "failed", "denied", "expired"}, timeout=10)
+    assert job["status"] == "succeeded", job
+
+    # The comment typed in the page is the one recorded (the approval is consumed by dispatch).
+    with s.client(key) as c:
+        done = [a for st in ("approved", "consumed")
+                for a in c.get("/api/v1/approvals", params={"status": st}).json()["approvals"]]
+    mine = [a for a in done if a["job_id"] == job_id]
+    assert len(mine) == 1 and mine[0]["comment"] == "looks good, ship it", mine
+    assert mine[0]["approver"] == approver["id"]
+
+
+def test_submitter_cannot_approve_own_job_and_sees_why(server_factory: Any, browser: Any) -> None:
+    s: Server = server_factory()
+    both = s.identity("ui-self", tenant="default", roles=["agent", "approver"])
+    job_id = submit_prod_write(s, both["api_key"])
+
+    tab = Tab(browser)
+    try:
+        tab.sign_in(s.url, both["api_key"])
+        tab.by_id(f"approval-{job_id}").wait_for()
+        tab.by_id(f"comment-{job_id}").fill("approving my own job")
+        tab.by_id(f"approve-{job_id}").click()
+        shown = tab.wait_text("status", "Could not approve")
+        # The job is still offered, with the comment kept for another try.
+        tab.by_id(f"approval-{job_id}").wait_for()
+        assert tab.by_id(f"comment-{job_id}").input_value() == "approving my own job"
+    finally:
+        tab.close()
+
+    assert job_status(s, job_id) == "pending_approval"
+    # The page shows exactly the API's own explanation.
+    with s.client(both["api_key"]) as c:
+        r = c.post(f"/api/v1/approvals/{job_id}/approve", json={"comment": "again"})
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert error["code"] == "self_approval"
+    assert job_id in shown and error["message"] in shown
+    assert job_status(s, job_id) == "pending_approval"
+
+
+def test_bad_key_shows_an_error_and_keeps_nothing(server: Server, browser: Any) -> None:
+    tab = Tab(browser)
+    try:
+        tab.page.goto(server.url + "/ui/")
+        tab.by_id("login-key").fill("ghk_not_a_real_key")
+        tab.by_id("login-key").press("Enter")
+        tab.wait_text("status", "Sign-in failed")
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": "ghk_not_a_real_key"}) as c:
+            message = c.get("/api/v1/whoami").json()["error"]["message"]
+        assert message in tab.by_id("status").inner_text()
+        assert tab.page.evaluate("() => sessionStorage.length") == 0
+        assert tab.by_id("login-key").is_visible()
+        assert tab.by_id("whoami").is_hidden()
+    finally:
+        tab.close()
+
+
+def test_sign_out_forgets_the_key(server: Server, browser: Any) -> None:
+    approver = server.identity(f"ui-out-{time.monotonic_ns()}", roles=["approver"])
+    tab = Tab(browser)
+    try:
+        tab.sign_in(server.url, approver["api_key"])
+        tab.page.get_by_role("button", name="Sign out").click()
+        tab.by_id("login-key").wait_for()
+        assert tab.page.evaluate("() => sessionStorage.length") == 0
+        tab.page.reload()
+        assert tab.by_id("login-key").is_visible()
+        assert tab.by_id("whoami").is_hidden()
+    finally:
+        tab.close()
+
+
+def test_empty_queue_then_retry_diff_with_hostile_content_as_text(
+    server_factory: Any, browser: Any
+) -> None:
+    s: Server = server_factory()
+    agent = s.identity("ui-agent2", roles=["agent"])
+    approver = s.identity("ui-approver2", roles=["approver"])
+    tab = Tab(browser)
+    try:
+        tab.sign_in(s.url, approver["api_key"])
+        tab.page.get_by_text("No approvals waiting").wait_for()
+
+        first = submit_prod_write(s, agent["api_key"])
+        hostile = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
+        with s.client(agent["api_key"]) as c:
+            r = c.post("/api/v1/jobs", json={
+                **PROD_WRITE, "prompt": hostile, "labels": {"env": "prod", "ticket": "CHG-7"},
+            })
+        assert r.status_code == 201, r.text
+        retry = r.json()["job_id"]
+
+        tab.page.get_by_role("button", name="Refresh").click()
+        article = tab.by_id(f"approval-{retry}")
+        article.wait_for()
+        tab.by_id(f"approval-{first}").wait_for()
+        assert tab.page.get_by_text("No approvals waiting").is_hidden()
+        assert tab.wait_text("status", "2 approvals waiting")
+
+        # The retry shows what changed since the first attempt, field by field.
+        text = article.inner_text()
+        assert "Changes since the previous attempt" in text and first in text
+        rows = article.locator("tbody tr").filter(has=tab.page.locator("th[scope=row]"))
+        fields = {rows.nth(i).locator("th").inner_text(): rows.nth(i) for i in range(rows.count())}
+        assert {"prompt", "labels"} <= set(fields), fields
+        prompt_row = fields["prompt"]
+        assert prompt_row.locator("td.before").inner_text() == "deploy v2"
+        assert prompt_row.locator("td.after").inner_text() == hostile
+        assert "CHG-7" in fields["labels"].locator("td.after").inner_text()
+        assert "CHG-7" not in fields["labels"].locator("td.before").inner_text()
+        first_text = tab.by_id(f"approval-{first}").inner_text()
+        assert "First attempt" in first_text
+
+        # Hostile text is shown as text: no element was created from it, no script ran.
+        assert hostile in article.locator("pre.prompt").inner_text()
+        assert article.locator("img").count() == 0 and article.locator("b").count() == 0
+        assert tab.page.evaluate("() => window.__pwned === undefined")
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.page.screenshot(path=str(ARTIFACTS / "approval-page-diff.png"), full_page=True)
+
+        # Reject the retry; the first attempt stays in the queue, untouched.
+        tab.by_id(f"comment-{retry}").fill("no HTML in deploy prompts")
+        tab.by_id(f"reject-{retry}").click()
+        shown = tab.wait_text("status", "Rejected")
+        assert shown.startswith(f"Rejected {retry}"), shown
+        article.wait_for(state="detached")
+        tab.by_id(f"approval-{first}").wait_for()
+    finally:
+        tab.close()
+
+    assert job_status(s, retry) == "rejected"
+    assert job_status(s, first) == "pending_approval"
+    with s.client(approver["api_key"]) as c:
+        rejected = c.get("/api/v1/approvals", params={"status": "rejected"}).json()["approvals"]
+    assert [(a["job_id"], a["comment"]) for a in rejected] == [
+        (retry, "no HTML in deploy prompts")
+    ]
