@@ -19,6 +19,9 @@ class Settings:
     admin_key: str | None = None
     max_body_bytes: int = 1024 * 1024
     max_labels: int = 64
+    # The classifier reads every character of the prompt on the event loop: bound it.
+    max_prompt_chars: int = 16 * 1024
+    max_classified_attachment_chars: int = 16 * 1024
     max_attachments: int = 16
     builtin_workers: int = 2
     builtin_topics: tuple[str, ...] = ("job.demo.**",)

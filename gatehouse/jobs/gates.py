@@ -16,7 +16,7 @@ from typing import Any
 from gatehouse.api.schemas import DecideIn, JobIn
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
-from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
+from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from gatehouse.identity import Identity
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_attachments
 from gatehouse.jobs import states
@@ -85,16 +85,22 @@ def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: s
     return Verdict(decision=Decision(DENY, "identity_scope", why), snapshot=snapshot)
 
 
-def _texts(attachments: list[dict[str, Any]], limit: int = 64 * 1024) -> list[str]:
-    """Decoded text of the attachments that are text, for the classifier."""
-    out = []
+def _texts(attachments: list[dict[str, Any]], budget: int) -> tuple[list[str], bool]:
+    """Decoded text of the attachments that are text, for the classifier, within `budget`
+    characters in all; True when some text was left unread (the job is tagged for it)."""
+    out: list[str] = []
+    truncated = False
     for a in attachments:
         try:
-            raw = base64.b64decode(a.get("content_base64", ""), validate=False)[:limit]
-            out.append(raw.decode("utf-8"))
+            text = base64.b64decode(a.get("content_base64", ""), validate=False).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             continue
-    return out
+        if len(text) > budget:
+            truncated = True
+            text = text[:budget]
+        budget -= len(text)
+        out.append(text)
+    return out, truncated
 
 
 class Gates:
@@ -132,6 +138,12 @@ class Gates:
                 f"(at most {self.settings.max_attachments})",
                 code="too_many_attachments",
             )
+        if len(body.prompt) > self.settings.max_prompt_chars:
+            raise PayloadTooLarge(
+                f"the prompt has {len(body.prompt)} characters (at most {self.settings.max_prompt_chars}); "
+                "send large inputs as attachments",
+                code="prompt_too_long",
+            )
         if body.tenant is not None and body.tenant != tenant:
             raise Forbidden(
                 f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch"
@@ -142,16 +154,18 @@ class Gates:
         attachments = [dict(a) for a in screened.kept]
         for a in attachments:
             a["size"] = len(a["content_base64"]) * 3 // 4
-        found = self._classifier().classify(body.prompt, attachments_text=_texts(attachments))
+        texts, truncated = _texts(attachments, self.settings.max_classified_attachment_chars)
+        found = self._classifier().classify(body.prompt, attachments_text=texts)
         labels = {**clean.labels, **found.labels}  # server-derived labels win
         meta: dict[str, Any] = {
             k: v for k, v in clean.meta.items() if k in ("capability", "source", "trace_id",
                                                          "session_id", "description")
         }
-        meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *found.risk_tags})
+        server_tags = {*found.risk_tags, *(("attachment_not_fully_classified",) if truncated else ())}
+        meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *server_tags})
         derived: dict[str, Any] = {
             "labels": found.labels,
-            "risk_tags": list(found.risk_tags),
+            "risk_tags": sorted(server_tags),
             "hits": [h.to_dict() for h in found.hits],
         }
         if clean.dropped:

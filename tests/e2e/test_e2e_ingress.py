@@ -165,3 +165,13 @@ def test_policy_bundle_can_extend_the_classifier(server_factory, tmp_path) -> No
         assert r.status_code == 403 and r.json()["decision"]["rule_id"] == "no-destruction"
         bad = c.put("/api/v1/policy", json={"bundle": "version: 1\nclassifiers:\n  - name: x\n    regex: '('\n"})
         assert bad.status_code == 422 and "classifier" in bad.json()["error"]["message"]
+
+
+def test_prompt_length_is_bounded_and_big_attachments_are_tagged(server: Server) -> None:
+    with server.admin() as c:
+        r = c.post("/api/v1/jobs", json={"topic": "job.other.big", "prompt": "x" * 20_000})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "prompt_too_long"
+        big = {"name": "log.txt", "content_type": "text/plain", "content_base64": b64(b"a" * 40_000)}
+        r = c.post("/api/v1/jobs", json={"topic": "job.other.big", "attachments": [big]})
+        assert r.status_code == 201
+        assert "attachment_not_fully_classified" in r.json()["derived"]["risk_tags"]
