@@ -165,11 +165,7 @@ def _random_job(rng: random.Random, services: int) -> dict[str, Any]:
     One job in eleven goes to a service that no rule names (numbered past the bundle's).
     """
     roll = rng.random()
-    svc = (
-        _service(rng, services)
-        if rng.random() >= 1 / 11
-        else f"svc{services + rng.randrange(10):03d}"
-    )
+    svc = _service(rng, services) if rng.random() >= 1 / 11 else f"svc{services + rng.randrange(10):03d}"
     if roll < 0.6:
         topic = f"job.{svc}.action{rng.randrange(N_ACTIONS)}"
     elif roll < 0.8:
@@ -377,10 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"target p50 at 10,000 rules <= {TARGET_P50_US:g} us: {big:.2f} us "
         f"-> {'met' if p50_ok else 'NOT met'}"
     )
-    print(
-        f"target p50(10000)/p50(10) <= {TARGET_RATIO:g}: {ratio:.2f} "
-        f"-> {'met' if ratio_ok else 'NOT met'}"
-    )
+    print(f"target p50(10000)/p50(10) <= {TARGET_RATIO:g}: {ratio:.2f} -> {'met' if ratio_ok else 'NOT met'}")
     return 0
 
 

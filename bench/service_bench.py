@@ -105,19 +105,25 @@ class Server:
     def start(self, timeout: float = 30.0) -> None:
         self.port, self.metrics_port = free_port(), free_port()
         args = [
-            sys.executable, "-m", "gatehouse", "serve",
-            "--policy", str(SEED),
-            "--data-dir", str(self.data_dir),
-            "--port", str(self.port),
-            "--metrics-port", str(self.metrics_port),
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "gatehouse",
+            "serve",
+            "--policy",
+            str(SEED),
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--log-level",
+            "warning",
             *self.extra_args,
         ]
         env = {**os.environ, "GATEHOUSE_ADMIN_KEY": ADMIN_KEY}
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-            )
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -310,9 +316,7 @@ def _lua_str(s: str | bytes) -> str:
 
 
 def wrk_script(route: Route, path: Path) -> Path:
-    headers = "\n".join(
-        f"  wrk.headers[ {_lua_str(k)} ] = {_lua_str(v)}" for k, v in route.headers.items()
-    )
+    headers = "\n".join(f"  wrk.headers[ {_lua_str(k)} ] = {_lua_str(v)}" for k, v in route.headers.items())
     path.write_text(
         _WRK_LUA
         % {
@@ -342,9 +346,7 @@ def parse_wrk(out: str, route: Route) -> Result:
         raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
     dist = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.M))
     total = re.search(r"(\d+) requests in ([\d.]+\w+),", out)
-    socket = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     extra = re.search(r"BENCH unexpected=(\d+) p50_us=(\d+) p99_us=(\d+)", out)
     res = Result(
@@ -374,8 +376,16 @@ def run_wrk(
 ) -> tuple[Result, str]:
     script = wrk_script(route, workdir / f"wrk-{route.method.lower()}.lua")
     cmd = [
-        wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-        "--timeout", "10s", "-s", str(script), url + route.path,
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url + route.path,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
     if out.returncode != 0:
@@ -536,9 +546,23 @@ def profiling(pid: int, out_dir: Path | None, seconds: float) -> Iterator[Path |
     raw = out_dir / "submit.folded"
     log = open(out_dir / "py-spy.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
-         "--duration", str(max(1, int(seconds))), "--output", str(raw), "--nonblocking"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--duration",
+            str(max(1, int(seconds))),
+            "--output",
+            str(raw),
+            "--nonblocking",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield raw
@@ -594,8 +618,11 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
         layers[_layer(frames)] += count
     if not total:
         return "(empty profile)"
-    out = [f"{total} samples (busy threads only)", "", "by layer (each sample charged to its "
-           "innermost recognised frame):"]
+    out = [
+        f"{total} samples (busy threads only)",
+        "",
+        "by layer (each sample charged to its innermost recognised frame):",
+    ]
     out += [f"{100 * n / total:7.1f}%  {name}" for name, n in layers.most_common()]
     out += ["", "gatehouse functions, inclusive (time in the function and what it calls):"]
     out += [f"{100 * n / total:7.1f}%  {f}" for f, n in inclusive.most_common(top)]
@@ -644,9 +671,7 @@ class Completion:
         return self.succeeded / self.total_seconds if self.total_seconds > 0 else 0.0
 
 
-def completion_phase(
-    server: Server, key: str, jobs: int, connections: int, timeout: float
-) -> Completion:
+def completion_phase(server: Server, key: str, jobs: int, connections: int, timeout: float) -> Completion:
     route = Route(
         label="POST /api/v1/jobs (echo)",
         method="POST",
@@ -658,9 +683,7 @@ def completion_phase(
     succeeded = {"state": "succeeded"}
     before = server.metric("gatehouse_jobs_finished_total", succeeded)
     start = time.perf_counter()
-    res = asyncio.run(
-        python_load(route, server.port, connections=connections, count=jobs)
-    )
+    res = asyncio.run(python_load(route, server.port, connections=connections, count=jobs))
     submitted = time.perf_counter() - start
     accepted = res.statuses.get(201, 0)
     deadline = start + timeout
@@ -695,9 +718,7 @@ def measure(
         if verbose:
             print(out.rstrip())
     else:
-        res = asyncio.run(
-            python_load(route, server.port, connections=connections, seconds=seconds)
-        )
+        res = asyncio.run(python_load(route, server.port, connections=connections, seconds=seconds))
     cpu1, wait1 = server.cpu_seconds(), server.run_delay()
     if cpu0 is not None and cpu1 is not None:
         res.server_cpu = cpu1 - cpu0
@@ -708,14 +729,20 @@ def measure(
 
 def _fmt_row(cols: list[str], widths: list[int]) -> str:
     first, *rest = cols
-    return f"{first:<{widths[0]}}" + "".join(
-        f"  {c:>{w}}" for c, w in zip(rest, widths[1:], strict=True)
-    )
+    return f"{first:<{widths[0]}}" + "".join(f"  {c:>{w}}" for c, w in zip(rest, widths[1:], strict=True))
 
 
 def table(results: list[Result]) -> str:
-    head = ["route", "req/s", "p50 ms", "p99 ms", "errors", "server CPU", "CPU us/req",
-            "no-CPU wait"]
+    head = [
+        "route",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server CPU",
+        "CPU us/req",
+        "no-CPU wait",
+    ]
     rows = [
         [
             r.route.label,
@@ -739,13 +766,13 @@ def _no_rate_limit_args() -> list[str]:
     """`--rate-limit-* 0` for the serve flags this version of gatehouse has."""
     out = subprocess.run(
         [sys.executable, "-m", "gatehouse", "serve", "--help"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     ).stdout
     return [
-        arg
-        for flag in ("--rate-limit-identity", "--rate-limit-tenant")
-        if flag in out
-        for arg in (flag, "0")
+        arg for flag in ("--rate-limit-identity", "--rate-limit-tenant") if flag in out for arg in (flag, "0")
     ]
 
 
@@ -777,14 +804,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short phases (CI smoke)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds (default 2; 1 quick)")
     ap.add_argument("--python-load", action="store_true", help="use the asyncio generator")
-    ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                    help="py-spy the server during the submit phase; write DIR/submit.folded")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy the server during the submit phase; write DIR/submit.folded",
+    )
     ap.add_argument("--verbose", action="store_true", help="print wrk's own reports")
-    ap.add_argument("--keep-rate-limits", action="store_true",
-                    help="keep the server's default rate limits (they are disabled otherwise)")
-    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                    help="extra argument for `gatehouse serve` (repeatable), e.g. "
-                    "--server-arg=--builtin-workers=4")
+    ap.add_argument(
+        "--keep-rate-limits",
+        action="store_true",
+        help="keep the server's default rate limits (they are disabled otherwise)",
+    )
+    ap.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `gatehouse serve` (repeatable), e.g. --server-arg=--builtin-workers=4",
+    )
     args = ap.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 10.0)
     jobs = args.jobs if args.jobs is not None else (300 if args.quick else 2000)
@@ -862,20 +901,30 @@ def main(argv: list[str] | None = None) -> int:
         ratio = sub.rps / trivial.rps if trivial.rps else 0.0
         ok_ratio = ratio >= TARGET_RATIO
         ok_p99 = sub.p99_ms < TARGET_P99_MS
-        print(f"submit / trivial GET throughput: {ratio:.2f}x  "
-              f"(target >= {TARGET_RATIO:.2f}x: {'met' if ok_ratio else 'NOT MET'})")
-        print(f"submit p99 with {conns} in flight: {sub.p99_ms:.1f} ms  "
-              f"(target < {TARGET_P99_MS:.0f} ms: {'met' if ok_p99 else 'NOT MET'})")
-        print(f"submit responses: {sub.requests:,} counted by the load generator, "
-              f"{stored:,} jobs stored by the server (allow), {sub.errors} errors")
-        print(f"end to end: {done.jobs:,} job.demo.echo jobs submitted in "
-              f"{done.submit_seconds:.2f} s, "
-              f"{done.succeeded:,} succeeded after {done.total_seconds:.2f} s "
-              f"-> {done.rate:,.0f} jobs/s completed")
+        print(
+            f"submit / trivial GET throughput: {ratio:.2f}x  "
+            f"(target >= {TARGET_RATIO:.2f}x: {'met' if ok_ratio else 'NOT MET'})"
+        )
+        print(
+            f"submit p99 with {conns} in flight: {sub.p99_ms:.1f} ms  "
+            f"(target < {TARGET_P99_MS:.0f} ms: {'met' if ok_p99 else 'NOT MET'})"
+        )
+        print(
+            f"submit responses: {sub.requests:,} counted by the load generator, "
+            f"{stored:,} jobs stored by the server (allow), {sub.errors} errors"
+        )
+        print(
+            f"end to end: {done.jobs:,} job.demo.echo jobs submitted in "
+            f"{done.submit_seconds:.2f} s, "
+            f"{done.succeeded:,} succeeded after {done.total_seconds:.2f} s "
+            f"-> {done.rate:,.0f} jobs/s completed"
+        )
         print(f"load average after: {_loadavg()}")
-        print("server CPU: the server process's CPU time over the phase (100% = one core); "
-              "CPU us/req: that time per request;\nno-CPU wait: time its threads were ready "
-              "to run but had no CPU (other load on the machine; should be near 0%)")
+        print(
+            "server CPU: the server process's CPU time over the phase (100% = one core); "
+            "CPU us/req: that time per request;\nno-CPU wait: time its threads were ready "
+            "to run but had no CPU (other load on the machine; should be near 0%)"
+        )
         if raw is not None:
             print()
             print(f"py-spy profile of the server during the submit phase ({raw}):")

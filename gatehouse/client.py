@@ -114,7 +114,12 @@ class Client:
 
     # workers
     def lease(
-        self, topics: list[str], *, max_jobs: int = 1, lease_seconds: int = 60, wait_seconds: float = 0
+        self,
+        topics: list[str],
+        *,
+        max_jobs: int = 1,
+        lease_seconds: int = 60,
+        wait_seconds: float = 0,
     ) -> list[dict[str, Any]]:
         body = {
             "topics": topics,
@@ -131,7 +136,9 @@ class Client:
         )
         return result
 
-    def result(self, job_id: str, *, status: str, output: Any = None, error: str | None = None) -> dict[str, Any]:
+    def result(
+        self, job_id: str, *, status: str, output: Any = None, error: str | None = None
+    ) -> dict[str, Any]:
         body = {"status": status, "output": output, "error": error}
         result: dict[str, Any] = self.request("POST", f"/api/v1/worker/jobs/{job_id}/result", body)
         return result

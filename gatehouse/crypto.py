@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-class KeyError_(GatehouseError):  # noqa: N801 - `KeyError` is a builtin
+class KeyError_(GatehouseError):
     code = "bad_key"
 
 

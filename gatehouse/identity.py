@@ -74,7 +74,12 @@ class Identity:
 
 
 def validate_scope(
-    *, name: str, tenant: str, roles: Iterable[str], topics: Iterable[str], capabilities: Iterable[str]
+    *,
+    name: str,
+    tenant: str,
+    roles: Iterable[str],
+    topics: Iterable[str],
+    capabilities: Iterable[str],
 ) -> None:
     """Raise `BadRequest` unless the identity fields are well formed."""
     if not _NAME.match(name or ""):

@@ -20,9 +20,7 @@ class _QueueCollector(Collector):
         self._counts = counts
 
     def collect(self):  # type: ignore[no-untyped-def]
-        family = GaugeMetricFamily(
-            "gatehouse_job_queue_depth", "Jobs by state", labels=["state"]
-        )
+        family = GaugeMetricFamily("gatehouse_job_queue_depth", "Jobs by state", labels=["state"])
         try:
             counts = self._counts()
         except Exception:  # a scrape must never take the server down
@@ -72,13 +70,22 @@ class Metrics:
             registry=r,
         )
         self.jobs_submitted = Counter(
-            "gatehouse_jobs_submitted_total", "Jobs submitted, by submit decision", ["decision"], registry=r
+            "gatehouse_jobs_submitted_total",
+            "Jobs submitted, by submit decision",
+            ["decision"],
+            registry=r,
         )
         self.jobs_finished = Counter(
-            "gatehouse_jobs_finished_total", "Jobs that reached a final state", ["state"], registry=r
+            "gatehouse_jobs_finished_total",
+            "Jobs that reached a final state",
+            ["state"],
+            registry=r,
         )
         self.rate_limited = Counter(
-            "gatehouse_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
+            "gatehouse_rate_limited_total",
+            "Requests refused by a rate limit",
+            ["scope"],
+            registry=r,
         )
         self.approval_events = Counter(
             "gatehouse_approval_events_total",

@@ -49,7 +49,11 @@ class ControlPlane:
         else:
             self.kernel = Kernel(metrics=self.metrics, default_fail_mode=settings.default_fail_mode)
         common = dict(
-            store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, settings=settings
+            store=self.store,
+            kernel=self.kernel,
+            bus=self.bus,
+            metrics=self.metrics,
+            settings=settings,
         )
         self.gates = Gates(**common)  # type: ignore[arg-type]
         self.scheduler = Scheduler(**common, approval_key=self.signing_key)  # type: ignore[arg-type]
@@ -59,7 +63,11 @@ class ControlPlane:
         self.scheduler.approval_flow = self.approvals
         trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
         self.installer = PolicyInstaller(
-            store=self.store, kernel=self.kernel, bus=self.bus, metrics=self.metrics, trusted=trusted
+            store=self.store,
+            kernel=self.kernel,
+            bus=self.bus,
+            metrics=self.metrics,
+            trusted=trusted,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._counts: dict[str, float] = {}
@@ -76,9 +84,7 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
         for i in range(self.settings.builtin_workers):
             self._tasks.append(
-                asyncio.create_task(
-                    run_builtin_worker(self.scheduler, self.settings.builtin_topics, i)
-                )
+                asyncio.create_task(run_builtin_worker(self.scheduler, self.settings.builtin_topics, i))
             )
 
     async def stop(self) -> None:

@@ -55,8 +55,6 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("the API key was revoked", code="revoked_api_key")
     tenant = request.headers.get("x-tenant-id") or identity.tenant
     if tenant != identity.tenant and not identity.is_admin:
-        raise Forbidden(
-            f"X-Tenant-ID `{tenant}` is not the tenant of this key", code="tenant_mismatch"
-        )
+        raise Forbidden(f"X-Tenant-ID `{tenant}` is not the tenant of this key", code="tenant_mismatch")
     current_actor.set(identity.id)
     return Principal(identity=identity, tenant=tenant)

@@ -32,8 +32,10 @@ def parse_limit(text: str) -> Limit:
         rate = float(rate_s)
         burst = float(burst_s) if burst_s else max(rate * 2, 1.0)
     except ValueError:
-        raise BadRequest(f"bad rate limit `{text}` (use RATE or RATE/BURST)", code="invalid_rate_limit") from None
-    if rate < 0 or burst < 1 and rate > 0:
+        raise BadRequest(
+            f"bad rate limit `{text}` (use RATE or RATE/BURST)", code="invalid_rate_limit"
+        ) from None
+    if rate < 0 or (burst < 1 and rate > 0):
         raise BadRequest(f"bad rate limit `{text}`", code="invalid_rate_limit")
     return Limit(rate=rate, burst=burst)
 
@@ -89,7 +91,8 @@ class RateLimiter:
             if wait:
                 self._on_limited("identity")
                 raise RateLimited(
-                    f"identity rate limit of {limit.rate:g}/s exceeded", retry_after=wait,
+                    f"identity rate limit of {limit.rate:g}/s exceeded",
+                    retry_after=wait,
                     details={"scope": "identity", "retry_after": round(wait, 3)},
                 )
         if not self.tenant_limit.unlimited:
@@ -97,6 +100,7 @@ class RateLimiter:
             if wait:
                 self._on_limited("tenant")
                 raise RateLimited(
-                    f"tenant rate limit of {self.tenant_limit.rate:g}/s exceeded", retry_after=wait,
+                    f"tenant rate limit of {self.tenant_limit.rate:g}/s exceeded",
+                    retry_after=wait,
                     details={"scope": "tenant", "retry_after": round(wait, 3)},
                 )

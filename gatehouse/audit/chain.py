@@ -64,8 +64,14 @@ class Checkpoint:
     sig: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream, "seq": self.seq, "hash": self.hash, "time": self.time,
-                "key_id": self.key_id, "sig": self.sig}
+        return {
+            "stream": self.stream,
+            "seq": self.seq,
+            "hash": self.hash,
+            "time": self.time,
+            "key_id": self.key_id,
+            "sig": self.sig,
+        }
 
 
 def entry_hash(fields: Mapping[str, Any]) -> str:
@@ -100,9 +106,15 @@ class StreamReport:
         self.problems.append(reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream, "entries": self.entries, "checkpoints": self.checkpoints,
-                "ok": self.ok, "first_bad_seq": self.first_bad_seq, "reason": self.reason,
-                "head_hash": self.head_hash}
+        return {
+            "stream": self.stream,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "ok": self.ok,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "head_hash": self.head_hash,
+        }
 
 
 def verify_stream(

@@ -27,8 +27,12 @@ async def verify_store(
 
 
 def export_lines(
-    entries: Iterable[Entry], checkpoints: Iterable[Checkpoint], keys: Iterable[VerifyKey], *,
-    exported_at: float, since: str | None,
+    entries: Iterable[Entry],
+    checkpoints: Iterable[Checkpoint],
+    keys: Iterable[VerifyKey],
+    *,
+    exported_at: float,
+    since: str | None,
 ) -> Iterable[str]:
     header = {
         "record": "header",

@@ -17,9 +17,15 @@ from gatehouse.policy._durations import parse_duration
 
 @click.command("sign")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--serial", required=True, type=click.IntRange(min=0),
-              help="must grow with every bundle you sign (rollback protection)")
+@click.option(
+    "--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--serial",
+    required=True,
+    type=click.IntRange(min=0),
+    help="must grow with every bundle you sign (rollback protection)",
+)
 @click.option("--expires", default=None, help="validity, e.g. 30d (default: no expiry)")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def sign(bundle: Path, key_path: Path, serial: int, expires: str | None, out: Path) -> None:

@@ -17,8 +17,12 @@ __all__ = ["client_options", "emit"]
 
 def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
-    @click.option("--key", envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"], required=True,
-                  help="API key (or GATEHOUSE_KEY)")
+    @click.option(
+        "--key",
+        envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"],
+        required=True,
+        help="API key (or GATEHOUSE_KEY)",
+    )
     @click.option("--tenant", envvar="GATEHOUSE_TENANT", default=None)
     @functools.wraps(fn)
     def wrapper(url: str, key: str, tenant: str | None, **kw: Any) -> Any:

@@ -62,9 +62,7 @@ def job_context(job: Mapping[str, Any]) -> dict[str, Any]:
         raise _bad(f"a job must be a JSON object, got `{_show(job)}`")
     unknown = [k for k in job if k not in _JOB_KEYS]
     if unknown:
-        raise _bad(
-            f"unknown key `{unknown[0]}` in the job (expected one of {', '.join(_JOB_KEYS)})"
-        )
+        raise _bad(f"unknown key `{unknown[0]}` in the job (expected one of {', '.join(_JOB_KEYS)})")
     if "topic" not in job:
         raise _bad("a job needs a `topic`")
     topic = _string(job, "topic", "`topic`")
@@ -116,9 +114,7 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         msg = exc.msg[:1].lower() + exc.msg[1:]
-        where = (
-            f"line {exc.lineno}, column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
-        )
+        where = f"line {exc.lineno}, column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
         raise BadRequest(f"not valid JSON: {msg} at {where}", code="invalid_json") from None
 
 

@@ -20,7 +20,9 @@ def _report(reports: list[StreamReport]) -> None:
         click.echo("no audit entries")
     for r in reports:
         if r.ok:
-            click.echo(f"ok   {r.stream}: {r.entries} entries, {r.checkpoints} checkpoints, head {r.head_hash[:16]}")
+            click.echo(
+                f"ok   {r.stream}: {r.entries} entries, {r.checkpoints} checkpoints, head {r.head_hash[:16]}"
+            )
         else:
             click.echo(f"BAD  {r.stream}: first bad entry {r.first_bad_seq}: {r.reason}")
     if not all(r.ok for r in reports):
@@ -52,15 +54,32 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="verify a server's data directory")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="verify a server's data directory",
+)
 @click.option("--url", help="verify through a running server (with --key)")
 @click.option("--key", "api_key", envvar="GATEHOUSE_KEY", help="API key of an admin or reviewer")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="verify an export made by `gatehouse audit export`")
-@click.option("--trust-key", "trust_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="pin the checkpoint key (server.pub) instead of trusting the export's header")
-def verify(data_dir: Path | None, url: str | None, api_key: str | None, file: Path | None,
-           trust_key: Path | None) -> None:
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="verify an export made by `gatehouse audit export`",
+)
+@click.option(
+    "--trust-key",
+    "trust_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="pin the checkpoint key (server.pub) instead of trusting the export's header",
+)
+def verify(
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+    file: Path | None,
+    trust_key: Path | None,
+) -> None:
     """Walk every chain and checkpoint; exit 1 naming the first bad entry."""
     if sum(x is not None for x in (data_dir, url, file)) != 1:
         raise click.UsageError("give exactly one of --data-dir, --url or --file")
@@ -101,9 +120,15 @@ def verify(data_dir: Path | None, url: str | None, api_key: str | None, file: Pa
             sys.exit(2)
     reports = []
     for s in body["streams"]:
-        r = StreamReport(stream=s["stream"], entries=s["entries"], checkpoints=s["checkpoints"],
-                         ok=s["ok"], first_bad_seq=s["first_bad_seq"], reason=s["reason"],
-                         head_hash=s["head_hash"])
+        r = StreamReport(
+            stream=s["stream"],
+            entries=s["entries"],
+            checkpoints=s["checkpoints"],
+            ok=s["ok"],
+            first_bad_seq=s["first_bad_seq"],
+            reason=s["reason"],
+            head_hash=s["head_hash"],
+        )
         reports.append(r)
     _report(reports)
 
@@ -126,8 +151,14 @@ def _since_filter(since: str | None) -> tuple[int, float | None]:
 @click.option("--url")
 @click.option("--key", "api_key", envvar="GATEHOUSE_KEY")
 @click.option("--stream", "streams", multiple=True, help="streams to export (default: all / your tenant's)")
-def export(to: Path, since: str | None, data_dir: Path | None, url: str | None, api_key: str | None,
-           streams: tuple[str, ...]) -> None:
+def export(
+    to: Path,
+    since: str | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+    streams: tuple[str, ...],
+) -> None:
     """Write entries and checkpoints as JSON Lines, verifiable offline with `verify --file`."""
     from gatehouse.audit.verify import export_lines
 
@@ -138,6 +169,7 @@ def export(to: Path, since: str | None, data_dir: Path | None, url: str | None, 
     checkpoints: list[Checkpoint] = []
     keys: list[VerifyKey] = []
     if data_dir is not None:
+
         async def run() -> None:
             store = await _open_store(data_dir)
             try:

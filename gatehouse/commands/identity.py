@@ -15,8 +15,13 @@ def identity() -> None:
 
 @identity.command("create")
 @click.argument("name")
-@click.option("--for-tenant", "for_tenant", default="default", show_default=True,
-              help="tenant the new identity belongs to")
+@click.option(
+    "--for-tenant",
+    "for_tenant",
+    default="default",
+    show_default=True,
+    help="tenant the new identity belongs to",
+)
 @click.option("--role", "roles", multiple=True, default=("agent",), show_default=True)
 @click.option("--topic", "topics", multiple=True, help="topic glob in scope (repeatable; default **)")
 @click.option("--capability", "capabilities", multiple=True, help="capability in scope (default *)")

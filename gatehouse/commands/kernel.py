@@ -11,8 +11,13 @@ import click
 
 
 @click.command()
-@click.option("--socket", "socket_path", required=True, type=click.Path(path_type=Path),
-              help="Unix socket to listen on (the service connects with --kernel-socket)")
+@click.option(
+    "--socket",
+    "socket_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Unix socket to listen on (the service connects with --kernel-socket)",
+)
 def kernel(socket_path: Path) -> None:
     """Serve policy decisions over a Unix socket."""
     from gatehouse.kernel.remote import serve_kernel

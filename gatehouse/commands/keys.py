@@ -15,8 +15,13 @@ def keys() -> None:
 
 
 @keys.command("generate")
-@click.option("--out", "prefix", required=True, type=click.Path(path_type=Path),
-              help="writes PREFIX.key (private, mode 0600) and PREFIX.pub")
+@click.option(
+    "--out",
+    "prefix",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="writes PREFIX.key (private, mode 0600) and PREFIX.pub",
+)
 @click.option("--force", is_flag=True, help="overwrite existing files")
 def generate(prefix: Path, force: bool) -> None:
     """Generate an Ed25519 key pair; prints its key id."""

@@ -112,8 +112,7 @@ def check(file: str) -> None:
     """Load and validate FILE; print its rule counts and snapshot."""
     p = _load(file)
     click.echo(
-        f"ok: {p.name}: {len(p.rules)} rules, {len(p.output_rules)} output rules, "
-        f"snapshot {p.snapshot}"
+        f"ok: {p.name}: {len(p.rules)} rules, {len(p.output_rules)} output rules, snapshot {p.snapshot}"
     )
 
 
@@ -149,10 +148,7 @@ def explain(file: str, job_spec: str, as_json: bool) -> None:
         _echo_json(ex.to_dict())
         return
     rows = [("RULE", "DECISION", "RESULT")]
-    rows += [
-        (t.rule_id, t.decision, "MATCH" if t.matched else f"failed: {t.failed_field}")
-        for t in ex.rules
-    ]
+    rows += [(t.rule_id, t.decision, "MATCH" if t.matched else f"failed: {t.failed_field}") for t in ex.rules]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     for a, b, c in rows:
@@ -271,8 +267,7 @@ def test_(file: str, fixtures: str) -> None:
             continue
         failed += 1
         click.echo(
-            f"FAIL {name}: expected {_outcome(want, want_rule)}, "
-            f"got {_outcome(d.decision, d.rule_id)}"
+            f"FAIL {name}: expected {_outcome(want, want_rule)}, got {_outcome(d.decision, d.rule_id)}"
         )
     click.echo(f"{len(cases) - failed} passed, {failed} failed")
     if failed:
@@ -286,9 +281,7 @@ def test_(file: str, fixtures: str) -> None:
 @policy.command()
 @click.argument("old")
 @click.argument("new")
-@click.option(
-    "--jobs", "jobs_path", required=True, metavar="JOBS.jsonl", help="one job body per line"
-)
+@click.option("--jobs", "jobs_path", required=True, metavar="JOBS.jsonl", help="one job body per line")
 @click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
 def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
     """Decide every job of JOBS under OLD and NEW; list the jobs whose decision or rule changes.

@@ -13,22 +13,51 @@ from gatehouse.config import Settings
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
-@click.option("--metrics-port", default=9090, show_default=True, type=int,
-              help="Prometheus metrics port (0 to serve metrics only on the API port)")
+@click.option(
+    "--metrics-port",
+    default=9090,
+    show_default=True,
+    type=int,
+    help="Prometheus metrics port (0 to serve metrics only on the API port)",
+)
 @click.option("--data-dir", default="./gatehouse-data", show_default=True, type=click.Path(path_type=Path))
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="policy bundle (YAML, or a signed envelope) to install at start and watch")
-@click.option("--watch/--no-watch", "watch_policy", default=True, show_default=True,
-              help="reload the policy file when it changes")
-@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="trusted bundle signing public key (repeatable)")
-@click.option("--kernel-socket", type=click.Path(path_type=Path), default=None,
-              help="use a kernel process (`gatehouse kernel --socket`) instead of the in-process one")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="policy bundle (YAML, or a signed envelope) to install at start and watch",
+)
+@click.option(
+    "--watch/--no-watch",
+    "watch_policy",
+    default=True,
+    show_default=True,
+    help="reload the policy file when it changes",
+)
+@click.option(
+    "--trust-key",
+    "trust_keys",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="trusted bundle signing public key (repeatable)",
+)
+@click.option(
+    "--kernel-socket",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="use a kernel process (`gatehouse kernel --socket`) instead of the in-process one",
+)
 @click.option("--kernel-deadline-ms", type=int, default=50, show_default=True)
-@click.option("--rate-limit-identity", default=None,
-              help="per-identity limit RATE[/BURST] per second, 0 for none (default 200/400)")
-@click.option("--rate-limit-tenant", default=None,
-              help="per-tenant limit RATE[/BURST] per second, 0 for none (default 1000/2000)")
+@click.option(
+    "--rate-limit-identity",
+    default=None,
+    help="per-identity limit RATE[/BURST] per second, 0 for none (default 200/400)",
+)
+@click.option(
+    "--rate-limit-tenant",
+    default=None,
+    help="per-tenant limit RATE[/BURST] per second, 0 for none (default 1000/2000)",
+)
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
@@ -84,5 +113,11 @@ def serve(
         start_http_server(settings.metrics_port, addr=host, registry=plane.metrics.registry)
     app = create_app(settings, plane)
     click.echo(f"gatehouse: serving on http://{host}:{port} (data in {data_dir})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -52,9 +52,13 @@ def echo(job: dict[str, Any]) -> dict[str, Any]:
 @click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
 @click.option("--key", envvar="GATEHOUSE_KEY", required=True, help="worker API key")
 @click.option("--topics", "topics", multiple=True, required=True, help="topic glob to lease (repeatable)")
-@click.option("--handler", "handlers", multiple=True,
-              help="`GLOB=package.module:function` or `package.module:function` (repeatable); "
-                   "default echoes the prompt")
+@click.option(
+    "--handler",
+    "handlers",
+    multiple=True,
+    help="`GLOB=package.module:function` or `package.module:function` (repeatable); "
+    "default echoes the prompt",
+)
 @click.option("--max-jobs", default=4, show_default=True)
 @click.option("--lease-seconds", default=60, show_default=True)
 @click.option("--once", is_flag=True, help="exit when a lease comes back empty")
@@ -76,8 +80,12 @@ def worker(
     click.echo(f"gatehouse worker: leasing {', '.join(topic_list)} from {url}", err=True)
     while True:
         try:
-            jobs = client.lease(topic_list, max_jobs=max_jobs, lease_seconds=lease_seconds,
-                                wait_seconds=0 if once else 5)
+            jobs = client.lease(
+                topic_list,
+                max_jobs=max_jobs,
+                lease_seconds=lease_seconds,
+                wait_seconds=0 if once else 5,
+            )
         except (ApiError, OSError) as exc:
             log.warning("lease failed: %s", exc)
             if once:
@@ -100,8 +108,11 @@ def worker(
             except Exception as exc:
                 log.warning("job %s failed: %s", job["job_id"], exc)
                 try:
-                    client.result(job["job_id"], status="failed",
-                                  error=f"{type(exc).__name__}: {exc}"[:4000],
-                                  output={"traceback": traceback.format_exc()[-2000:]})
+                    client.result(
+                        job["job_id"],
+                        status="failed",
+                        error=f"{type(exc).__name__}: {exc}"[:4000],
+                        output={"traceback": traceback.format_exc()[-2000:]},
+                    )
                 except ApiError as report:
                     log.warning("could not report failure of %s: %s", job["job_id"], report)

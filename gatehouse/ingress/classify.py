@@ -112,9 +112,7 @@ class Classifier:
             for p in self.patterns:
                 m = p.search(raw, clean)
                 if m is not None:
-                    hits.append(
-                        Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source)
-                    )
+                    hits.append(Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source))
         return _combine(hits)
 
 

@@ -101,13 +101,9 @@ class Pattern:
 
     def example_problems(self) -> tuple[str, ...]:
         """Examples that do not match and counter-examples that do; empty when all is well."""
-        problems = [
-            f"example `{ex}` does not match" for ex in self.examples if self.search(ex) is None
-        ]
+        problems = [f"example `{ex}` does not match" for ex in self.examples if self.search(ex) is None]
         problems += [
-            f"counter-example `{ex}` matches"
-            for ex in self.counter_examples
-            if self.search(ex) is not None
+            f"counter-example `{ex}` matches" for ex in self.counter_examples if self.search(ex) is not None
         ]
         return tuple(problems)
 

@@ -28,8 +28,15 @@ log = logging.getLogger("gatehouse.approvals")
 
 
 def approval_record(
-    job: Job, approval: Approval, *, result: str, event: str, reason: str, rule_id: str | None = None,
-    stage: str = "approval", snapshot: str | None = None,
+    job: Job,
+    approval: Approval,
+    *,
+    result: str,
+    event: str,
+    reason: str,
+    rule_id: str | None = None,
+    stage: str = "approval",
+    snapshot: str | None = None,
 ) -> DecisionRecord:
     """Approval events go into the job's decision records, beside the gates' decisions."""
     return DecisionRecord(
@@ -73,7 +80,14 @@ class ApprovalFlow:
                 continue
             requester = await self.store.get_identity(a.requested_by)
             records = await self.store.decisions(job.id)
-            decision = next((r for r in reversed(records) if r.rule_id == a.rule_id and r.stage in ("submit", "dispatch")), None)
+            decision = next(
+                (
+                    r
+                    for r in reversed(records)
+                    if r.rule_id == a.rule_id and r.stage in ("submit", "dispatch")
+                ),
+                None,
+            )
             item = a.to_public()
             item.pop("token", None)
             item.update(
@@ -105,10 +119,18 @@ class ApprovalFlow:
     async def _refuse_forgery(self, who: Identity, job: Job, problem: str) -> None:
         self.metrics.approval_forgery.inc()
         self.metrics.approval_event("forged")
-        await self.store.append_audit([AuditEvent(stream_for(job.tenant), "approval.forged", {
-            "job_id": job.id, "problem": problem, "presented_by": who.id})])
+        await self.store.append_audit(
+            [
+                AuditEvent(
+                    stream_for(job.tenant),
+                    "approval.forged",
+                    {"job_id": job.id, "problem": problem, "presented_by": who.id},
+                )
+            ]
+        )
         raise Forbidden(
-            f"the approval token is not valid for job `{job.id}` ({problem})", code="approval_forged",
+            f"the approval token is not valid for job `{job.id}` ({problem})",
+            code="approval_forged",
             details={"problem": problem},
         )
 
@@ -123,14 +145,25 @@ class ApprovalFlow:
             if problem in ("forged", "wrong_job"):
                 await self._refuse_forgery(who, job, problem)
             if latest is not None and latest.token == token and latest.status == "approved":
-                return {"job_id": job.id, "status": job.status, "approval": latest.to_public(), "token": token}
-            raise Conflict(f"that approval token can no longer be used ({problem or 'already used'})",
-                           code="approval_token_used", details={"problem": problem})
+                return {
+                    "job_id": job.id,
+                    "status": job.status,
+                    "approval": latest.to_public(),
+                    "token": token,
+                }
+            raise Conflict(
+                f"that approval token can no longer be used ({problem or 'already used'})",
+                code="approval_token_used",
+                details={"problem": problem},
+            )
         if job.identity_id == who.id:
             raise Forbidden("nobody approves a job they submitted", code="self_approval")
         if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
-            raise Conflict(f"job `{job_id}` is `{job.status}`, not waiting for approval", code="not_pending",
-                           details={"status": job.status})
+            raise Conflict(
+                f"job `{job_id}` is `{job.status}`, not waiting for approval",
+                code="not_pending",
+                details={"status": job.status},
+            )
         at = now()
         if at >= latest.expires_at:
             await self.expire(latest)
@@ -138,17 +171,29 @@ class ApprovalFlow:
         issued = issue_token(latest, job, approver=who.id, key=self.key, at=at)
         reason = f"approved by {who.name}" + (f": {comment}" if comment else "")
         record = approval_record(job, latest, result="allow", event="approved", reason=reason)
-        changes = {"status": "approved", "approver_id": who.id, "decided_at": at, "comment": comment,
-                   "token": issued, "nonce": issued["claims"]["nonce"]}
-        moved = await self.store.transition(job.id, "approve", record=record, at=at,
-                                            approval_update=(latest.id, "pending", changes))
+        changes = {
+            "status": "approved",
+            "approver_id": who.id,
+            "decided_at": at,
+            "comment": comment,
+            "token": issued,
+            "nonce": issued["claims"]["nonce"],
+        }
+        moved = await self.store.transition(
+            job.id, "approve", record=record, at=at, approval_update=(latest.id, "pending", changes)
+        )
         if moved is None:
             raise Conflict(f"job `{job_id}` changed state", code="not_pending")
         self.metrics.approval_event("approved")
         self.metrics.approval_seconds.observe(at - latest.requested_at)
         await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
         approval = latest.evolve(**changes)
-        return {"job_id": job.id, "status": moved.status, "approval": approval.to_public(), "token": issued}
+        return {
+            "job_id": job.id,
+            "status": moved.status,
+            "approval": approval.to_public(),
+            "token": issued,
+        }
 
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
@@ -157,28 +202,52 @@ class ApprovalFlow:
             raise Forbidden("nobody decides on a job they submitted", code="self_approval")
         latest = await self.store.latest_approval(job.id)
         if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
-            raise Conflict(f"job `{job_id}` is `{job.status}`, not waiting for approval", code="not_pending",
-                           details={"status": job.status})
+            raise Conflict(
+                f"job `{job_id}` is `{job.status}`, not waiting for approval",
+                code="not_pending",
+                details={"status": job.status},
+            )
         at = now()
         reason = f"rejected by {who.name}" + (f": {comment}" if comment else "")
         record = approval_record(job, latest, result="deny", event="rejected", reason=reason)
-        changes = {"status": "rejected", "approver_id": who.id, "decided_at": at, "comment": comment}
-        moved = await self.store.transition(job.id, "reject", record=record, at=at,
-                                            approval_update=(latest.id, "pending", changes))
+        changes = {
+            "status": "rejected",
+            "approver_id": who.id,
+            "decided_at": at,
+            "comment": comment,
+        }
+        moved = await self.store.transition(
+            job.id, "reject", record=record, at=at, approval_update=(latest.id, "pending", changes)
+        )
         if moved is None:
             raise Conflict(f"job `{job_id}` changed state", code="not_pending")
         self.metrics.approval_event("rejected")
         self.metrics.approval_seconds.observe(at - latest.requested_at)
-        return {"job_id": job.id, "status": moved.status, "approval": latest.evolve(**changes).to_public()}
+        return {
+            "job_id": job.id,
+            "status": moved.status,
+            "approval": latest.evolve(**changes).to_public(),
+        }
 
     async def expire(self, approval: Approval) -> None:
         job = await self.store.get_job(approval.job_id)
         if job is None:
             return
-        record = approval_record(job, approval, result="deny", event="expired", rule_id="approval_expired",
-                                 reason="nobody approved the job in time")
-        moved = await self.store.transition(job.id, "approval_expire", record=record, at=now(),
-                                            approval_update=(approval.id, "pending", {"status": "expired"}))
+        record = approval_record(
+            job,
+            approval,
+            result="deny",
+            event="expired",
+            rule_id="approval_expired",
+            reason="nobody approved the job in time",
+        )
+        moved = await self.store.transition(
+            job.id,
+            "approval_expire",
+            record=record,
+            at=now(),
+            approval_update=(approval.id, "pending", {"status": "expired"}),
+        )
         if moved is not None:
             self.metrics.approval_event("expired")
             self.metrics.jobs_finished.labels(states.EXPIRED).inc()

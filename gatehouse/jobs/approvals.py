@@ -71,13 +71,23 @@ class Approval:
         }
 
 
-def new_request(job: Job, *, rule_id: str, reason: str, ttl: int | None, snapshot: str | None,
-                at: float) -> Approval:
+def new_request(
+    job: Job, *, rule_id: str, reason: str, ttl: int | None, snapshot: str | None, at: float
+) -> Approval:
     ttl = ttl or DEFAULT_TTL
     return Approval(
-        id=new_id("apr"), job_id=job.id, tenant=job.tenant, job_hash=job.job_hash,
-        policy_snapshot=snapshot, rule_id=rule_id, reason=reason, status="pending",
-        requested_at=at, expires_at=at + ttl, ttl=ttl, requested_by=job.identity_id,
+        id=new_id("apr"),
+        job_id=job.id,
+        tenant=job.tenant,
+        job_hash=job.job_hash,
+        policy_snapshot=snapshot,
+        rule_id=rule_id,
+        reason=reason,
+        status="pending",
+        requested_at=at,
+        expires_at=at + ttl,
+        ttl=ttl,
+        requested_by=job.identity_id,
     )
 
 
@@ -86,7 +96,11 @@ def issue_token(approval: Approval, job: Job, *, approver: str, key: SigningKey,
         "job_id": job.id,
         "job_hash": approval.job_hash,
         "policy_snapshot": approval.policy_snapshot,
-        "scope": {"tenant": job.tenant, "topic": job.topic, "capability": job.meta.get("capability")},
+        "scope": {
+            "tenant": job.tenant,
+            "topic": job.topic,
+            "capability": job.meta.get("capability"),
+        },
         "approver": approver,
         "issued_at": at,
         "expires_at": at + approval.ttl,
@@ -97,8 +111,14 @@ def issue_token(approval: Approval, job: Job, *, approver: str, key: SigningKey,
 
 def recomputed_hash(job: Job) -> str:
     """The job's hash from its stored fields now: differs from `job.job_hash` if it was edited."""
-    return job_hash(tenant=job.tenant, topic=job.topic, prompt=job.prompt, labels=job.labels,
-                    meta=job.meta, attachments=job.attachments)
+    return job_hash(
+        tenant=job.tenant,
+        topic=job.topic,
+        prompt=job.prompt,
+        labels=job.labels,
+        meta=job.meta,
+        attachments=job.attachments,
+    )
 
 
 def token_problem(token: Any, job: Job, key: VerifyKey, *, now: float) -> str | None:
@@ -106,7 +126,11 @@ def token_problem(token: Any, job: Job, key: VerifyKey, *, now: float) -> str | 
     if not isinstance(token, Mapping) or not isinstance(token.get("claims"), Mapping):
         return "forged"
     claims, sig = token["claims"], token.get("sig")
-    if token.get("key_id") != key.key_id or not isinstance(sig, str) or not key.verify(canonical(dict(claims)), sig):
+    if (
+        token.get("key_id") != key.key_id
+        or not isinstance(sig, str)
+        or not key.verify(canonical(dict(claims)), sig)
+    ):
         return "forged"
     if claims.get("job_id") != job.id:
         return "wrong_job"

@@ -35,9 +35,7 @@ async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index:
                 owner=owner, topics=topics, max_jobs=16, lease_seconds=30, wait_seconds=1.0
             )
             for job in jobs:
-                await scheduler.finish(
-                    owner=owner, job_id=job.id, status="succeeded", output=echo(job)
-                )
+                await scheduler.finish(owner=owner, job_id=job.id, status="succeeded", output=echo(job))
         except asyncio.CancelledError:
             raise
         except Exception:

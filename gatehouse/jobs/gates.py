@@ -134,8 +134,7 @@ class Gates:
             )
         if len(body.attachments) > self.settings.max_attachments:
             raise BadRequest(
-                f"too many attachments: {len(body.attachments)} "
-                f"(at most {self.settings.max_attachments})",
+                f"too many attachments: {len(body.attachments)} (at most {self.settings.max_attachments})",
                 code="too_many_attachments",
             )
         if len(body.prompt) > self.settings.max_prompt_chars:
@@ -145,9 +144,7 @@ class Gates:
                 code="prompt_too_long",
             )
         if body.tenant is not None and body.tenant != tenant:
-            raise Forbidden(
-                f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch"
-            )
+            raise Forbidden(f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch")
         # Ingress: what reaches the gate is what the agent really asks for, not what it claims.
         clean = sanitise(dict(body.labels), body.meta.model_dump(exclude_none=True))
         screened = screen_attachments([a.model_dump() for a in body.attachments])
@@ -158,10 +155,14 @@ class Gates:
         found = self._classifier().classify(body.prompt, attachments_text=texts)
         labels = {**clean.labels, **found.labels}  # server-derived labels win
         meta: dict[str, Any] = {
-            k: v for k, v in clean.meta.items() if k in ("capability", "source", "trace_id",
-                                                         "session_id", "description")
+            k: v
+            for k, v in clean.meta.items()
+            if k in ("capability", "source", "trace_id", "session_id", "description")
         }
-        server_tags = {*found.risk_tags, *(("attachment_not_fully_classified",) if truncated else ())}
+        server_tags = {
+            *found.risk_tags,
+            *(("attachment_not_fully_classified",) if truncated else ()),
+        }
         meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *server_tags})
         derived: dict[str, Any] = {
             "labels": found.labels,
@@ -215,18 +216,26 @@ class Gates:
                 return await self._replay(existing, draft)
         verdict = await self._verdict(who, draft, "submit")
         status = states.next_state(None, _SUBMIT_EVENT[verdict.result])
-        job = draft.evolve(
-            status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from
-        )
+        job = draft.evolve(status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from)
         record = make_record(
-            verdict, stage="submit", job_id=job.id, tenant=tenant, job_hash=job.job_hash,
+            verdict,
+            stage="submit",
+            job_id=job.id,
+            tenant=tenant,
+            job_hash=job.job_hash,
             extra={"derived": job.derived},
         )
         approval = None
         if status == states.PENDING_APPROVAL:
             d = verdict.decision
-            approval = new_request(job, rule_id=d.rule_id, reason=d.reason, ttl=d.approval_ttl,
-                                   snapshot=verdict.snapshot, at=job.created_at)
+            approval = new_request(
+                job,
+                rule_id=d.rule_id,
+                reason=d.reason,
+                ttl=d.approval_ttl,
+                snapshot=verdict.snapshot,
+                at=job.created_at,
+            )
         try:
             job = await self.store.insert_job(job, record, approval)
         except Conflict:
@@ -269,7 +278,11 @@ class Gates:
         job, job_id = await self._decide_body(who, tenant, body)
         verdict = await self._verdict(who, job, "simulate")
         record = make_record(
-            verdict, stage="simulate", job_id=job_id, tenant=tenant, job_hash=job.job_hash,
+            verdict,
+            stage="simulate",
+            job_id=job_id,
+            tenant=tenant,
+            job_hash=job.job_hash,
             extra={"derived": job.derived},
         )
         await self.store.add_decision(record)
@@ -283,9 +296,13 @@ class Gates:
         out: dict[str, Any]
         if policy is None:
             verdict = await self.kernel.decide(ctx, stage="explain")
-            out = {"decision": verdict.decision.to_dict(), "winner": verdict.decision.rule_id,
-                   "why": f"kernel unavailable: {verdict.unavailable}", "rules": [],
-                   "policy_snapshot": None}
+            out = {
+                "decision": verdict.decision.to_dict(),
+                "winner": verdict.decision.rule_id,
+                "why": f"kernel unavailable: {verdict.unavailable}",
+                "rules": [],
+                "policy_snapshot": None,
+            }
         else:
             out = policy.explain(ctx).to_dict()
         if scoped is not None:

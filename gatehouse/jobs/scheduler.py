@@ -16,18 +16,17 @@ from typing import Any
 from gatehouse.audit.events import current_actor
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
+from gatehouse.crypto import SigningKey
 from gatehouse.errors import Conflict, NotFound
 from gatehouse.identity import Identity
 from gatehouse.jobs import states
-from gatehouse.crypto import SigningKey
 from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
 from gatehouse.jobs.approvals import Approval, new_request, token_problem
 from gatehouse.jobs.gates import make_record
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, now
 from gatehouse.kernel import Kernel, Verdict
-from gatehouse.policy import Decision
 from gatehouse.metrics import Metrics
-from gatehouse.policy import compile_glob
+from gatehouse.policy import Decision, compile_glob
 from gatehouse.policy.glob import GlobError
 from gatehouse.store import Store
 
@@ -51,7 +50,13 @@ def _prefix(pattern: str) -> str:
 
 class Scheduler:
     def __init__(
-        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings,
+        self,
+        *,
+        store: Store,
+        kernel: Kernel,
+        bus: Bus,
+        metrics: Metrics,
+        settings: Settings,
         approval_key: SigningKey | None = None,
     ) -> None:
         self.store = store
@@ -105,9 +110,7 @@ class Scheduler:
         prefixes = sorted({_prefix(t) for t in topics})
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while True:
-            got = await self._lease_once(
-                owner, globs, prefixes, max_jobs, lease_seconds, worker, tenant
-            )
+            got = await self._lease_once(owner, globs, prefixes, max_jobs, lease_seconds, worker, tenant)
             remaining = deadline - asyncio.get_running_loop().time()
             if got or remaining <= 0:
                 return got
@@ -161,8 +164,15 @@ class Scheduler:
         return await self._apply(job, verdict, record, owner=owner, lease_seconds=lease_seconds)
 
     async def _apply(
-        self, job: Job, verdict: Verdict, record: DecisionRecord, *, owner: str, lease_seconds: int,
-        nonce: str | None = None, stale: Approval | None = None,
+        self,
+        job: Job,
+        verdict: Verdict,
+        record: DecisionRecord,
+        *,
+        owner: str,
+        lease_seconds: int,
+        nonce: str | None = None,
+        stale: Approval | None = None,
     ) -> Job | None:
         at = now()
         event = _DISPATCH_EVENT[verdict.result]
@@ -173,8 +183,14 @@ class Scheduler:
             extra["consume_nonce"] = nonce
         elif event == "dispatch_require_approval":
             d = verdict.decision
-            extra["new_approval"] = new_request(job, rule_id=d.rule_id, reason=d.reason, ttl=d.approval_ttl,
-                                                snapshot=verdict.snapshot, at=at)
+            extra["new_approval"] = new_request(
+                job,
+                rule_id=d.rule_id,
+                reason=d.reason,
+                ttl=d.approval_ttl,
+                snapshot=verdict.snapshot,
+                at=at,
+            )
             if stale is not None:
                 extra["approval_update"] = (stale.id, "approved", {"status": "stale"})
         moved = await self.store.transition(job.id, event, record=record, at=at, **extra, **fields)
@@ -198,14 +214,26 @@ class Scheduler:
         if problem is not None:
             event = "approval_expire" if problem == "expired" else "dispatch_deny"
             record = approval_record(
-                job, approval, result="deny", event=problem, stage="dispatch",
-                rule_id=f"approval_{problem}", reason=f"the approval cannot release this job ({problem})",
+                job,
+                approval,
+                result="deny",
+                event=problem,
+                stage="dispatch",
+                rule_id=f"approval_{problem}",
+                reason=f"the approval cannot release this job ({problem})",
             )
             if problem == "forged":
                 self.metrics.approval_forgery.inc()
             moved = await self.store.transition(
-                job.id, event, record=record, at=at,
-                approval_update=(approval.id, "approved", {"status": "void" if problem != "expired" else "expired"}),
+                job.id,
+                event,
+                record=record,
+                at=at,
+                approval_update=(
+                    approval.id,
+                    "approved",
+                    {"status": "void" if problem != "expired" else "expired"},
+                ),
             )
             if moved is not None:
                 self.metrics.jobs_finished.labels(moved.status).inc()
@@ -219,12 +247,24 @@ class Scheduler:
         if same_policy and verdict.result == "require_approval":
             verdict = Verdict(
                 decision=Decision("allow", approval.rule_id, f"approved by {approval.approver_id}"),
-                snapshot=verdict.snapshot, cached=verdict.cached,
+                snapshot=verdict.snapshot,
+                cached=verdict.cached,
             )
-        record = make_record(verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash,
-                             extra={"approval_id": approval.id, "policy_changed": not same_policy})
+        record = make_record(
+            verdict,
+            stage="dispatch",
+            job_id=job.id,
+            tenant=job.tenant,
+            job_hash=job.job_hash,
+            extra={"approval_id": approval.id, "policy_changed": not same_policy},
+        )
         return await self._apply(
-            job, verdict, record, owner=owner, lease_seconds=lease_seconds, nonce=approval.nonce,
+            job,
+            verdict,
+            record,
+            owner=owner,
+            lease_seconds=lease_seconds,
+            nonce=approval.nonce,
             stale=approval if verdict.result == "require_approval" else None,
         )
 
@@ -248,9 +288,7 @@ class Scheduler:
         at = now()
         moved: Job | None
         if job.status == states.DISPATCHED:
-            moved = await self.store.transition(
-                job_id, "start", at=at, lease_expires_at=at + lease_seconds
-            )
+            moved = await self.store.transition(job_id, "start", at=at, lease_expires_at=at + lease_seconds)
         else:
             moved = await self.store.extend_lease(job_id, owner, at + lease_seconds, at=at)
         if moved is None:
@@ -290,12 +328,21 @@ class Scheduler:
             attempts = job.attempts + 1
             if attempts >= self.settings.max_lease_attempts:
                 moved = await self.store.transition(
-                    job.id, "give_up", at=now(), attempts=attempts, lease_owner=None,
-                    lease_expires_at=None, error="lease expired too many times",
+                    job.id,
+                    "give_up",
+                    at=now(),
+                    attempts=attempts,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error="lease expired too many times",
                 )
             else:
                 moved = await self.store.transition(
-                    job.id, "lease_expire", at=now(), attempts=attempts, lease_owner=None,
+                    job.id,
+                    "lease_expire",
+                    at=now(),
+                    attempts=attempts,
+                    lease_owner=None,
                     lease_expires_at=None,
                 )
                 if moved is not None:

@@ -97,7 +97,13 @@ class PolicyInstaller:
         self.metrics.bundle_refused.labels(reason).inc()
         log.error("policy bundle refused (%s): %s", reason, exc)
         await self.store.append_audit(
-            [AuditEvent(SYSTEM, "policy.refused", {"reason": reason, "message": str(exc), "source": source})]
+            [
+                AuditEvent(
+                    SYSTEM,
+                    "policy.refused",
+                    {"reason": reason, "message": str(exc), "source": source},
+                )
+            ]
         )
 
     def _verify(self, policy: Policy, text: str, signature: dict[str, Any] | None) -> int | None:
@@ -108,11 +114,19 @@ class PolicyInstaller:
             serial = (signature or {}).get("serial")
             return serial if isinstance(serial, int) else None
         current = self.current
-        if current is not None and current.policy.snapshot == policy.snapshot and signature == current.signature:
+        if (
+            current is not None
+            and current.policy.snapshot == policy.snapshot
+            and signature == current.signature
+        ):
             return current.serial  # the same signed bundle again: a no-op, not a rollback
         return verify_bundle(
-            text, signature, self.trusted, now=now(),
-            running_serial=current.serial if current else None, name=policy.name,
+            text,
+            signature,
+            self.trusted,
+            now=now(),
+            running_serial=current.serial if current else None,
+            name=policy.name,
         )
 
     async def startup(self, policy_file: Path | None) -> None:
@@ -150,8 +164,14 @@ class PolicyInstaller:
             try:
                 policy = load(row.text)
                 if self.trusted:
-                    verify_bundle(row.text, row.signature, self.trusted, now=now(),
-                                  running_serial=None, name=policy.name)
+                    verify_bundle(
+                        row.text,
+                        row.signature,
+                        self.trusted,
+                        now=now(),
+                        running_serial=None,
+                        name=policy.name,
+                    )
             except (PolicyError, BadRequest) as exc:
                 log.error("stored bundle %s is not good (%s); trying an older one", row.snapshot, exc)
                 continue
@@ -174,7 +194,11 @@ class PolicyInstaller:
                 await self._refuse(exc, by)
                 raise
             current = self.current
-            if current is not None and current.policy.snapshot == policy.snapshot and current.signature == signature:
+            if (
+                current is not None
+                and current.policy.snapshot == policy.snapshot
+                and current.signature == signature
+            ):
                 return current.policy
             installed = Installed(policy, signature, serial, now(), by)
             await self.store.save_policy(

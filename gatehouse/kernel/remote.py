@@ -134,7 +134,9 @@ class RemoteKernel(Kernel):
             reason=reply["reason"],
             remediations=tuple(
                 Remediation(
-                    id=r["id"], description=r.get("description", ""), set=r.get("set", {}),
+                    id=r["id"],
+                    description=r.get("description", ""),
+                    set=r.get("set", {}),
                     set_labels=r.get("set_labels", {}),
                 )
                 for r in reply.get("remediations", ())

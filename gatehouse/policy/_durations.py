@@ -19,14 +19,10 @@ def parse_duration(text: str | int) -> int:
             raise ValueError("a duration must be positive")
         return text
     if not isinstance(text, str):  # YAML hands over floats and nulls too
-        raise ValueError(
-            f"bad duration `{text}` (use a number with s, m, h, d or w, such as `15m`)"
-        )
+        raise ValueError(f"bad duration `{text}` (use a number with s, m, h, d or w, such as `15m`)")
     m = _DURATION.match(text)
     if not m:
-        raise ValueError(
-            f"bad duration `{text}` (use a number with s, m, h, d or w, such as `15m`)"
-        )
+        raise ValueError(f"bad duration `{text}` (use a number with s, m, h, d or w, such as `15m`)")
     seconds = int(m.group(1)) * _UNIT[m.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive")

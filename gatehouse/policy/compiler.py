@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from gatehouse.policy.glob import compile_glob
@@ -96,7 +96,7 @@ def compile_condition(cond: Condition) -> Check:
     return lambda ctx: not in_(ctx)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _topic_check(patterns: tuple[str, ...]) -> Check:
     globs = tuple(compile_glob(p) for p in patterns)
 
@@ -107,7 +107,7 @@ def _topic_check(patterns: tuple[str, ...]) -> Check:
     return check
 
 
-@lru_cache(maxsize=None)
+@cache
 def _one_of(key: str, allowed: frozenset[str]) -> Check:
     wanted = allowed
 
@@ -120,7 +120,7 @@ def _one_of(key: str, allowed: frozenset[str]) -> Check:
     return check
 
 
-@lru_cache(maxsize=None)
+@cache
 def _label_check(key: str, allowed: frozenset[str]) -> Check:
     wanted = allowed
 
@@ -133,7 +133,7 @@ def _label_check(key: str, allowed: frozenset[str]) -> Check:
     return check
 
 
-@lru_cache(maxsize=None)
+@cache
 def _any_tag(allowed: frozenset[str]) -> Check:
     wanted = allowed
 
@@ -279,7 +279,7 @@ class Index:
         for name, values in fields:
             if len(keys) * len(values) > 64:
                 continue
-            keys = [k + (v,) for k in keys for v in values]
+            keys = [(*k, v) for k in keys for v in values]
             used.append(name)
         group = self.groups.setdefault(tuple(used), {})
         for key in dict.fromkeys(keys):
@@ -292,9 +292,9 @@ class Index:
         for f in fields:
             v = labels.get(f[7:]) if f.startswith("labels.") else ctx.get(f)
             if isinstance(v, str):
-                keys = [k + (v,) for k in keys]
+                keys = [(*k, v) for k in keys]
             elif isinstance(v, _SEQ):
-                keys = [k + (item,) for k in keys for item in v if isinstance(item, str)]
+                keys = [(*k, item) for k in keys for item in v if isinstance(item, str)]
             else:
                 return []
             if not keys:
@@ -357,10 +357,7 @@ def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[Compi
     """Returns the rules in listed order, the same rules by rank, and the index over ranks."""
     n = len(rules)
     by_rank = sorted(
-        (
-            _compile_rule(rule, severity(rule.decision) * (n + 1) + i, i)
-            for i, rule in enumerate(rules)
-        ),
+        (_compile_rule(rule, severity(rule.decision) * (n + 1) + i, i) for i, rule in enumerate(rules)),
         key=lambda c: c.rank,
     )
     # Re-number ranks densely so that a rank indexes `by_rank` directly.

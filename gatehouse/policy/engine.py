@@ -168,10 +168,7 @@ class Policy:
                 "decision among them"
             )
             if len(same) > 1:
-                why += (
-                    f" and `{decision.rule_id}` is listed first of the {len(same)} rules"
-                    " that give it"
-                )
+                why += f" and `{decision.rule_id}` is listed first of the {len(same)} rules that give it"
         return Explanation(
             decision=decision,
             rules=traces,

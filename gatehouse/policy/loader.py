@@ -175,9 +175,7 @@ def _str_list(cx: _Ctx, node: Any, what: str, *, allow_numbers: bool = False) ->
         cx.fail(node, f"{what} must be a list of strings")
     if not node.value:
         cx.fail(node, f"{what} must not be empty (omit it to match anything)")
-    return [
-        _str(cx, item, f"each item of {what}", allow_numbers=allow_numbers) for item in node.value
-    ]
+    return [_str(cx, item, f"each item of {what}", allow_numbers=allow_numbers) for item in node.value]
 
 
 def _bool(cx: _Ctx, node: Any, what: str) -> bool:
@@ -303,9 +301,7 @@ def _remediation(cx: _Ctx, node: Any) -> Remediation:
         cx.fail(body["id"], f"bad remediation id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
     sets: dict[str, Any] = {}
     if "set" in body:
-        for key, vnode in _mapping(
-            cx, body["set"], "remediation `set`", _REMEDIATION_SET_KEYS
-        ).items():
+        for key, vnode in _mapping(cx, body["set"], "remediation `set`", _REMEDIATION_SET_KEYS).items():
             if key == "risk_tags":
                 sets[key] = _str_list(cx, vnode, "`set.risk_tags`")
             else:
@@ -316,9 +312,7 @@ def _remediation(cx: _Ctx, node: Any) -> Remediation:
     if "set_labels" in body:
         for key, vnode in _mapping(cx, body["set_labels"], "`set_labels`", None).items():
             set_labels[key] = _str(cx, vnode, f"`set_labels.{key}`", allow_numbers=True)
-    desc = (
-        _str(cx, body["description"], "remediation `description`") if "description" in body else ""
-    )
+    desc = _str(cx, body["description"], "remediation `description`") if "description" in body else ""
     return Remediation(id=rid, description=desc, set=sets, set_labels=set_labels)
 
 
@@ -344,18 +338,14 @@ def _rule(cx: _Ctx, node: Any, seen: set[str]) -> Rule:
     if not _ID.fullmatch(rid):
         cx.fail(body["id"], f"bad rule id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
     if rid in seen or rid == "default":
-        cx.fail(
-            body["id"], f"duplicate rule id `{rid}`" if rid in seen else "`default` is reserved"
-        )
+        cx.fail(body["id"], f"duplicate rule id `{rid}`" if rid in seen else "`default` is reserved")
     seen.add(rid)
     decision = _choice(cx, body["decision"], "decision", DECISIONS)
     reason = _str(cx, body["reason"], "`reason`") if "reason" in body else f"matched rule `{rid}`"
     match = _match(cx, body["match"]) if "match" in body else Match()
     conditions: tuple[Condition, ...] = ()
     if "conditions" in body:
-        conditions = tuple(
-            _condition(cx, c) for c in _list_nodes(cx, body["conditions"], "`conditions`")
-        )
+        conditions = tuple(_condition(cx, c) for c in _list_nodes(cx, body["conditions"], "`conditions`"))
     remediations: tuple[Remediation, ...] = ()
     if "remediations" in body:
         items = _list_nodes(cx, body["remediations"], "`remediations`")
@@ -458,9 +448,7 @@ def parse_bundle(text: str | bytes) -> Bundle:
     default = "deny"
     if "default_decision" in body:
         default = _choice(cx, body["default_decision"], "default_decision", DECISIONS)
-    fail_mode = (
-        _choice(cx, body["fail_mode"], "fail_mode", FAIL_MODES) if "fail_mode" in body else "closed"
-    )
+    fail_mode = _choice(cx, body["fail_mode"], "fail_mode", FAIL_MODES) if "fail_mode" in body else "closed"
     overrides: list[FailModeOverride] = []
     if "fail_mode_overrides" in body:
         for item in _list_nodes(cx, body["fail_mode_overrides"], "`fail_mode_overrides`"):
@@ -475,9 +463,7 @@ def parse_bundle(text: str | bytes) -> Bundle:
             )
     seen: set[str] = set()
     rules: list[Rule] = []
-    if "rules" in body and not (
-        isinstance(body["rules"], yaml.ScalarNode) and _plain(body["rules"]) is None
-    ):
+    if "rules" in body and not (isinstance(body["rules"], yaml.ScalarNode) and _plain(body["rules"]) is None):
         rules = [_rule(cx, r, seen) for r in _list_nodes(cx, body["rules"], "`rules`")]
     cx.rule_id = None
     output_rules: list[OutputRule] = []

@@ -136,7 +136,9 @@ class Store(ABC):
     async def latest_approval(self, job_id: str) -> Approval | None: ...
 
     @abstractmethod
-    async def list_approvals(self, tenant: str | None, status: str | None, limit: int = 200) -> list[Approval]: ...
+    async def list_approvals(
+        self, tenant: str | None, status: str | None, limit: int = 200
+    ) -> list[Approval]: ...
 
     @abstractmethod
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]: ...
@@ -151,7 +153,12 @@ class Store(ABC):
 
     @abstractmethod
     async def audit_entries(
-        self, stream: str, *, since_seq: int = 0, since_ts: float | None = None, limit: int | None = None
+        self,
+        stream: str,
+        *,
+        since_seq: int = 0,
+        since_ts: float | None = None,
+        limit: int | None = None,
     ) -> list[Entry]: ...
 
     @abstractmethod

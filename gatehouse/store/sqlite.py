@@ -352,19 +352,37 @@ class SQLiteStore(Store):
         actor, request_id = current_actor.get(), current_request_id.get()
         for ev in events:
             head = db.execute(
-                "SELECT seq, hash FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1", (ev.stream,)
+                "SELECT seq, hash FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1",
+                (ev.stream,),
             ).fetchone()
             seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-            fields = {"stream": ev.stream, "seq": seq, "ts": time.time(), "type": ev.type,
-                      "actor": actor, "request_id": request_id, "data": ev.data, "prev_hash": prev}
+            fields = {
+                "stream": ev.stream,
+                "seq": seq,
+                "ts": time.time(),
+                "type": ev.type,
+                "actor": actor,
+                "request_id": request_id,
+                "data": ev.data,
+                "prev_hash": prev,
+            }
             # Store exactly the JSON that was hashed, so verification re-reads the same values.
             fields["data"] = json.loads(_dumps(ev.data))
             digest = entry_hash(fields)
             db.execute(
                 "INSERT INTO audit (stream, seq, ts, type, actor, request_id, data, prev_hash, hash) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                (ev.stream, seq, fields["ts"], ev.type, actor, request_id, _dumps(fields["data"]),
-                 prev, digest),
+                (
+                    ev.stream,
+                    seq,
+                    fields["ts"],
+                    ev.type,
+                    actor,
+                    request_id,
+                    _dumps(fields["data"]),
+                    prev,
+                    digest,
+                ),
             )
             if self.audit_key is not None and seq % self.checkpoint_every == 0:
                 self._insert_checkpoint(db, ev.stream, seq, digest)
@@ -400,10 +418,17 @@ class SQLiteStore(Store):
         return [r[0] for r in self.db.execute("SELECT DISTINCT stream FROM audit ORDER BY stream")]
 
     async def audit_entries(
-        self, stream: str, *, since_seq: int = 0, since_ts: float | None = None, limit: int | None = None
+        self,
+        stream: str,
+        *,
+        since_seq: int = 0,
+        since_ts: float | None = None,
+        limit: int | None = None,
     ) -> list[Entry]:
-        sql = ("SELECT stream, seq, ts, type, actor, request_id, data, prev_hash, hash FROM audit "
-               "WHERE stream = ? AND seq > ?")
+        sql = (
+            "SELECT stream, seq, ts, type, actor, request_id, data, prev_hash, hash FROM audit "
+            "WHERE stream = ? AND seq > ?"
+        )
         args: list[Any] = [stream, since_seq]
         if since_ts is not None:
             sql += " AND ts >= ?"
@@ -413,15 +438,24 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             args.append(limit)
         return [
-            Entry(stream=r[0], seq=r[1], ts=r[2], type=r[3], actor=r[4], request_id=r[5],
-                  data=json.loads(r[6]), prev_hash=r[7], hash=r[8])
+            Entry(
+                stream=r[0],
+                seq=r[1],
+                ts=r[2],
+                type=r[3],
+                actor=r[4],
+                request_id=r[5],
+                data=json.loads(r[6]),
+                prev_hash=r[7],
+                hash=r[8],
+            )
             for r in self.db.execute(sql, args).fetchall()
         ]
 
     async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
         rows = self.db.execute(
-            "SELECT stream, seq, hash, time, key_id, sig FROM audit_checkpoints WHERE stream = ? "
-            "ORDER BY id", (stream,)
+            "SELECT stream, seq, hash, time, key_id, sig FROM audit_checkpoints WHERE stream = ? ORDER BY id",
+            (stream,),
         ).fetchall()
         return [Checkpoint(*r) for r in rows]
 
@@ -448,8 +482,16 @@ class SQLiteStore(Store):
                     identity.rate_limit,
                 ),
             )
-            self._append_audit(db, [AuditEvent(SYSTEM, "identity.created", {
-                **identity.to_public(), "tenant": identity.tenant})])
+            self._append_audit(
+                db,
+                [
+                    AuditEvent(
+                        SYSTEM,
+                        "identity.created",
+                        {**identity.to_public(), "tenant": identity.tenant},
+                    )
+                ],
+            )
 
     async def identity_by_key_hash(self, key_hash: str) -> Identity | None:
         row = self.db.execute(
@@ -646,7 +688,8 @@ class SQLiteStore(Store):
             sets = ", ".join(f"{k} = ?" for k in changes)
             values = [_dumps(v) if k == "token" and v is not None else v for k, v in changes.items()]
             cur = db.execute(
-                f"UPDATE approvals SET {sets} WHERE id = ? AND status = ?", [*values, approval_id, expect]
+                f"UPDATE approvals SET {sets} WHERE id = ? AND status = ?",
+                [*values, approval_id, expect],
             )
             if cur.rowcount != 1:
                 return False
@@ -657,16 +700,21 @@ class SQLiteStore(Store):
         return True
 
     async def approval(self, approval_id: str) -> Approval | None:
-        row = self.db.execute(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+        ).fetchone()
         return _approval(row) if row else None
 
     async def latest_approval(self, job_id: str) -> Approval | None:
         row = self.db.execute(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE job_id = ? ORDER BY seq DESC LIMIT 1",
+            (job_id,),
         ).fetchone()
         return _approval(row) if row else None
 
-    async def list_approvals(self, tenant: str | None, status: str | None, limit: int = 200) -> list[Approval]:
+    async def list_approvals(
+        self, tenant: str | None, status: str | None, limit: int = 200
+    ) -> list[Approval]:
         where, args = [], []
         if tenant is not None:
             where.append("tenant = ?")
@@ -683,7 +731,8 @@ class SQLiteStore(Store):
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
         rows = self.db.execute(
             f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at < ? "
-            "ORDER BY expires_at LIMIT ?", (at, limit),
+            "ORDER BY expires_at LIMIT ?",
+            (at, limit),
         ).fetchall()
         return [_approval(r) for r in rows]
 
@@ -705,9 +754,7 @@ class SQLiteStore(Store):
         ).fetchall()
         return [_job(r) for r in rows]
 
-    async def extend_lease(
-        self, job_id: str, owner: str, expires_at: float, *, at: float
-    ) -> Job | None:
+    async def extend_lease(self, job_id: str, owner: str, expires_at: float, *, at: float) -> Job | None:
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? "
@@ -766,11 +813,25 @@ class SQLiteStore(Store):
                 ),
             )
             sig = row.signature or {}
-            self._append_audit(db, [AuditEvent(SYSTEM, "policy.installed", {
-                "snapshot": row.snapshot, "serial": row.serial, "signed": row.signature is not None,
-                "key_id": sig.get("key_id"), "installed_by": row.installed_by,
-                "warning": None if row.signature else "unsigned bundle accepted (no trusted keys)",
-            })])
+            self._append_audit(
+                db,
+                [
+                    AuditEvent(
+                        SYSTEM,
+                        "policy.installed",
+                        {
+                            "snapshot": row.snapshot,
+                            "serial": row.serial,
+                            "signed": row.signature is not None,
+                            "key_id": sig.get("key_id"),
+                            "installed_by": row.installed_by,
+                            "warning": None
+                            if row.signature
+                            else "unsigned bundle accepted (no trusted keys)",
+                        },
+                    )
+                ],
+            )
 
     async def active_policy(self) -> PolicyRow | None:
         rows = await self.policy_history(limit=1)
@@ -817,9 +878,26 @@ def _approval(row: tuple[Any, ...]) -> Approval:
 def _insert_approval(db: sqlite3.Connection, a: Approval) -> None:
     db.execute(
         f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (a.id, a.job_id, a.tenant, a.job_hash, a.policy_snapshot, a.rule_id, a.reason, a.status,
-         a.requested_at, a.expires_at, a.ttl, a.requested_by, a.approver_id, a.decided_at,
-         a.comment, _dumps(a.token) if a.token else None, a.nonce, a.consumed_at),
+        (
+            a.id,
+            a.job_id,
+            a.tenant,
+            a.job_hash,
+            a.policy_snapshot,
+            a.rule_id,
+            a.reason,
+            a.status,
+            a.requested_at,
+            a.expires_at,
+            a.ttl,
+            a.requested_by,
+            a.approver_id,
+            a.decided_at,
+            a.comment,
+            _dumps(a.token) if a.token else None,
+            a.nonce,
+            a.consumed_at,
+        ),
     )
 
 

@@ -308,8 +308,7 @@ cases:
     assert r.returncode == 1
     assert r.stdout.splitlines() == [
         "PASS demo is allowed",
-        "FAIL wrongly expects a deny: expected deny (rule deny-destructive-exec), "
-        "got allow (rule default)",
+        "FAIL wrongly expects a deny: expected deny (rule deny-destructive-exec), got allow (rule default)",
         "FAIL right decision, wrong rule: expected deny (rule some-other-rule), "
         "got deny (rule deny-destructive-exec)",
         "1 passed, 2 failed",
@@ -360,9 +359,7 @@ def _widened(tmp_path: Path) -> Path:
     """The seed policy, with `db.write` also needing approval in prod."""
     text = SEED.read_text()
     assert 'capabilities: ["infra.write"]' in text
-    return write(
-        tmp_path, "new.yaml", text.replace('["infra.write"]', '["infra.write", "db.write"]')
-    )
+    return write(tmp_path, "new.yaml", text.replace('["infra.write"]', '["infra.write", "db.write"]'))
 
 
 def test_diff_of_identical_bundles_exits_0() -> None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import SEED
+from harness import SEED
 
 PROD = {"labels": {"env": "prod"}, "meta": {"capability": "infra.write"}}
 
@@ -29,6 +28,7 @@ def setup(server_factory, tmp_path):
         approver = s.identity("alice", roles=["approver"])
         worker = s.identity("deploy-worker", roles=["worker"], topics=["job.deploy.**"])
         return s, agent, approver, worker
+
     return make
 
 
@@ -41,7 +41,9 @@ def submit(s, agent, prompt: str = "terraform apply") -> str:
 
 def lease(s, worker) -> list[str]:
     with s.client(worker["api_key"]) as w:
-        jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.deploy.**"], "max_jobs": 10}).json()["jobs"]
+        jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.deploy.**"], "max_jobs": 10}).json()[
+            "jobs"
+        ]
     return [j["job_id"] for j in jobs]
 
 
@@ -50,8 +52,11 @@ def status(s, job_id: str) -> str:
 
 
 def metric(s, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(s.metrics_url).text.splitlines()
-               if line.startswith(name))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(s.metrics_url).text.splitlines()
+        if line.startswith(name)
+    )
 
 
 def test_approve_issues_a_signed_token_and_the_job_runs(setup) -> None:
@@ -67,17 +72,28 @@ def test_approve_issues_a_signed_token_and_the_job_runs(setup) -> None:
         r = a.post(f"/api/v1/approvals/{job_id}/approve", json={"comment": "change CHG-1"})
         assert r.status_code == 200, r.text
         token = r.json()["token"]
-        assert set(token["claims"]) == {"job_id", "job_hash", "policy_snapshot", "scope", "approver",
-                                        "issued_at", "expires_at", "nonce"}
+        assert set(token["claims"]) == {
+            "job_id",
+            "job_hash",
+            "policy_snapshot",
+            "scope",
+            "approver",
+            "issued_at",
+            "expires_at",
+            "nonce",
+        }
         assert token["claims"]["expires_at"] - token["claims"]["issued_at"] == 900
         assert r.json()["status"] == "queued"
     assert lease(s, worker) == [job_id]
-    stages = [(d["stage"], d["result"]) for d in s.admin().get(f"/api/v1/jobs/{job_id}/decisions").json()["decisions"]]
+    stages = [
+        (d["stage"], d["result"])
+        for d in s.admin().get(f"/api/v1/jobs/{job_id}/decisions").json()["decisions"]
+    ]
     assert stages == [("submit", "require_approval"), ("approval", "allow"), ("dispatch", "allow")]
 
 
 def test_refusals_role_self_and_tenant(setup) -> None:
-    s, agent, approver, worker = setup()
+    s, agent, approver, _worker = setup()
     job_id = submit(s, agent)
     self_approver = s.identity("self", roles=["agent", "approver"])
     other_tenant = s.identity("bob", tenant="elsewhere", roles=["approver"])
@@ -105,7 +121,9 @@ def test_refusals_role_self_and_tenant(setup) -> None:
 def test_edited_job_after_approval_is_never_dispatched(setup) -> None:
     s, agent, approver, worker = setup()
     job_id = submit(s, agent)
-    assert s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    assert (
+        s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    )
     db = sqlite3.connect(s.data_dir / "gatehouse.db", timeout=10)
     db.execute("UPDATE jobs SET prompt = 'terraform destroy -auto-approve' WHERE id = ?", (job_id,))
     db.commit()
@@ -119,7 +137,9 @@ def test_edited_job_after_approval_is_never_dispatched(setup) -> None:
 def test_policy_change_to_deny_after_approval_denies(setup) -> None:
     s, agent, approver, worker = setup()
     job_id = submit(s, agent)
-    assert s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    assert (
+        s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    )
     text = SEED.read_text().replace(
         "output_rules:",
         "  - id: freeze\n    decision: deny\n    reason: change freeze\n"
@@ -135,7 +155,9 @@ def test_policy_change_to_deny_after_approval_denies(setup) -> None:
 def test_policy_change_to_still_needing_approval_marks_it_stale(setup) -> None:
     s, agent, approver, worker = setup()
     job_id = submit(s, agent)
-    assert s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    assert (
+        s.client(approver["api_key"]).post(f"/api/v1/approvals/{job_id}/approve", json={}).status_code == 200
+    )
     text = SEED.read_text().replace("production writes need a human approval", "prod writes: ask again")
     assert s.admin().put("/api/v1/policy", json={"bundle": text}).status_code == 200
     assert lease(s, worker) == []
@@ -152,7 +174,10 @@ def test_expired_token_and_expired_request(setup) -> None:
     s, agent, approver, worker = setup(ttl="1s")
     approved = submit(s, agent, "apply a")
     waiting = submit(s, agent, "apply b")
-    assert s.client(approver["api_key"]).post(f"/api/v1/approvals/{approved}/approve", json={}).status_code == 200
+    assert (
+        s.client(approver["api_key"]).post(f"/api/v1/approvals/{approved}/approve", json={}).status_code
+        == 200
+    )
     time.sleep(1.6)
     assert lease(s, worker) == []
     assert status(s, approved) == "expired"

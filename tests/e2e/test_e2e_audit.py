@@ -9,20 +9,22 @@ import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
-
-from conftest import ADMIN_KEY, ROOT, SEED
+from harness import ADMIN_KEY, ROOT, SEED
 
 SCHEMA = json.loads((ROOT / "schemas" / "decision-record.schema.json").read_text())
 
 
 def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gatehouse", "audit", *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gatehouse", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def entries(client: httpx.Client, stream: str | None = None) -> list[dict]:
@@ -37,8 +39,11 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
     agent = s.identity("audited", roles=["agent"])
     reviewer = s.identity("auditor", roles=["reviewer"])
     with s.admin() as admin, s.client(agent["api_key"]) as a:
-        ok = a.post("/api/v1/jobs", json={"topic": "job.demo.read", "prompt": "password=hunter2 status"},
-                    headers={"X-Request-ID": "req-test-1"}).json()
+        ok = a.post(
+            "/api/v1/jobs",
+            json={"topic": "job.demo.read", "prompt": "password=hunter2 status"},
+            headers={"X-Request-ID": "req-test-1"},
+        ).json()
         a.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
         a.post("/api/v1/policy/simulate", json={"topic": "job.x.y"})
         s.wait_status(ok["job_id"], {"succeeded"})
@@ -49,14 +54,24 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
         tenant = entries(rv)
         types = {e["type"] for e in tenant}
         assert {"job.submitted", "decision", "job.state"} <= types
-        submitted = next(e for e in tenant if e["type"] == "job.submitted" and e["data"]["job_id"] == ok["job_id"])
+        submitted = next(
+            e for e in tenant if e["type"] == "job.submitted" and e["data"]["job_id"] == ok["job_id"]
+        )
         assert submitted["actor"] == agent["id"]
         assert submitted["request_id"] == "req-test-1"
         assert "hunter2" not in json.dumps(tenant)  # no raw prompt, no secret
         assert submitted["data"]["prompt_sha256"]
         stages = [(e["data"]["stage"], e["data"]["result"]) for e in tenant if e["type"] == "decision"]
-        assert ("submit", "deny") in stages and ("dispatch", "allow") in stages and ("simulate", "allow") in stages
-        states = [e["data"]["to"] for e in tenant if e["type"] == "job.state" and e["data"]["job_id"] == ok["job_id"]]
+        assert (
+            ("submit", "deny") in stages
+            and ("dispatch", "allow") in stages
+            and ("simulate", "allow") in stages
+        )
+        states = [
+            e["data"]["to"]
+            for e in tenant
+            if e["type"] == "job.state" and e["data"]["job_id"] == ok["job_id"]
+        ]
         assert states == ["dispatched", "succeeded"]
         # Reviewers see their tenant only.
         assert rv.get("/api/v1/audit", params={"stream": "system"}).status_code == 403
@@ -65,7 +80,12 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
         assert gone.get("/api/v1/audit").status_code == 401
     with s.admin() as admin:
         system = {e["type"] for e in entries(admin, "system")}
-        assert {"identity.created", "identity.revoked", "policy.installed", "policy.refused"} <= system
+        assert {
+            "identity.created",
+            "identity.revoked",
+            "policy.installed",
+            "policy.refused",
+        } <= system
         plain = s.identity("plain")
         with s.client(plain["api_key"]) as p:
             assert p.get("/api/v1/audit").status_code == 403
@@ -88,14 +108,32 @@ def _stop_and_tamper(s, sql: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("name", "sql", "first_bad"),
     [
-        ("edit", ["UPDATE audit SET data = replace(data, '\"allow\"', '\"deny\"') "
-                  "WHERE stream = 'tenant:default' AND seq = 2"], 2),
+        (
+            "edit",
+            [
+                "UPDATE audit SET data = replace(data, '\"allow\"', '\"deny\"') "
+                "WHERE stream = 'tenant:default' AND seq = 2"
+            ],
+            2,
+        ),
         ("delete", ["DELETE FROM audit WHERE stream = 'tenant:default' AND seq = 3"], 3),
-        ("swap", ["UPDATE audit SET seq = -1 WHERE stream = 'tenant:default' AND seq = 4",
-                  "UPDATE audit SET seq = 4 WHERE stream = 'tenant:default' AND seq = 5",
-                  "UPDATE audit SET seq = 5 WHERE stream = 'tenant:default' AND seq = -1"], 4),
-        ("truncate", ["DELETE FROM audit WHERE stream = 'tenant:default' AND seq > "
-                      "(SELECT MAX(seq) - 3 FROM audit WHERE stream = 'tenant:default')"], None),
+        (
+            "swap",
+            [
+                "UPDATE audit SET seq = -1 WHERE stream = 'tenant:default' AND seq = 4",
+                "UPDATE audit SET seq = 4 WHERE stream = 'tenant:default' AND seq = 5",
+                "UPDATE audit SET seq = 5 WHERE stream = 'tenant:default' AND seq = -1",
+            ],
+            4,
+        ),
+        (
+            "truncate",
+            [
+                "DELETE FROM audit WHERE stream = 'tenant:default' AND seq > "
+                "(SELECT MAX(seq) - 3 FROM audit WHERE stream = 'tenant:default')"
+            ],
+            None,
+        ),
     ],
 )
 def test_tampering_with_the_database_is_detected(server_factory, name, sql, first_bad) -> None:
@@ -141,8 +179,9 @@ def test_kill_9_under_write_load_leaves_a_verifiable_complete_chain(server_facto
     out = audit_cli("verify", "--data-dir", str(data))
     assert out.returncode == 0, out.stdout
     db = sqlite3.connect(data / "gatehouse.db")
-    logged = {json.loads(d)["job_id"] for (d,) in db.execute(
-        "SELECT data FROM audit WHERE type = 'job.submitted'")}
+    logged = {
+        json.loads(d)["job_id"] for (d,) in db.execute("SELECT data FROM audit WHERE type = 'job.submitted'")
+    }
     assert set(acked) <= logged
 
 

@@ -6,8 +6,7 @@ import threading
 import time
 
 import httpx
-
-from conftest import ADMIN_KEY
+from harness import ADMIN_KEY
 
 
 def test_acknowledged_jobs_survive_kill_9(server_factory, tmp_path) -> None:
@@ -54,7 +53,9 @@ def test_acknowledged_jobs_survive_kill_9(server_factory, tmp_path) -> None:
     leased: list[str] = []
     with s2.client(worker["api_key"]) as w:
         while True:
-            jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.durable.**"], "max_jobs": 100}).json()["jobs"]
+            jobs = w.post(
+                "/api/v1/worker/lease", json={"topics": ["job.durable.**"], "max_jobs": 100}
+            ).json()["jobs"]
             if not jobs:
                 break
             leased += [j["job_id"] for j in jobs]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from conftest import Server
+from harness import Server
 
 
 def _post_raw(server: Server, path: str, content: bytes, **headers: str) -> httpx.Response:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import time
 
-from conftest import ADMIN_KEY, Server
+from harness import ADMIN_KEY, Server
 
 DECISION_FIELDS = {
-    "decision_id", "timestamp", "result", "rule_id", "reason", "stage", "policy_snapshot",
-    "job_hash", "remediations", "cached", "fail_mode_applied",
+    "decision_id",
+    "timestamp",
+    "result",
+    "rule_id",
+    "reason",
+    "stage",
+    "policy_snapshot",
+    "job_hash",
+    "remediations",
+    "cached",
+    "fail_mode_applied",
 }
 
 
@@ -26,7 +35,7 @@ def test_allowed_demo_job_is_dispatched_and_completed(server: Server) -> None:
         decisions = c.get(f"/api/v1/jobs/{body['job_id']}/decisions").json()["decisions"]
         assert [d["stage"] for d in decisions] == ["submit", "dispatch"]
         for d in decisions:
-            assert DECISION_FIELDS <= set(d)
+            assert set(d) >= DECISION_FIELDS
             assert d["policy_snapshot"] == body["decision"]["policy_snapshot"]
             assert d["job_hash"] == job["job_hash"]
             assert d["timestamp"].endswith("Z")
@@ -36,8 +45,11 @@ def test_destructive_exec_is_denied_at_the_boundary_and_never_queued(server: Ser
     with server.admin() as c:
         r = c.post(
             "/api/v1/jobs",
-            json={"topic": "job.exec.shell", "prompt": "rm -rf /",
-                  "labels": {"command_class": "safe"}},
+            json={
+                "topic": "job.exec.shell",
+                "prompt": "rm -rf /",
+                "labels": {"command_class": "safe"},
+            },
         )
         assert r.status_code == 403
         body = r.json()
@@ -61,8 +73,11 @@ def test_prod_write_waits_for_approval_and_is_not_dispatched(server: Server) -> 
     with server.admin() as c:
         r = c.post(
             "/api/v1/jobs",
-            json={"topic": "job.demo.deploy", "labels": {"env": "prod"},
-                  "meta": {"capability": "infra.write"}},
+            json={
+                "topic": "job.demo.deploy",
+                "labels": {"env": "prod"},
+                "meta": {"capability": "infra.write"},
+            },
         )
         assert r.status_code == 201
         assert r.json()["status"] == "pending_approval"
@@ -154,8 +169,11 @@ def test_idempotency_key_returns_the_same_job(server: Server) -> None:
         assert again.status_code == 200
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.json()["job_id"] == first.json()["job_id"]
-        via_header = c.post("/api/v1/jobs", json={"topic": "job.other.idem", "prompt": "once"},
-                            headers={"Idempotency-Key": "k-1"})
+        via_header = c.post(
+            "/api/v1/jobs",
+            json={"topic": "job.other.idem", "prompt": "once"},
+            headers={"Idempotency-Key": "k-1"},
+        )
         assert via_header.json()["job_id"] == first.json()["job_id"]
         other = c.post("/api/v1/jobs", json={**body, "prompt": "different"})
         assert other.status_code == 409
@@ -181,8 +199,10 @@ def test_cancel_before_running_only(server: Server) -> None:
 
 def test_remediation_creates_a_new_job_judged_afresh(server: Server) -> None:
     with server.admin() as c:
-        denied = c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /tmp/x",
-                                              "labels": {}})
+        denied = c.post(
+            "/api/v1/jobs",
+            json={"topic": "job.exec.shell", "prompt": "rm -rf /tmp/x", "labels": {}},
+        )
         assert denied.status_code == 403
         job_id = denied.json()["job_id"]
         r = c.post(f"/api/v1/jobs/{job_id}/remediate", json={"remediation_id": "dry-run"})
@@ -202,8 +222,11 @@ def test_remediation_creates_a_new_job_judged_afresh(server: Server) -> None:
 def test_simulate_and_explain_have_no_side_effect_but_a_record(server: Server) -> None:
     with server.admin() as c:
         before = len(c.get("/api/v1/jobs", params={"limit": 500}).json()["jobs"])
-        prod = {"topic": "job.deploy.apply", "labels": {"env": "prod"},
-                "meta": {"capability": "infra.write"}}
+        prod = {
+            "topic": "job.deploy.apply",
+            "labels": {"env": "prod"},
+            "meta": {"capability": "infra.write"},
+        }
         sim = c.post("/api/v1/policy/simulate", json=prod)
         assert sim.status_code == 200
         assert sim.json()["result"] == "require_approval"
@@ -231,8 +254,9 @@ def test_simulate_and_explain_have_no_side_effect_but_a_record(server: Server) -
 def test_list_is_paginated_and_filtered(server: Server) -> None:
     agent = server.identity("pager", tenant="pages")
     with server.client(agent["api_key"]) as c:
-        ids = [c.post("/api/v1/jobs", json={"topic": f"job.page.t{i % 2}"}).json()["job_id"]
-               for i in range(7)]
+        ids = [
+            c.post("/api/v1/jobs", json={"topic": f"job.page.t{i % 2}"}).json()["job_id"] for i in range(7)
+        ]
         seen, cursor = [], None
         while True:
             params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
@@ -244,8 +268,9 @@ def test_list_is_paginated_and_filtered(server: Server) -> None:
         assert seen == list(reversed(ids))
         t0 = c.get("/api/v1/jobs", params={"topic": "job.page.t0"}).json()["jobs"]
         assert len(t0) == 4
-        assert all(j["status"] == "queued" for j in c.get(
-            "/api/v1/jobs", params={"status": "queued"}).json()["jobs"])
+        assert all(
+            j["status"] == "queued" for j in c.get("/api/v1/jobs", params={"status": "queued"}).json()["jobs"]
+        )
         assert c.get("/api/v1/jobs", params={"status": "bogus"}).status_code == 422
         assert c.get("/api/v1/jobs", params={"cursor": "!!"}).status_code == 422
         assert c.get("/api/v1/jobs", params={"limit": 0}).status_code == 422

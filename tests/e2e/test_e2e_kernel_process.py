@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import ADMIN_KEY, SEED
+from harness import ADMIN_KEY, SEED
 
 
 class KernelProcess:
@@ -21,10 +20,12 @@ class KernelProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gatehouse", "kernel", "--socket", str(self.socket_path)],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        )
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gatehouse", "kernel", "--socket", str(self.socket_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 15
         while not self.socket_path.exists():
             assert time.monotonic() < deadline, self.log.read_text()
@@ -47,8 +48,11 @@ def kernel_proc(tmp_path: Path):
 
 
 def _metric(server, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(server.metrics_url).text.splitlines()
-               if line.startswith(name))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(server.metrics_url).text.splitlines()
+        if line.startswith(name)
+    )
 
 
 def _flood(url: str, topic: str, seconds: float, results: list) -> None:
@@ -88,7 +92,9 @@ def test_closed_mode_never_dispatches_undecided_and_resumes(server_factory, kern
     with s.client(worker["api_key"]) as w:
         deadline = time.monotonic() + 15
         while len(leased) < len(queued) and time.monotonic() < deadline:
-            jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.work.x"], "max_jobs": 100}).json()["jobs"]
+            jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.work.x"], "max_jobs": 100}).json()[
+                "jobs"
+            ]
             leased += [j["job_id"] for j in jobs]
             time.sleep(0.1)
     assert sorted(leased) == sorted(q["job_id"] for q in queued)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import ADMIN_KEY, SEED
+from harness import ADMIN_KEY, SEED
 
 GH = [sys.executable, "-m", "gatehouse"]
 
@@ -30,8 +29,19 @@ def keys(tmp_path: Path) -> Path:
 
 def sign(keys: Path, bundle: Path, serial: int, key: str = "ops", name: str | None = None) -> Path:
     out = keys / (name or f"signed-{key}-{serial}.json")
-    r = run("policy", "sign", str(bundle), "--key", str(keys / f"{key}.key"), "--serial", str(serial),
-            "--expires", "30d", "--out", str(out))
+    r = run(
+        "policy",
+        "sign",
+        str(bundle),
+        "--key",
+        str(keys / f"{key}.key"),
+        "--serial",
+        str(serial),
+        "--expires",
+        "30d",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     return out
 
@@ -84,8 +94,9 @@ def test_trusted_keys_refuse_bad_bundles_and_keep_the_running_one(server_factory
         assert f'gatehouse_policy_bundle_refused_total{{reason="{reason}"}}' in text
 
 
-def test_restart_with_a_bad_policy_file_runs_on_last_known_good(server_factory, keys: Path,
-                                                                 tmp_path: Path) -> None:
+def test_restart_with_a_bad_policy_file_runs_on_last_known_good(
+    server_factory, keys: Path, tmp_path: Path
+) -> None:
     data = tmp_path / "lkg"
     policy_file = tmp_path / "current.json"
     policy_file.write_text(sign(keys, variant(keys, 1), 1).read_text())
@@ -107,8 +118,7 @@ def test_restart_with_a_bad_policy_file_runs_on_last_known_good(server_factory, 
             info = admin.get("/api/v1/policy").json()
             assert info["snapshot"] == good, breakage
             assert "last-known-good" in info["degraded"]
-            r = admin.post("/api/v1/jobs", json={"topic": "job.exec.shell",
-                                                 "prompt": "rm -rf /"})
+            r = admin.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
             assert r.status_code == 403 and r.json()["decision"]["rule_id"] == "deny-destructive-exec"
         assert metric(s, "gatehouse_policy_last_known_good_total") == 1
         assert "LAST-KNOWN-GOOD" in s.log().upper()
@@ -147,8 +157,12 @@ def test_hot_reload_of_the_watched_file_and_policy_push(server_factory, tmp_path
         assert admin.get("/api/v1/policy").json()["snapshot"] == current
     pushed = tmp_path / "pushed.yaml"
     pushed.write_text(SEED.read_text().replace("name: seed", "name: pushed"))
-    r = subprocess.run([*GH, "policy", "push", str(pushed), "--url", s.url, "--key", ADMIN_KEY],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*GH, "policy", "push", str(pushed), "--url", s.url, "--key", ADMIN_KEY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert s.admin().get("/api/v1/policy").json()["name"] == "pushed"
 

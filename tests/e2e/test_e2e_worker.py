@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, Server
+from harness import ROOT, Server
 
 SEED = (ROOT / "examples" / "policies" / "seed.yaml").read_text()
 
@@ -14,12 +14,17 @@ SEED = (ROOT / "examples" / "policies" / "seed.yaml").read_text()
 def test_worker_leases_reports_and_completes(server: Server) -> None:
     worker = server.identity("builder", roles=["worker"], topics=["job.build.**"])
     with server.admin() as admin, server.client(worker["api_key"]) as w:
-        job_id = admin.post("/api/v1/jobs", json={"topic": "job.build.run", "prompt": "make",
-                                                   "labels": {"team": "core"}}).json()["job_id"]
+        job_id = admin.post(
+            "/api/v1/jobs",
+            json={"topic": "job.build.run", "prompt": "make", "labels": {"team": "core"}},
+        ).json()["job_id"]
         leased = w.post("/api/v1/worker/lease", json={"topics": ["job.build.**"], "max_jobs": 5}).json()
         jobs = [j for j in leased["jobs"] if j["job_id"] == job_id]
         assert len(jobs) == 1
-        assert jobs[0]["prompt"] == "make" and jobs[0]["labels"] == {"team": "core", "command_class": "none"}
+        assert jobs[0]["prompt"] == "make" and jobs[0]["labels"] == {
+            "team": "core",
+            "command_class": "none",
+        }
         assert jobs[0]["lease_expires_at"].endswith("Z")
         assert admin.get(f"/api/v1/jobs/{job_id}").json()["status"] == "dispatched"
         # A second lease does not get the same job.
@@ -27,7 +32,10 @@ def test_worker_leases_reports_and_completes(server: Server) -> None:
         assert job_id not in {j["job_id"] for j in again}
         r = w.post(f"/api/v1/worker/jobs/{job_id}/heartbeat", json={"lease_seconds": 30})
         assert r.status_code == 200 and r.json()["status"] == "running"
-        r = w.post(f"/api/v1/worker/jobs/{job_id}/result", json={"status": "succeeded", "output": {"ok": 1}})
+        r = w.post(
+            f"/api/v1/worker/jobs/{job_id}/result",
+            json={"status": "succeeded", "output": {"ok": 1}},
+        )
         assert r.status_code == 200
         job = admin.get(f"/api/v1/jobs/{job_id}").json()
         assert job["status"] == "succeeded" and job["result"] == {"ok": 1}
@@ -100,7 +108,10 @@ def test_dispatch_gate_uses_the_current_policy(server_factory) -> None:
         denied = admin.get(f"/api/v1/jobs/{deny_later['job_id']}").json()
         assert denied["status"] == "denied"
         decisions = admin.get(f"/api/v1/jobs/{deny_later['job_id']}/decisions").json()["decisions"]
-        assert [(d["stage"], d["result"]) for d in decisions] == [("submit", "allow"), ("dispatch", "deny")]
+        assert [(d["stage"], d["result"]) for d in decisions] == [
+            ("submit", "allow"),
+            ("dispatch", "deny"),
+        ]
         assert decisions[1]["rule_id"] == "deny-gate"
         assert decisions[1]["policy_snapshot"] == new_snapshot != decisions[0]["policy_snapshot"]
         pending = admin.get(f"/api/v1/jobs/{approve_later['job_id']}").json()
@@ -135,10 +146,27 @@ def test_external_worker_process_runs_a_handler_per_topic(server: Server, tmp_pa
         ok = admin.post("/api/v1/jobs", json={"topic": "job.ext.upper", "prompt": "hello"}).json()["job_id"]
         bad = admin.post("/api/v1/jobs", json={"topic": "job.ext.boom"}).json()["job_id"]
     proc = subprocess.run(
-        [sys.executable, "-m", "gatehouse", "worker", "--url", server.url, "--key", worker["api_key"],
-         "--topics", "job.ext.**", "--handler", "job.ext.upper=myhandlers:upper",
-         "--handler", "job.ext.boom=myhandlers:boom", "--once"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gatehouse",
+            "worker",
+            "--url",
+            server.url,
+            "--key",
+            worker["api_key"],
+            "--topics",
+            "job.ext.**",
+            "--handler",
+            "job.ext.upper=myhandlers:upper",
+            "--handler",
+            "job.ext.boom=myhandlers:boom",
+            "--once",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
@@ -153,22 +181,49 @@ def test_identity_cli(server: Server) -> None:
     env = {**__import__("os").environ, "GATEHOUSE_URL": server.url}
     from conftest import ADMIN_KEY
 
-    out = subprocess.run([*base, "create", "cli-agent", "--for-tenant", "clitenant", "--role", "agent",
-                          "--topic", "job.cli.**", "--key", ADMIN_KEY],
-                         capture_output=True, text=True, env=env, timeout=30)
+    out = subprocess.run(
+        [
+            *base,
+            "create",
+            "cli-agent",
+            "--for-tenant",
+            "clitenant",
+            "--role",
+            "agent",
+            "--topic",
+            "job.cli.**",
+            "--key",
+            ADMIN_KEY,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
     created = json.loads(out.stdout)
     assert created["tenant"] == "clitenant" and created["api_key"].startswith("ghk_")
-    listed = subprocess.run([*base, "list", "--key", ADMIN_KEY], capture_output=True, text=True,
-                            env=env, timeout=30)
+    listed = subprocess.run(
+        [*base, "list", "--key", ADMIN_KEY], capture_output=True, text=True, env=env, timeout=30
+    )
     assert created["id"] in listed.stdout and created["api_key"] not in listed.stdout
-    rev = subprocess.run([*base, "revoke", created["id"], "--key", ADMIN_KEY], capture_output=True,
-                         text=True, env=env, timeout=30)
+    rev = subprocess.run(
+        [*base, "revoke", created["id"], "--key", ADMIN_KEY],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert rev.returncode == 0 and json.loads(rev.stdout)["revoked"] is True
-    denied = subprocess.run([*base, "list", "--key", created["api_key"]], capture_output=True,
-                            text=True, env=env, timeout=30)
+    denied = subprocess.run(
+        [*base, "list", "--key", created["api_key"]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert denied.returncode == 1 and "revoked_api_key" in denied.stderr
 
 
@@ -177,14 +232,18 @@ def test_no_job_is_leased_twice_under_concurrent_workers(server: Server) -> None
 
     worker = server.identity("racer", roles=["worker"], topics=["job.race.**"])
     with server.admin() as admin:
-        ids = {admin.post("/api/v1/jobs", json={"topic": "job.race.x", "prompt": str(i)}).json()["job_id"]
-               for i in range(40)}
+        ids = {
+            admin.post("/api/v1/jobs", json={"topic": "job.race.x", "prompt": str(i)}).json()["job_id"]
+            for i in range(40)
+        }
 
     def lease_all() -> list[str]:
         got: list[str] = []
         with server.client(worker["api_key"]) as w:
             for _ in range(30):
-                jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.race.**"], "max_jobs": 3}).json()["jobs"]
+                jobs = w.post("/api/v1/worker/lease", json={"topics": ["job.race.**"], "max_jobs": 3}).json()[
+                    "jobs"
+                ]
                 got += [j["job_id"] for j in jobs]
                 if not jobs:
                     time.sleep(0.01)

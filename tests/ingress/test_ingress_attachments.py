@@ -206,9 +206,7 @@ def test_a_missing_content_field_is_invalid_base64() -> None:
 def test_wrapped_base64_is_valid() -> None:
     encoded = base64.encodebytes(TEXT * 20).decode("ascii")  # MIME style, with newlines
     assert "\n" in encoded
-    assert (
-        reason({"name": "x.txt", "content_type": "text/plain", "content_base64": encoded}) is None
-    )
+    assert reason({"name": "x.txt", "content_type": "text/plain", "content_base64": encoded}) is None
 
 
 def test_empty_content_is_kept() -> None:
@@ -391,9 +389,7 @@ def test_a_member_bigger_than_the_read_cap_is_judged_by_its_head() -> None:
             {
                 "name": st.text(max_size=20) | st.sampled_from(["a.zip", "b.tgz", "c.gz", "d.tar"]),
                 "content_type": st.text(max_size=20),
-                "content_base64": st.binary(max_size=600).map(
-                    lambda b: base64.b64encode(b).decode("ascii")
-                )
+                "content_base64": st.binary(max_size=600).map(lambda b: base64.b64encode(b).decode("ascii"))
                 | st.sampled_from(
                     [
                         base64.b64encode(zip_bytes({"a": b"b"})[:-5]).decode(),

@@ -17,13 +17,9 @@ from gatehouse.ingress import COMMAND_CLASSES, DEFAULT_CLASSIFIER, Classifier, P
 PATTERNS = DEFAULT_CLASSIFIER.patterns
 SEVERITY = {name: rank for rank, name in enumerate(COMMAND_CLASSES)}
 
-EXAMPLES = [
-    pytest.param(p, ex, id=f"{p.name}[{i}]") for p in PATTERNS for i, ex in enumerate(p.examples)
-]
+EXAMPLES = [pytest.param(p, ex, id=f"{p.name}[{i}]") for p in PATTERNS for i, ex in enumerate(p.examples)]
 COUNTER_EXAMPLES = [
-    pytest.param(p, ex, id=f"{p.name}[{i}]")
-    for p in PATTERNS
-    for i, ex in enumerate(p.counter_examples)
+    pytest.param(p, ex, id=f"{p.name}[{i}]") for p in PATTERNS for i, ex in enumerate(p.counter_examples)
 ]
 
 

@@ -167,9 +167,7 @@ _KEYS = st.one_of(_RESERVED_SPELLINGS, st.sampled_from(sorted(META_KEYS)), st.te
 
 
 @given(st.dictionaries(_KEYS, st.text(max_size=8)), st.dictionaries(_KEYS, st.integers()))
-def test_no_reserved_key_survives_in_any_spelling(
-    labels: dict[str, str], meta: dict[str, int]
-) -> None:
+def test_no_reserved_key_survives_in_any_spelling(labels: dict[str, str], meta: dict[str, int]) -> None:
     result = sanitise(labels, meta)
     for key in [*result.labels, *result.meta]:
         folded = key.strip().casefold()

@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import httpx
 import yaml
-
-from conftest import ROOT, Server
+from harness import ROOT, Server
 
 ALERTS = ROOT / "examples" / "prometheus" / "alerts.yml"
 REQUIRED = {
-    "GatehouseDenySpike", "GatehouseQuarantineSpike", "GatehouseFailOpen",
-    "GatehouseKernelUnavailable", "GatehouseBundleRefused", "GatehouseApprovalQueueAge",
+    "GatehouseDenySpike",
+    "GatehouseQuarantineSpike",
+    "GatehouseFailOpen",
+    "GatehouseKernelUnavailable",
+    "GatehouseBundleRefused",
+    "GatehouseApprovalQueueAge",
 }
 
 
@@ -48,8 +50,15 @@ def test_alerts_use_only_exported_metric_names(server: Server) -> None:
     used = set(re.findall(r"\b(gatehouse_[a-z_]+)", ALERTS.read_text()))
     assert used, "the alert file names no gatehouse metric"
     assert used <= exported, f"not exported: {sorted(used - exported)}"
-    for needed in ("gatehouse_decisions_total", "gatehouse_policy_eval_seconds", "gatehouse_input_fail_open_total",
-                   "gatehouse_kernel_unavailable_total", "gatehouse_policy_bundle_refused_total",
-                   "gatehouse_policy_snapshot_info", "gatehouse_decision_cache_total",
-                   "gatehouse_job_queue_depth", "gatehouse_approvals_pending"):
+    for needed in (
+        "gatehouse_decisions_total",
+        "gatehouse_policy_eval_seconds",
+        "gatehouse_input_fail_open_total",
+        "gatehouse_kernel_unavailable_total",
+        "gatehouse_policy_bundle_refused_total",
+        "gatehouse_policy_snapshot_info",
+        "gatehouse_decision_cache_total",
+        "gatehouse_job_queue_depth",
+        "gatehouse_approvals_pending",
+    ):
         assert needed in exported, needed

@@ -17,11 +17,22 @@ def key() -> SigningKey:
     return SigningKey.generate()
 
 
-def _verify(env: dict, key: SigningKey, *, running: int | None = None, text: str | None = None,
-            now: float | None = None) -> int:
-    return verify_bundle(text if text is not None else env["bundle"], env["signature"],
-                         {key.key_id: key.verify_key}, now=now or time.time(), running_serial=running,
-                         name="b")
+def _verify(
+    env: dict,
+    key: SigningKey,
+    *,
+    running: int | None = None,
+    text: str | None = None,
+    now: float | None = None,
+) -> int:
+    return verify_bundle(
+        text if text is not None else env["bundle"],
+        env["signature"],
+        {key.key_id: key.verify_key},
+        now=now or time.time(),
+        running_serial=running,
+        name="b",
+    )
 
 
 def test_valid_bundle_verifies(key: SigningKey) -> None:

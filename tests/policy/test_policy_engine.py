@@ -41,11 +41,7 @@ def one_rule(match: str = "", conditions: str = "") -> gp.Policy:
     if match:
         text += "  match:\n" + textwrap.indent(textwrap.dedent(match).strip("\n"), "    ") + "\n"
     if conditions:
-        text += (
-            "  conditions:\n"
-            + textwrap.indent(textwrap.dedent(conditions).strip("\n"), "    ")
-            + "\n"
-        )
+        text += "  conditions:\n" + textwrap.indent(textwrap.dedent(conditions).strip("\n"), "    ") + "\n"
     return policy(text)
 
 
@@ -178,12 +174,8 @@ def test_a_later_more_restrictive_rule_beats_an_earlier_one() -> None:
     assert verdict(p, {"tenant": "other"}) == ("allow", "early-allow")
 
 
-@pytest.mark.parametrize(
-    ("default", "want"), [(None, "deny"), ("deny", "deny"), ("allow", "allow")]
-)
-def test_no_match_gives_default_decision_and_omitted_means_deny(
-    default: str | None, want: str
-) -> None:
+@pytest.mark.parametrize(("default", "want"), [(None, "deny"), ("deny", "deny"), ("allow", "allow")])
+def test_no_match_gives_default_decision_and_omitted_means_deny(default: str | None, want: str) -> None:
     p = policy("- id: r\n  decision: allow\n  match: {topics: [job.x]}\n", default=default)
     d = p.decide({"topic": "job.y"})
     assert (d.decision, d.rule_id) == (want, "default")
@@ -197,9 +189,7 @@ def test_an_empty_policy_denies_everything() -> None:
 
 
 def test_require_approval_as_default() -> None:
-    p = policy(
-        "- id: r\n  decision: allow\n  match: {topics: [job.read]}\n", default="require_approval"
-    )
+    p = policy("- id: r\n  decision: allow\n  match: {topics: [job.read]}\n", default="require_approval")
     assert verdict(p, {"topic": "job.read"}) == ("allow", "r")
     assert verdict(p, {"topic": "job.write"}) == ("require_approval", "default")
 
@@ -463,9 +453,7 @@ def test_fail_mode_defaults_to_closed() -> None:
 
 
 def test_policy_fields(seed: gp.Policy) -> None:
-    assert seed.fields == frozenset(
-        {"topic", "labels.command_class", "labels.env", "capability", "approved"}
-    )
+    assert seed.fields == frozenset({"topic", "labels.command_class", "labels.env", "capability", "approved"})
     p = one_rule(
         match="tenants: [a]\nrisk_tags: [b]\nrequester_roles: [c]",
         conditions="- any: [{labels.team: x}, {not: {eq: {topic: y}}}]",
@@ -533,9 +521,7 @@ def test_explain_lists_every_rule_with_the_first_failed_field() -> None:
         ("allow-all", "allow", True, None),
     ]
     assert ex.winner == "allow-all"
-    assert ex.decision == p.decide(
-        {"topic": "job.deploy.apply", "labels": {"env": "dev"}, "approved": True}
-    )
+    assert ex.decision == p.decide({"topic": "job.deploy.apply", "labels": {"env": "dev"}, "approved": True})
     assert "`allow-all` is the only matching rule" in ex.why
     assert ex.snapshot == p.snapshot
 

@@ -110,9 +110,7 @@ def test_glob_error_is_a_value_error_with_the_pattern_in_backticks() -> None:
         ("*.exec", "regex", ()),
     ],
 )
-def test_glob_classification_for_the_index(
-    pattern: str, kind: str, prefix: tuple[str, ...]
-) -> None:
+def test_glob_classification_for_the_index(pattern: str, kind: str, prefix: tuple[str, ...]) -> None:
     g = compile_glob(pattern)
     assert (g.kind, g.prefix, g.pattern) == (kind, prefix, pattern)
 

@@ -746,9 +746,7 @@ def test_seed_bundle_model(seed: gp.Policy) -> None:
         ("quarantine-private-keys", ("private_key", "aws_access_key"), "quarantine"),
         ("redact-pii", ("email", "credit_card"), "redact"),
     ]
-    assert [(o.topics, o.fail_mode) for o in seed.fail_mode_overrides] == [
-        (("job.demo.**",), "open")
-    ]
+    assert [(o.topics, o.fail_mode) for o in seed.fail_mode_overrides] == [(("job.demo.**",), "open")]
     assert deny.line == line_of(seed.text, "id: deny-destructive-exec")
 
 
@@ -773,9 +771,7 @@ def test_defaults_when_keys_are_omitted() -> None:
     [("15m", 900), ("30s", 30), ("2h", 7200), ("1d", 86400), ("1w", 604800), ("45", 45), (60, 60)],
 )
 def test_approval_ttl_units(ttl: str | int, seconds: int) -> None:
-    text = (
-        f"version: 1\nrules:\n  - id: r\n    decision: require_approval\n    approval_ttl: {ttl}\n"
-    )
+    text = f"version: 1\nrules:\n  - id: r\n    decision: require_approval\n    approval_ttl: {ttl}\n"
     assert gp.load(text).rules[0].approval_ttl == seconds
 
 
@@ -855,9 +851,7 @@ def test_json_text_has_the_same_semantics(seed_text: str, seed: gp.Policy) -> No
 
 
 def test_json_errors_carry_lines_too() -> None:
-    text = json.dumps(
-        {"version": 1, "rules": [{"id": "a", "decision": "deny", "mathc": {}}]}, indent=2
-    )
+    text = json.dumps({"version": 1, "rules": [{"id": "a", "decision": "deny", "mathc": {}}]}, indent=2)
     err = load_error(text)
     assert (err.line, err.rule_id) == (line_of(text, '"mathc"'), "a")
 
@@ -866,10 +860,7 @@ def test_snapshot_is_sha256_of_the_canonical_text(seed: gp.Policy) -> None:
     assert seed.snapshot == hashlib.sha256(seed.canonical.encode("utf-8")).hexdigest()
     assert len(seed.snapshot) == 64
     assert json.loads(seed.canonical) == yaml.safe_load(seed.text)
-    assert (
-        gp.canonical_json({"b": 1, "a": [1, {"d": 2, "c": "é"}]})
-        == '{"a":[1,{"c":"é","d":2}],"b":1}'
-    )
+    assert gp.canonical_json({"b": 1, "a": [1, {"d": 2, "c": "é"}]}) == '{"a":[1,{"c":"é","d":2}],"b":1}'
 
 
 _BUNDLE_A = """

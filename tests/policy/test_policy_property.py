@@ -101,18 +101,14 @@ def _condition(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
         return {field: draw(st.sampled_from(values))}
     if kind == 2:
         return {"eq": {field: draw(st.sampled_from(values))}}
-    chosen = [
-        values[i] for i in draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=3))
-    ]
+    chosen = [values[i] for i in draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=3))]
     op = "in" if kind <= 4 else "not_in"
     return {op: {field: chosen if len(chosen) > 1 or draw(st.booleans()) else chosen[0]}}
 
 
 @st.composite
 def _match(draw: st.DrawFn) -> dict[str, Any]:
-    which = draw(
-        _subset(["topics", "labels", "capabilities", "tenants", "risk_tags", "roles"], min_size=0)
-    )
+    which = draw(_subset(["topics", "labels", "capabilities", "tenants", "risk_tags", "roles"], min_size=0))
     m: dict[str, Any] = {}
     if "topics" in which:
         n = draw(st.integers(1, 3))
@@ -176,9 +172,7 @@ def _context(draw: st.DrawFn, *, dense: bool = False) -> dict[str, Any]:
     present = keys if dense else draw(_subset(keys, min_size=0))
     ctx: dict[str, Any] = {}
     if "topic" in present:
-        ctx["topic"] = (
-            draw(_topic) if draw(st.integers(0, 5)) else draw(st.sampled_from(ODD_TOPICS))
-        )
+        ctx["topic"] = draw(_topic) if draw(st.integers(0, 5)) else draw(st.sampled_from(ODD_TOPICS))
     if "tenant" in present:
         ctx["tenant"] = draw(st.sampled_from([*TENANTS, "initech"]))
     if "labels" in present:
@@ -224,9 +218,7 @@ def test_engine_agrees_with_the_naive_reference(
 ) -> None:
     policy = gp.load(_render(bundle, style))
     # The loaded model is the bundle we wrote, in the order we wrote it.
-    assert [(r.id, r.decision) for r in policy.rules] == [
-        (r["id"], r["decision"]) for r in bundle["rules"]
-    ]
+    assert [(r.id, r.decision) for r in policy.rules] == [(r["id"], r["decision"]) for r in bundle["rules"]]
     assert policy.default_decision == bundle.get("default_decision", "deny")
     for ctx in contexts:
         _check(policy, ctx)
@@ -313,16 +305,10 @@ def test_rules_without_topics_use_the_other_indexes(
         field = data.draw(st.sampled_from(_ONE_FIELD))
         match: dict[str, Any] = {}
         if field == "labels":
-            match = {
-                "labels": {
-                    k: data.draw(_subset(LABEL_VALUES)) for k in data.draw(_subset(LABEL_KEYS))
-                }
-            }
+            match = {"labels": {k: data.draw(_subset(LABEL_VALUES)) for k in data.draw(_subset(LABEL_KEYS))}}
         elif field != "none":
             match = {field: data.draw(_subset(_FIELD_TABLE[field]))}
-        rules.append(
-            {"id": f"m{i}", "decision": data.draw(st.sampled_from(DECISIONS)), "match": match}
-        )
+        rules.append({"id": f"m{i}", "decision": data.draw(st.sampled_from(DECISIONS)), "match": match})
     policy = gp.load(yaml.dump({"version": 1, "rules": rules}, Dumper=_Dumper))
     for ctx in contexts:
         _check(policy, ctx)

@@ -61,11 +61,7 @@ def imported_names(source: str, module: str, *, is_package: bool = False) -> lis
             # `from pkg import name` may import the submodule `pkg.name`: judge that name.
             for alias in node.names:
                 out.append((node.lineno, f"{base}.{alias.name}" if alias.name != "*" else base))
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "__import__"
-        ):
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
             out.append((node.lineno, "__import__"))
     return out
 
@@ -77,9 +73,7 @@ def violations(source: str, module: str, rel_path: str, *, is_package: bool = Fa
     for line, name in imported_names(source, module, is_package=is_package):
         top = name.split(".")[0]
         if top == "gatehouse":
-            ok = name == "gatehouse.errors" or any(
-                name == p or name.startswith(p + ".") for p in pure
-            )
+            ok = name == "gatehouse.errors" or any(name == p or name.startswith(p + ".") for p in pure)
             # `from gatehouse import errors` / `from gatehouse.policy import x`: names inside.
             ok = ok or name.startswith("gatehouse.errors.")
         elif top in FORBIDDEN or name == "__import__":
@@ -167,9 +161,7 @@ def test_the_checker_accepts_pure_imports(source: str) -> None:
 
 
 def test_yaml_is_allowed_in_the_loader_only() -> None:
-    assert (
-        violations("import yaml\n", "gatehouse.policy.loader", "gatehouse/policy/loader.py") == []
-    )
+    assert violations("import yaml\n", "gatehouse.policy.loader", "gatehouse/policy/loader.py") == []
     assert violations("import yaml\n", "gatehouse.policy.glob", "gatehouse/policy/glob.py") != []
 
 
@@ -187,7 +179,5 @@ def test_importing_the_pure_core_loads_no_io_machinery() -> None:
         print(sorted(m for m in sys.modules if m.split(".")[0] in bad))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Server
+from harness import ROOT, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -134,9 +134,7 @@ def test_ui_without_slash_redirects(server: Server) -> None:
     ("path", "media", "needle"),
     [("/ui/app.js", "text/javascript", "X-API-Key"), ("/ui/app.css", "text/css", ":focus-visible")],
 )
-def test_script_and_stylesheet_are_served(
-    server: Server, path: str, media: str, needle: str
-) -> None:
+def test_script_and_stylesheet_are_served(server: Server, path: str, media: str, needle: str) -> None:
     r = httpx.get(server.url + path)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith(media)
@@ -174,9 +172,20 @@ def test_page_structure_is_accessible(server: Server) -> None:
 
 def test_script_never_puts_the_key_in_a_url_or_cookie(server: Server) -> None:
     js = httpx.get(server.url + "/ui/app.js").text
-    for pattern in (r"\?key", r"[?&]api[_-]?key", r"api_key=", r"apikey=", r"[?&]token=",
-                    r"document\.cookie", r"localStorage", r"innerHTML", r"outerHTML",
-                    r"insertAdjacentHTML", r"document\.write", r"\beval\("):
+    for pattern in (
+        r"\?key",
+        r"[?&]api[_-]?key",
+        r"api_key=",
+        r"apikey=",
+        r"[?&]token=",
+        r"document\.cookie",
+        r"localStorage",
+        r"innerHTML",
+        r"outerHTML",
+        r"insertAdjacentHTML",
+        r"document\.write",
+        r"\beval\(",
+    ):
         assert not re.search(pattern, js, re.I), pattern
     # The key is read from sessionStorage and sent as a header, with credentials omitted.
     assert "sessionStorage" in js
@@ -233,8 +242,7 @@ class Tab:
     def wait_text(self, testid: str, fragment: str) -> str:
         """Wait until the element with this test id contains `fragment`; return its text."""
         self.page.wait_for_function(
-            "([id, f]) => (document.querySelector(`[data-testid='${id}']`) || {})"
-            ".textContent?.includes(f)",
+            "([id, f]) => (document.querySelector(`[data-testid='${id}']`) || {}).textContent?.includes(f)",
             arg=[testid, fragment],
         )
         return str(self.by_id(testid).inner_text())
@@ -326,7 +334,9 @@ def test_approver_signs_in_and_approves(server_factory: Any, browser: Any) -> No
         assert all(key not in u for u, _ in tab.requests)
         assert not any("cookie" in h for _, h in tab.requests)
         assert tab.page_errors == [] and tab.console_errors == [], (
-            tab.page_errors, tab.console_errors)
+            tab.page_errors,
+            tab.console_errors,
+        )
         assert tab.failed == []
     finally:
         tab.close()
@@ -336,8 +346,11 @@ def test_approver_signs_in_and_approves(server_factory: Any, browser: Any) -> No
 
     # The comment typed in the page is the one recorded (the approval is consumed by dispatch).
     with s.client(key) as c:
-        done = [a for st in ("approved", "consumed")
-                for a in c.get("/api/v1/approvals", params={"status": st}).json()["approvals"]]
+        done = [
+            a
+            for st in ("approved", "consumed")
+            for a in c.get("/api/v1/approvals", params={"status": st}).json()["approvals"]
+        ]
     mine = [a for a in done if a["job_id"] == job_id]
     assert len(mine) == 1 and mine[0]["comment"] == "looks good, ship it", mine
     assert mine[0]["approver"] == approver["id"]
@@ -404,9 +417,7 @@ def test_sign_out_forgets_the_key(server: Server, browser: Any) -> None:
         tab.close()
 
 
-def test_empty_queue_then_retry_diff_with_hostile_content_as_text(
-    server_factory: Any, browser: Any
-) -> None:
+def test_empty_queue_then_retry_diff_with_hostile_content_as_text(server_factory: Any, browser: Any) -> None:
     s: Server = server_factory()
     agent = s.identity("ui-agent2", roles=["agent"])
     approver = s.identity("ui-approver2", roles=["approver"])
@@ -418,9 +429,14 @@ def test_empty_queue_then_retry_diff_with_hostile_content_as_text(
         first = submit_prod_write(s, agent["api_key"])
         hostile = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
         with s.client(agent["api_key"]) as c:
-            r = c.post("/api/v1/jobs", json={
-                **PROD_WRITE, "prompt": hostile, "labels": {"env": "prod", "ticket": "CHG-7"},
-            })
+            r = c.post(
+                "/api/v1/jobs",
+                json={
+                    **PROD_WRITE,
+                    "prompt": hostile,
+                    "labels": {"env": "prod", "ticket": "CHG-7"},
+                },
+            )
         assert r.status_code == 201, r.text
         retry = r.json()["job_id"]
 
@@ -466,6 +482,4 @@ def test_empty_queue_then_retry_diff_with_hostile_content_as_text(
     assert job_status(s, first) == "pending_approval"
     with s.client(approver["api_key"]) as c:
         rejected = c.get("/api/v1/approvals", params={"status": "rejected"}).json()["approvals"]
-    assert [(a["job_id"], a["comment"]) for a in rejected] == [
-        (retry, "no HTML in deploy prompts")
-    ]
+    assert [(a["job_id"], a["comment"]) for a in rejected] == [(retry, "no HTML in deploy prompts")]

@@ -35,8 +35,10 @@ def _since(since: str | None) -> tuple[int, float | None]:
     try:
         return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise BadRequest(f"`since` must be a sequence number or an RFC 3339 time, not `{since}`",
-                         code="invalid_since") from None
+        raise BadRequest(
+            f"`since` must be a sequence number or an RFC 3339 time, not `{since}`",
+            code="invalid_since",
+        ) from None
 
 
 @router.get("")
@@ -51,30 +53,34 @@ async def audit_entries(
     since_seq, since_ts = _since(since)
     store = request.app.state.store
     entries = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts, limit=limit)
-    checkpoints = [c.to_dict() for c in await store.audit_checkpoints(name)
-                   if not entries or c.seq >= entries[0].seq]
-    return json_response({
-        "stream": name,
-        "entries": [e.to_dict() for e in entries],
-        "checkpoints": checkpoints,
-        "next_since": str(entries[-1].seq) if len(entries) == limit else None,
-        "key": {"key_id": request.app.state.plane.signing_key.key_id,
-                "pem": request.app.state.plane.signing_key.verify_key.pem().decode()},
-    })
+    checkpoints = [
+        c.to_dict() for c in await store.audit_checkpoints(name) if not entries or c.seq >= entries[0].seq
+    ]
+    return json_response(
+        {
+            "stream": name,
+            "entries": [e.to_dict() for e in entries],
+            "checkpoints": checkpoints,
+            "next_since": str(entries[-1].seq) if len(entries) == limit else None,
+            "key": {
+                "key_id": request.app.state.plane.signing_key.key_id,
+                "pem": request.app.state.plane.signing_key.verify_key.pem().decode(),
+            },
+        }
+    )
 
 
 @router.get("/verify")
 async def audit_verify(request: Request, who: Auth, stream: str | None = None) -> Response:
     who.require("reviewer")
     store = request.app.state.store
-    if who.identity.is_admin and stream is None:
-        streams = None
-    else:
-        streams = [_stream(who, stream)]
+    streams = None if who.identity.is_admin and stream is None else [_stream(who, stream)]
     key = request.app.state.plane.signing_key.verify_key
     reports = await verify_store(store, {key.key_id: key}, streams)
-    return json_response({
-        "ok": all(r.ok for r in reports),
-        "streams": [r.to_dict() for r in reports],
-        "system_stream": SYSTEM,
-    })
+    return json_response(
+        {
+            "ok": all(r.ok for r in reports),
+            "streams": [r.to_dict() for r in reports],
+            "system_stream": SYSTEM,
+        }
+    )

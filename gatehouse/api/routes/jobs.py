@@ -25,10 +25,19 @@ def submitted_response(s: Submitted) -> Response:
     if s.record.result == "deny":
         raise Denied(
             s.record.reason,
-            details={"decision": decision, "job_id": s.job.id, "status": s.job.status,
-                     "derived": s.job.derived},
+            details={
+                "decision": decision,
+                "job_id": s.job.id,
+                "status": s.job.status,
+                "derived": s.job.derived,
+            },
         )
-    body = {"job_id": s.job.id, "status": s.job.status, "decision": decision, "derived": s.job.derived}
+    body = {
+        "job_id": s.job.id,
+        "status": s.job.status,
+        "decision": decision,
+        "derived": s.job.derived,
+    }
     if s.job.remediated_from:
         body["remediated_from"] = s.job.remediated_from
     return json_response(body, 200 if s.replayed else 201, headers)
@@ -64,9 +73,7 @@ async def list_jobs(
         )
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_cursor") from None
-    return json_response(
-        {"jobs": [j.to_public() for j in page.jobs], "next_cursor": page.next_cursor}
-    )
+    return json_response({"jobs": [j.to_public() for j in page.jobs], "next_cursor": page.next_cursor})
 
 
 @router.get("/{job_id}")
@@ -95,6 +102,4 @@ async def cancel_job(job_id: str, request: Request, who: Auth) -> Response:
 @router.post("/{job_id}/remediate", status_code=201)
 async def remediate_job(job_id: str, body: RemediateIn, request: Request, who: Limited) -> Response:
     gates = request.app.state.plane.gates
-    return submitted_response(
-        await gates.remediate(who.identity, who.tenant, job_id, body.remediation_id)
-    )
+    return submitted_response(await gates.remediate(who.identity, who.tenant, job_id, body.remediation_id))

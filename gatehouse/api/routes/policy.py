@@ -24,7 +24,8 @@ def _describe(request: Request) -> dict[str, object]:
     current = installer.current
     if current is None:
         raise NotFound(
-            "no policy bundle is installed", code="no_policy",
+            "no policy bundle is installed",
+            code="no_policy",
             details={"degraded": installer.degraded} if installer.degraded else None,
         )
     policy = current.policy
@@ -54,9 +55,7 @@ async def get_policy(request: Request, who: Auth) -> Response:
 @router.put("")
 async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
     who.require("admin")
-    await request.app.state.plane.installer.install(
-        body.bundle, body.signature, by=who.identity.id
-    )
+    await request.app.state.plane.installer.install(body.bundle, body.signature, by=who.identity.id)
     return json_response(_describe(request))
 
 
