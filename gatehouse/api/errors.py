@@ -99,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-        extra = None
+        extra: dict[str, Any] | None = None
         if isinstance(exc, Denied):
             # The decision also sits at the top level, beside `error`, for clients that read it
             # the way they read a 201.

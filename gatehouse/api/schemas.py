@@ -49,7 +49,7 @@ class JobIn(BaseModel):
     topic: str = Field(min_length=1, max_length=255, pattern=TOPIC_PATTERN)
     prompt: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
-    meta: JobMetaIn = Field(default_factory=JobMetaIn)
+    meta: JobMetaIn = Field(default_factory=lambda: JobMetaIn.model_validate({}))
     attachments: list[AttachmentIn] = Field(default_factory=list)
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
     tenant: str | None = Field(None, max_length=63)

@@ -351,13 +351,16 @@ class Gates:
             meta["capability"] = sets["capability"]
         if "risk_tags" in sets:
             meta["risk_tags"] = sets["risk_tags"]
-        body = JobIn(
-            topic=sets.get("topic", job.topic),
-            prompt=sets.get("prompt", job.prompt),
-            labels={**job.labels, **offered.get("set_labels", {})},
-            meta=meta,
-            attachments=[
-                {k: a[k] for k in ("name", "content_type", "content_base64")} for a in job.attachments
-            ],
+        # Derived labels are dropped by the sanitiser and derived afresh from the new job.
+        body = JobIn.model_validate(
+            {
+                "topic": sets.get("topic", job.topic),
+                "prompt": sets.get("prompt", job.prompt),
+                "labels": {**job.labels, **offered.get("set_labels", {})},
+                "meta": meta,
+                "attachments": [
+                    {k: a[k] for k in ("name", "content_type", "content_base64")} for a in job.attachments
+                ],
+            }
         )
         return await self.submit(who, tenant, body, remediated_from=job.id)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,7 @@ def job_hash(
     prompt: str,
     labels: Mapping[str, str],
     meta: Mapping[str, Any],
-    attachments: list[Mapping[str, Any]],
+    attachments: Sequence[Mapping[str, Any]],
 ) -> str:
     """sha256 over everything that defines what the job does: any edit makes a new job."""
     body = {

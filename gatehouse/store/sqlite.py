@@ -594,7 +594,8 @@ class SQLiteStore(Store):
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if tenant is not None:
             where.append("tenant = ?")
             args.append(tenant)
@@ -715,7 +716,8 @@ class SQLiteStore(Store):
     async def list_approvals(
         self, tenant: str | None, status: str | None, limit: int = 200
     ) -> list[Approval]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if tenant is not None:
             where.append("tenant = ?")
             args.append(tenant)

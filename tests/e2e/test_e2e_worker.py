@@ -179,7 +179,7 @@ def test_external_worker_process_runs_a_handler_per_topic(server: Server, tmp_pa
 def test_identity_cli(server: Server) -> None:
     base = [sys.executable, "-m", "gatehouse", "identity"]
     env = {**__import__("os").environ, "GATEHOUSE_URL": server.url}
-    from conftest import ADMIN_KEY
+    from harness import ADMIN_KEY
 
     out = subprocess.run(
         [

@@ -33,13 +33,13 @@ async def list_approvals(request: Request, who: Auth, status: str | None = "pend
 
 @router.post("/{job_id}/approve")
 async def approve(job_id: str, request: Request, who: Auth, body: DecisionIn | None = None) -> Response:
-    body = body or DecisionIn()
+    body = body or DecisionIn.model_validate({})
     flow = request.app.state.plane.approvals
     return json_response(await flow.approve(who.identity, who.tenant, job_id, body.comment, body.token))
 
 
 @router.post("/{job_id}/reject")
 async def reject(job_id: str, request: Request, who: Auth, body: DecisionIn | None = None) -> Response:
-    body = body or DecisionIn()
+    body = body or DecisionIn.model_validate({})
     flow = request.app.state.plane.approvals
     return json_response(await flow.reject(who.identity, who.tenant, job_id, body.comment))
