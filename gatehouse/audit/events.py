@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gatehouse.audit.chain import redact_preview
+from gatehouse.errors import BadRequest
 from gatehouse.jobs.model import DecisionRecord, Job
 
 __all__ = [
@@ -30,6 +32,20 @@ current_actor: ContextVar[str | None] = ContextVar("gatehouse_actor", default=No
 current_request_id: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=None)
 
 SYSTEM = "system"
+
+
+def parse_since(since: str | None) -> tuple[int, float | None]:
+    """`since` is a sequence number or an RFC 3339 time: (seq, None) or (0, timestamp)."""
+    if not since:
+        return 0, None
+    if since.isdigit():
+        return int(since), None
+    try:
+        return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(
+            f"`since` must be a sequence number or an RFC 3339 time, not `{since}`", code="invalid_since"
+        ) from None
 
 
 def stream_for(tenant: str | None) -> str:

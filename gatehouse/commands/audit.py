@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,17 +132,6 @@ def verify(
     _report(reports)
 
 
-def _since_filter(since: str | None) -> tuple[int, float | None]:
-    if not since:
-        return 0, None
-    if since.isdigit():
-        return int(since), None
-    try:
-        return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"`{since}` is neither a sequence number nor an RFC 3339 time") from None
-
-
 @audit.command()
 @click.option("--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--since", default=None, help="sequence number or RFC 3339 time")
@@ -164,7 +152,13 @@ def export(
 
     if (data_dir is None) == (url is None):
         raise click.UsageError("give exactly one of --data-dir or --url")
-    since_seq, since_ts = _since_filter(since)
+    from gatehouse.audit.events import parse_since
+    from gatehouse.errors import BadRequest
+
+    try:
+        since_seq, since_ts = parse_since(since)
+    except BadRequest as exc:
+        raise click.BadParameter(exc.message) from None
     entries: list[Entry] = []
     checkpoints: list[Checkpoint] = []
     keys: list[VerifyKey] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,9 +9,9 @@ from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import json_response
-from gatehouse.audit.events import SYSTEM, stream_for
+from gatehouse.audit.events import SYSTEM, parse_since, stream_for
 from gatehouse.audit.verify import verify_store
-from gatehouse.errors import BadRequest, Forbidden
+from gatehouse.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Auth = Annotated[Principal, Depends(authenticate)]
@@ -26,21 +25,6 @@ def _stream(who: Principal, stream: str | None) -> str:
     return wanted
 
 
-def _since(since: str | None) -> tuple[int, float | None]:
-    """`since` is a sequence number, or an RFC 3339 time."""
-    if not since:
-        return 0, None
-    if since.isdigit():
-        return int(since), None
-    try:
-        return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise BadRequest(
-            f"`since` must be a sequence number or an RFC 3339 time, not `{since}`",
-            code="invalid_since",
-        ) from None
-
-
 @router.get("")
 async def audit_entries(
     request: Request,
@@ -50,7 +34,7 @@ async def audit_entries(
     stream: str | None = None,
 ) -> Response:
     name = _stream(who, stream)
-    since_seq, since_ts = _since(since)
+    since_seq, since_ts = parse_since(since)
     store = request.app.state.store
     entries = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts, limit=limit)
     checkpoints = [
