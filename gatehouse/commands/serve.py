@@ -58,6 +58,13 @@ from gatehouse.config import Settings
     default=None,
     help="per-tenant limit RATE[/BURST] per second, 0 for none (default 1000/2000)",
 )
+@click.option(
+    "--no-audit",
+    "no_audit",
+    is_flag=True,
+    hidden=True,
+    help="benchmarks only: write no audit entries (bench/audit_bench.py measures their cost)",
+)
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
@@ -73,6 +80,7 @@ def serve(
     kernel_deadline_ms: int,
     rate_limit_identity: str | None,
     rate_limit_tenant: str | None,
+    no_audit: bool,
     max_body_bytes: int | None,
     builtin_workers: int,
     log_level: str,
@@ -97,6 +105,7 @@ def serve(
         kernel_deadline=kernel_deadline_ms / 1000,
         rate_limit_identity=rate_limit_identity,
         rate_limit_tenant=rate_limit_tenant,
+        audit=False if no_audit else None,
         max_body_bytes=max_body_bytes,
         builtin_workers=builtin_workers,
     )
