@@ -134,6 +134,21 @@ class ApprovalFlow:
             details={"problem": problem},
         )
 
+    async def _open_request(self, who: Identity, job: Job, latest: Approval | None) -> Approval:
+        """The pending request `who` may decide on, or the reason they may not."""
+        if job.identity_id == who.id:
+            raise Forbidden("nobody approves a job they submitted", code="self_approval")
+        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
+            raise Conflict(
+                f"job `{job.id}` is `{job.status}`, not waiting for approval",
+                code="not_pending",
+                details={"status": job.status},
+            )
+        if now() >= latest.expires_at:
+            await self.expire(latest)
+            raise Conflict(f"the approval request for job `{job.id}` expired", code="approval_expired")
+        return latest
+
     async def approve(
         self, who: Identity, tenant: str, job_id: str, comment: str | None, token: Any = None
     ) -> dict[str, Any]:
@@ -156,18 +171,8 @@ class ApprovalFlow:
                 code="approval_token_used",
                 details={"problem": problem},
             )
-        if job.identity_id == who.id:
-            raise Forbidden("nobody approves a job they submitted", code="self_approval")
-        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
-            raise Conflict(
-                f"job `{job_id}` is `{job.status}`, not waiting for approval",
-                code="not_pending",
-                details={"status": job.status},
-            )
+        latest = await self._open_request(who, job, latest)
         at = now()
-        if at >= latest.expires_at:
-            await self.expire(latest)
-            raise Conflict(f"the approval request for job `{job_id}` expired", code="approval_expired")
         issued = issue_token(latest, job, approver=who.id, key=self.key, at=at)
         reason = f"approved by {who.name}" + (f": {comment}" if comment else "")
         record = approval_record(job, latest, result="allow", event="approved", reason=reason)
@@ -198,15 +203,7 @@ class ApprovalFlow:
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
         job = await self._job(tenant, job_id)
-        if job.identity_id == who.id:
-            raise Forbidden("nobody decides on a job they submitted", code="self_approval")
-        latest = await self.store.latest_approval(job.id)
-        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
-            raise Conflict(
-                f"job `{job_id}` is `{job.status}`, not waiting for approval",
-                code="not_pending",
-                details={"status": job.status},
-            )
+        latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
         at = now()
         reason = f"rejected by {who.name}" + (f": {comment}" if comment else "")
         record = approval_record(job, latest, result="deny", event="rejected", reason=reason)
