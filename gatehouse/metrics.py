@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,18 +18,20 @@ MAX_RULE_LABELS = 100
 
 
 class _QueueCollector(Collector):
-    def __init__(self, counts: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self, counts: Callable[[], dict[str, int]], oldest_pending: Callable[[], float | None]
+    ) -> None:
         self._counts = counts
+        self._oldest_pending = oldest_pending
 
     def collect(self):  # type: ignore[no-untyped-def]
         family = GaugeMetricFamily("gatehouse_job_queue_depth", "Jobs by state", labels=["state"])
         try:
-            counts = self._counts()
+            counts, oldest = self._counts(), self._oldest_pending()
         except Exception:  # a scrape must never take the server down
-            counts = {}
+            counts, oldest = {}, None
         for state, n in sorted(counts.items()):
-            if not state.startswith("_"):
-                family.add_metric([state], n)
+            family.add_metric([state], n)
         yield family
         yield GaugeMetricFamily(
             "gatehouse_approvals_pending",
@@ -38,7 +41,7 @@ class _QueueCollector(Collector):
         yield GaugeMetricFamily(
             "gatehouse_approval_oldest_pending_seconds",
             "Age of the longest-waiting approval request",
-            value=counts.get("_oldest_pending_seconds", 0),
+            value=time.time() - oldest if oldest else 0.0,
         )
 
 
@@ -147,8 +150,11 @@ class Metrics:
     def cache_event(self, event: str) -> None:
         self._child(self.cache_events, event).inc()
 
-    def watch_queue(self, counts: Callable[[], dict[str, float]]) -> None:
-        self.registry.register(_QueueCollector(counts))
+    def watch_queue(
+        self, counts: Callable[[], dict[str, int]], oldest_pending: Callable[[], float | None]
+    ) -> None:
+        """Report job counts by state and the age of the oldest pending approval (a timestamp)."""
+        self.registry.register(_QueueCollector(counts, oldest_pending))
 
     def rule_label(self, rule_id: str) -> str:
         if rule_id in self._rules:

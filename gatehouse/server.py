@@ -70,14 +70,15 @@ class ControlPlane:
             trusted=trusted,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._counts: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._oldest_pending: float | None = None
 
     async def start(self) -> None:
         await self.store.open()
         await self.bus.open()
         await self.installer.startup(self.settings.policy_file)
         await self._bootstrap_admin()
-        self.metrics.watch_queue(lambda: self._counts)
+        self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
         self._tasks.append(asyncio.create_task(self.scheduler.run_maintenance()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
         if self.settings.policy_file is not None and self.settings.watch_policy:
@@ -101,10 +102,8 @@ class ControlPlane:
         # Queue depth for /metrics, refreshed off the scrape path.
         while True:
             try:
-                counts: dict[str, float] = dict(await self.store.count_by_status())
-                oldest = await self.store.oldest_in_state("pending_approval")
-                counts["_oldest_pending_seconds"] = now() - oldest if oldest else 0.0
-                self._counts = counts
+                self._counts = await self.store.count_by_status()
+                self._oldest_pending = await self.store.oldest_in_state("pending_approval")
             except Exception:
                 log.exception("queue depth refresh failed")
             await asyncio.sleep(2.0)

@@ -172,59 +172,45 @@ class ApprovalFlow:
                 details={"problem": problem},
             )
         latest = await self._open_request(who, job, latest)
-        at = now()
-        issued = issue_token(latest, job, approver=who.id, key=self.key, at=at)
-        reason = f"approved by {who.name}" + (f": {comment}" if comment else "")
-        record = approval_record(job, latest, result="allow", event="approved", reason=reason)
-        changes = {
-            "status": "approved",
-            "approver_id": who.id,
-            "decided_at": at,
-            "comment": comment,
-            "token": issued,
-            "nonce": issued["claims"]["nonce"],
-        }
-        moved = await self.store.transition(
-            job.id, "approve", record=record, at=at, approval_update=(latest.id, "pending", changes)
+        issued = issue_token(latest, job, approver=who.id, key=self.key, at=now())
+        result = await self._decide(
+            who, job, latest, "approved", comment, {"token": issued, "nonce": issued["claims"]["nonce"]}
         )
-        if moved is None:
-            raise Conflict(f"job `{job_id}` changed state", code="not_pending")
-        self.metrics.approval_event("approved")
-        self.metrics.approval_seconds.observe(at - latest.requested_at)
         await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
-        approval = latest.evolve(**changes)
-        return {
-            "job_id": job.id,
-            "status": moved.status,
-            "approval": approval.to_public(),
-            "token": issued,
-        }
+        return {**result, "token": issued}
 
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
         job = await self._job(tenant, job_id)
         latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
+        return await self._decide(who, job, latest, "rejected", comment, {})
+
+    async def _decide(
+        self,
+        who: Identity,
+        job: Job,
+        latest: Approval,
+        outcome: str,
+        comment: str | None,
+        more: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Record a person's decision: the approval row, the job and the decision record move
+        together in one transaction (`approved` queues the job, `rejected` ends it)."""
         at = now()
-        reason = f"rejected by {who.name}" + (f": {comment}" if comment else "")
-        record = approval_record(job, latest, result="deny", event="rejected", reason=reason)
-        changes = {
-            "status": "rejected",
-            "approver_id": who.id,
-            "decided_at": at,
-            "comment": comment,
-        }
+        verb = {"approved": "approve", "rejected": "reject"}[outcome]
+        reason = f"{outcome} by {who.name}" + (f": {comment}" if comment else "")
+        record = approval_record(
+            job, latest, result="allow" if outcome == "approved" else "deny", event=outcome, reason=reason
+        )
+        changes = {"status": outcome, "approver_id": who.id, "decided_at": at, "comment": comment, **more}
         moved = await self.store.transition(
-            job.id, "reject", record=record, at=at, approval_update=(latest.id, "pending", changes)
+            job.id, verb, record=record, at=at, approval_update=(latest.id, "pending", changes)
         )
         if moved is None:
-            raise Conflict(f"job `{job_id}` changed state", code="not_pending")
-        self.metrics.approval_event("rejected")
+            raise Conflict(f"job `{job.id}` changed state", code="not_pending")
+        self.metrics.approval_event(outcome)
         self.metrics.approval_seconds.observe(at - latest.requested_at)
-        return {
-            "job_id": job.id,
-            "status": moved.status,
-            "approval": latest.evolve(**changes).to_public(),
-        }
+        return {"job_id": job.id, "status": moved.status, "approval": latest.evolve(**changes).to_public()}
 
     async def expire(self, approval: Approval) -> None:
         job = await self.store.get_job(approval.job_id)

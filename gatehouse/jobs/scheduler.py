@@ -17,7 +17,7 @@ from gatehouse.audit.events import current_actor
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
 from gatehouse.crypto import SigningKey
-from gatehouse.errors import Conflict, NotFound
+from gatehouse.errors import BadRequest, Conflict, NotFound
 from gatehouse.identity import Identity
 from gatehouse.jobs import states
 from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
@@ -104,8 +104,6 @@ class Scheduler:
         try:
             globs = [compile_glob(t) for t in topics]
         except GlobError as exc:
-            from gatehouse.errors import BadRequest
-
             raise BadRequest(str(exc), code="invalid_topics") from None
         prefixes = sorted({_prefix(t) for t in topics})
         deadline = asyncio.get_running_loop().time() + wait_seconds

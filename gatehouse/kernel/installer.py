@@ -114,12 +114,6 @@ class PolicyInstaller:
             serial = (signature or {}).get("serial")
             return serial if isinstance(serial, int) else None
         current = self.current
-        if (
-            current is not None
-            and current.policy.snapshot == policy.snapshot
-            and signature == current.signature
-        ):
-            return current.serial  # the same signed bundle again: a no-op, not a rollback
         return verify_bundle(
             text,
             signature,
@@ -188,18 +182,18 @@ class PolicyInstaller:
         async with self._lock:
             try:
                 policy = load(text)
+                current = self.current
+                if (
+                    current is not None
+                    and current.policy.snapshot == policy.snapshot
+                    and current.signature == signature
+                ):
+                    return current.policy  # the same bundle again: a no-op (and not a rollback)
                 _check_classifiers(policy)
                 serial = self._verify(policy, text, signature)
             except (PolicyError, BadRequest) as exc:
                 await self._refuse(exc, by)
                 raise
-            current = self.current
-            if (
-                current is not None
-                and current.policy.snapshot == policy.snapshot
-                and current.signature == signature
-            ):
-                return current.policy
             installed = Installed(policy, signature, serial, now(), by)
             await self.store.save_policy(
                 PolicyRow(

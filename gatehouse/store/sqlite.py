@@ -8,6 +8,7 @@ event loop: each is a few hundred microseconds, cheaper than a thread hop.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 import time
@@ -865,8 +866,6 @@ _APPROVAL_COLUMNS = (
 
 
 def _sha(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -84,14 +84,7 @@ def test_dispatch_gate_uses_the_current_policy(server_factory) -> None:
         deny_later = admin.post("/api/v1/jobs", json={"topic": "job.gate.deny"}).json()
         approve_later = admin.post("/api/v1/jobs", json={"topic": "job.gate.approve"}).json()
         assert deny_later["status"] == approve_later["status"] == "queued"
-        new_policy = SEED + (
-            "  - id: deny-gate\n    decision: deny\n    reason: gate closed\n"
-            "    match: {topics: [job.gate.deny]}\n"
-            "  - id: approve-gate\n    decision: require_approval\n"
-            "    match: {topics: [job.gate.approve]}\n"
-        )
         # The rules must go into `rules:`, which is not the last key of the seed file.
-        new_policy = new_policy.replace("output_rules:", "_tmp:").replace("_tmp:", "output_rules:")
         text = SEED.replace(
             "output_rules:",
             "  - id: deny-gate\n    decision: deny\n    reason: gate closed\n"
