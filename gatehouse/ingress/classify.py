@@ -22,6 +22,7 @@ from typing import Any
 from gatehouse.errors import BadRequest
 from gatehouse.ingress.commands import COMMAND_PATTERNS
 from gatehouse.ingress.patterns import COMMAND_CLASS, COMMAND_CLASSES, Pattern
+from gatehouse.ingress.prefilter import fold
 from gatehouse.ingress.risks import RISK_PATTERNS
 from gatehouse.ingress.text import clean_text, visible
 
@@ -109,8 +110,15 @@ class Classifier:
         hits: list[Hit] = []
         for source, raw in sources:
             clean = clean_text(raw)
+            folded = {False: fold(clean)}
             for p in self.patterns:
-                m = p.search(raw, clean)
+                text = raw if p.raw else clean
+                if p.prefilter is not None:
+                    if p.raw not in folded:
+                        folded[True] = fold(raw)
+                    if not p.prefilter.passes(text, folded[p.raw]):
+                        continue  # it cannot match: text it requires is absent
+                m = p.compiled.search(text)
                 if m is not None:
                     hits.append(Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source))
         return _combine(hits)

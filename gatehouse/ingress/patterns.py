@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatehouse.errors import BadRequest
+from gatehouse.ingress.prefilter import Prefilter, fold
 from gatehouse.ingress.text import clean_text
 
 __all__ = ["COMMAND_CLASS", "COMMAND_CLASSES", "Pattern"]
@@ -64,6 +65,8 @@ class Pattern:
     raw: bool = False
     sensitive: bool = False
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    # What every match must contain (see prefilter.py); None = always run the regex.
+    prefilter: Prefilter | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -90,14 +93,16 @@ class Pattern:
             # It would match every prompt, including the empty one.
             raise _bad(self.name, "regex matches the empty string")
         object.__setattr__(self, "compiled", compiled)
+        object.__setattr__(self, "prefilter", Prefilter.of(self.regex, flags))
         object.__setattr__(self, "examples", tuple(self.examples))
         object.__setattr__(self, "counter_examples", tuple(self.counter_examples))
 
     def search(self, raw: str, clean: str | None = None) -> re.Match[str] | None:
         """First match in the text this pattern looks at (`raw`, or `clean` = clean_text(raw))."""
-        if self.raw:
-            return self.compiled.search(raw)
-        return self.compiled.search(clean_text(raw) if clean is None else clean)
+        text = raw if self.raw else clean_text(raw) if clean is None else clean
+        if self.prefilter is not None and not self.prefilter.passes(text, fold(text)):
+            return None
+        return self.compiled.search(text)
 
     def example_problems(self) -> tuple[str, ...]:
         """Examples that do not match and counter-examples that do; empty when all is well."""
