@@ -5,10 +5,10 @@ Body: `{"error": {"code": "snake_case", "message": "...", "details": {...}}}`.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -58,7 +58,7 @@ _HTTP_CODES = {
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    body = orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -19,7 +19,6 @@ Non-ASCII characters are only used from case-sensitive parts of a regex, and com
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,11 +33,9 @@ _MAX_CLASS_CHARS = 512
 # One-character strings worth a check: punctuation that ordinary prose rarely contains.
 _RARE_SINGLES = frozenset("|;&$`<>{}[]\\")
 
-_c: Any
-_sre_parse: Any
 try:  # the regex parser is private (untyped); without it every regex simply runs unfiltered
-    _c = importlib.import_module("re._constants")
-    _sre_parse = importlib.import_module("re._parser")
+    from re import _constants as _c  # type: ignore[attr-defined]
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - other Python versions
     _sre_parse = None
 

@@ -1,20 +1,25 @@
-"""SQLite store: the embedded default. One connection, WAL, one transaction per change.
+"""SQLite store: the embedded default. One connection, WAL, one savepoint per change.
 
 `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
 (`kill -9`); only an OS crash or power loss can drop the last commits. Calls run inline on the
-event loop: each is a few hundred microseconds, cheaper than a thread hop.
+event loop: each is a few hundred microseconds, cheaper than a thread hop. Writes are grouped
+(`_commit.GroupCommit`): those queued in the same turn of the loop share one commit, each in its
+own savepoint, and none is acknowledged before that commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, entry_hash, sign_checkpoint
 from gatehouse.audit.events import (
@@ -32,9 +37,15 @@ from gatehouse.identity import Identity
 from gatehouse.jobs.approvals import Approval
 from gatehouse.jobs.model import DecisionRecord, Job
 from gatehouse.jobs.states import next_state, sources
+from gatehouse.store._commit import GroupCommit
 from gatehouse.store.base import JobPage, PolicyRow, Store
 
 __all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_KEY_CACHE_SIZE = 10_000
+_KEY_CACHE_TTL = 2.0  # seconds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
@@ -175,7 +186,15 @@ _UPDATABLE = frozenset(
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value).decode()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Rows written before orjson (json.dumps allowed NaN and Infinity): still readable.
+        return json.loads(text)
 
 
 def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
@@ -210,16 +229,16 @@ def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         identity_id=identity_id,
         topic=topic,
         prompt=prompt,
-        labels=json.loads(labels),
-        meta=json.loads(meta),
-        attachments=json.loads(attachments),
+        labels=_loads(labels),
+        meta=_loads(meta),
+        attachments=_loads(attachments),
         status=status,
         job_hash=jhash,
         idempotency_key=idem,
         policy_snapshot=snapshot,
-        requester_roles=tuple(json.loads(roles)),
-        derived=json.loads(derived),
-        result=json.loads(result) if result is not None else None,
+        requester_roles=tuple(_loads(roles)),
+        derived=_loads(derived),
+        result=_loads(result) if result is not None else None,
         error=error,
         lease_owner=lease_owner,
         lease_expires_at=lease_expires_at,
@@ -237,9 +256,9 @@ def _identity(row: tuple[Any, ...]) -> Identity:
         id=id_,
         name=name,
         tenant=tenant,
-        roles=tuple(json.loads(roles)),
-        topics=tuple(json.loads(topics)),
-        capabilities=tuple(json.loads(caps)),
+        roles=tuple(_loads(roles)),
+        topics=tuple(_loads(topics)),
+        capabilities=tuple(_loads(caps)),
         created_at=created_at,
         created_by=created_by,
         revoked_at=revoked_at,
@@ -280,10 +299,10 @@ def _record(row: tuple[Any, ...]) -> DecisionRecord:
         stage=stage,
         policy_snapshot=snapshot,
         job_hash=jhash,
-        remediations=json.loads(remediations),
+        remediations=_loads(remediations),
         cached=bool(cached),
         fail_mode_applied=bool(fail_mode_applied),
-        extra=json.loads(extra),
+        extra=_loads(extra),
     )
 
 
@@ -318,6 +337,14 @@ class SQLiteStore(Store):
     ) -> None:
         self.path = str(path)
         self._db: sqlite3.Connection | None = None
+        self._commit: GroupCommit | None = None
+        # The head (seq, hash) of each audit stream, so an append needs no SELECT. Only this
+        # process writes the file; `_journal` undoes a rolled-back write's moves (see `_write`).
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._journal: list[tuple[str, tuple[int, str] | None]] = []
+        # Authentication looks the key up on every request. Revoking through this store drops
+        # the entry at once; the short TTL bounds how stale a key revoked elsewhere can be.
+        self._keys: dict[str, tuple[float, Identity]] = {}
         self.audit_key = audit_key
         self.checkpoint_every = checkpoint_every
         self.audit_enabled = audit
@@ -337,9 +364,12 @@ class SQLiteStore(Store):
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
         self._db = db
+        self._commit = GroupCommit(db, on_abort=self._heads.clear)
 
     async def close(self) -> None:
         if self._db is not None:
+            if self._commit is not None:
+                self._commit.flush()
             if self.audit_enabled and self.audit_key is not None:
                 self._checkpoint_heads()
             self._db.close()
@@ -352,41 +382,48 @@ class SQLiteStore(Store):
             return
         actor, request_id = current_actor.get(), current_request_id.get()
         for ev in events:
-            head = db.execute(
-                "SELECT seq, hash FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1",
-                (ev.stream,),
-            ).fetchone()
-            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-            fields = {
-                "stream": ev.stream,
-                "seq": seq,
-                "ts": time.time(),
-                "type": ev.type,
-                "actor": actor,
-                "request_id": request_id,
-                "data": ev.data,
-                "prev_hash": prev,
-            }
             # Store exactly the JSON that was hashed, so verification re-reads the same values.
-            fields["data"] = json.loads(_dumps(ev.data))
-            digest = entry_hash(fields)
-            db.execute(
-                "INSERT INTO audit (stream, seq, ts, type, actor, request_id, data, prev_hash, hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    ev.stream,
-                    seq,
-                    fields["ts"],
-                    ev.type,
-                    actor,
-                    request_id,
-                    _dumps(fields["data"]),
-                    prev,
-                    digest,
-                ),
-            )
+            text = _dumps(ev.data)
+            data = _loads(text)
+            head = self._heads.get(ev.stream) or self._read_head(db, ev.stream)
+            for retry in (False, True):
+                seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+                ts = time.time()
+                fields = {
+                    "stream": ev.stream,
+                    "seq": seq,
+                    "ts": ts,
+                    "type": ev.type,
+                    "actor": actor,
+                    "request_id": request_id,
+                    "data": data,
+                    "prev_hash": prev,
+                }
+                digest = entry_hash(fields)
+                try:
+                    db.execute(
+                        "INSERT INTO audit (stream, seq, ts, type, actor, request_id, data, prev_hash, "
+                        "hash) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (ev.stream, seq, ts, ev.type, actor, request_id, text, prev, digest),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    # Someone else moved the stream (a second process on the same file, against
+                    # advice): chain onto the real head instead of failing the caller's write.
+                    if retry:
+                        raise
+                    head = self._read_head(db, ev.stream)
+            self._journal.append((ev.stream, self._heads.get(ev.stream)))
+            self._heads[ev.stream] = (seq, digest)
             if self.audit_key is not None and seq % self.checkpoint_every == 0:
                 self._insert_checkpoint(db, ev.stream, seq, digest)
+
+    @staticmethod
+    def _read_head(db: sqlite3.Connection, stream: str) -> tuple[int, str] | None:
+        row = db.execute(
+            "SELECT seq, hash FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1", (stream,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def _insert_checkpoint(self, db: sqlite3.Connection, stream: str, seq: int, digest: str) -> None:
         assert self.audit_key is not None
@@ -412,8 +449,7 @@ class SQLiteStore(Store):
                     self._insert_checkpoint(db, stream, seq, digest)
 
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        with self._tx() as db:
-            self._append_audit(db, events)
+        await self._write(lambda db: self._append_audit(db, events))
 
     async def audit_streams(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT stream FROM audit ORDER BY stream")]
@@ -446,7 +482,7 @@ class SQLiteStore(Store):
                 type=r[3],
                 actor=r[4],
                 request_id=r[5],
-                data=json.loads(r[6]),
+                data=_loads(r[6]),
                 prev_hash=r[7],
                 hash=r[8],
             )
@@ -463,42 +499,73 @@ class SQLiteStore(Store):
     def _tx(self) -> _Tx:
         return _Tx(self.db)
 
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run `fn(db)` in the next group commit (its own savepoint); resolves after COMMIT."""
+        assert self._commit is not None, "store is not open"
+
+        def op(db: sqlite3.Connection) -> T:
+            self._journal = []
+            try:
+                return fn(db)
+            except BaseException:
+                # Its savepoint is rolled back: so are the audit heads it moved.
+                for stream, head in reversed(self._journal):
+                    if head is None:
+                        self._heads.pop(stream, None)
+                    else:
+                        self._heads[stream] = head
+                raise
+
+        return self._commit.write(op)
+
     # identities ---------------------------------------------------------------------------
     async def add_identity(self, identity: Identity, key_hash: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO identities (id, name, tenant, roles, topics, capabilities, key_hash, "
-                "created_at, created_by, revoked_at, rate_limit) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    identity.id,
-                    identity.name,
-                    identity.tenant,
-                    _dumps(list(identity.roles)),
-                    _dumps(list(identity.topics)),
-                    _dumps(list(identity.capabilities)),
-                    key_hash,
-                    identity.created_at,
-                    identity.created_by,
-                    identity.revoked_at,
-                    identity.rate_limit,
-                ),
-            )
-            self._append_audit(
-                db,
-                [
-                    AuditEvent(
-                        SYSTEM,
-                        "identity.created",
-                        {**identity.to_public(), "tenant": identity.tenant},
-                    )
-                ],
-            )
+        await self._write(lambda db: self._add_identity(db, identity, key_hash))
+
+    def _add_identity(self, db: sqlite3.Connection, identity: Identity, key_hash: str) -> None:
+        db.execute(
+            "INSERT INTO identities (id, name, tenant, roles, topics, capabilities, key_hash, "
+            "created_at, created_by, revoked_at, rate_limit) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                identity.id,
+                identity.name,
+                identity.tenant,
+                _dumps(list(identity.roles)),
+                _dumps(list(identity.topics)),
+                _dumps(list(identity.capabilities)),
+                key_hash,
+                identity.created_at,
+                identity.created_by,
+                identity.revoked_at,
+                identity.rate_limit,
+            ),
+        )
+        self._append_audit(
+            db,
+            [
+                AuditEvent(
+                    SYSTEM,
+                    "identity.created",
+                    {**identity.to_public(), "tenant": identity.tenant},
+                )
+            ],
+        )
 
     async def identity_by_key_hash(self, key_hash: str) -> Identity | None:
+        now_ = time.monotonic()
+        cached = self._keys.get(key_hash)
+        if cached is not None and cached[0] > now_:
+            return cached[1]
         row = self.db.execute(
             f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE key_hash = ?", (key_hash,)
         ).fetchone()
-        return _identity(row) if row else None
+        if row is None:
+            return None  # unknown keys are not cached: a flood of them cannot evict real ones
+        identity = _identity(row)
+        if len(self._keys) >= _KEY_CACHE_SIZE:
+            self._keys.clear()
+        self._keys[key_hash] = (now_ + _KEY_CACHE_TTL, identity)
+        return identity
 
     async def get_identity(self, identity_id: str) -> Identity | None:
         row = self.db.execute(
@@ -517,7 +584,7 @@ class SQLiteStore(Store):
         return [_identity(r) for r in rows.fetchall()]
 
     async def revoke_identity(self, identity_id: str, at: float) -> bool:
-        with self._tx() as db:
+        def revoke(db: sqlite3.Connection) -> bool:
             cur = db.execute(
                 "UPDATE identities SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (at, identity_id),
@@ -526,47 +593,52 @@ class SQLiteStore(Store):
                 self._append_audit(db, [AuditEvent(SYSTEM, "identity.revoked", {"id": identity_id})])
             return cur.rowcount == 1
 
+        revoked = await self._write(revoke)
+        # Forget the key once the revocation is committed: the next lookup reads it revoked.
+        self._keys = {h: v for h, v in self._keys.items() if v[1].id != identity_id}
+        return revoked
+
     # jobs ---------------------------------------------------------------------------------
     async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
         try:
-            return self._insert_job(job, record, approval)
+            return await self._write(lambda db: self._insert_job(db, job, record, approval))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"job conflicts with a stored one: {exc}", code="duplicate_job") from None
 
-    def _insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None) -> Job:
-        with self._tx() as db:
-            cur = db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
-                "(NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job.id,
-                    job.tenant,
-                    job.identity_id,
-                    job.topic,
-                    job.prompt,
-                    _dumps(job.labels),
-                    _dumps(job.meta),
-                    _dumps(job.attachments),
-                    job.status,
-                    job.job_hash,
-                    job.idempotency_key,
-                    job.policy_snapshot,
-                    _dumps(list(job.requester_roles)),
-                    _dumps(job.derived),
-                    _dumps(job.result) if job.result is not None else None,
-                    job.error,
-                    job.lease_owner,
-                    job.lease_expires_at,
-                    job.attempts,
-                    job.remediated_from,
-                    job.created_at,
-                    job.updated_at,
-                ),
-            )
-            _insert_record(db, record)
-            if approval is not None:
-                _insert_approval(db, approval)
-            self._append_audit(db, [job_submitted_event(job), *decision_event(record)])
+    def _insert_job(
+        self, db: sqlite3.Connection, job: Job, record: DecisionRecord, approval: Approval | None
+    ) -> Job:
+        cur = db.execute(
+            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                job.id,
+                job.tenant,
+                job.identity_id,
+                job.topic,
+                job.prompt,
+                _dumps(job.labels),
+                _dumps(job.meta),
+                _dumps(job.attachments),
+                job.status,
+                job.job_hash,
+                job.idempotency_key,
+                job.policy_snapshot,
+                _dumps(list(job.requester_roles)),
+                _dumps(job.derived),
+                _dumps(job.result) if job.result is not None else None,
+                job.error,
+                job.lease_owner,
+                job.lease_expires_at,
+                job.attempts,
+                job.remediated_from,
+                job.created_at,
+                job.updated_at,
+            ),
+        )
+        _insert_record(db, record)
+        if approval is not None:
+            _insert_approval(db, approval)
+        self._append_audit(db, [job_submitted_event(job), *decision_event(record)])
         return job.evolve(seq=cur.lastrowid or 0)
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -634,37 +706,40 @@ class SQLiteStore(Store):
         allowed = sources(event)
         if not allowed:
             raise ValueError(f"unknown event `{event}`")
+
+        def move(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status not in allowed:
+                return None
+            new_status = next_state(job.status, event)
+            sets = ["status = ?", "updated_at = ?"]
+            args: list[Any] = [new_status, at]
+            for key, value in fields.items():
+                if key not in _UPDATABLE:
+                    raise ValueError(f"field `{key}` cannot be updated")
+                sets.append(f"{key} = ?")
+                args.append(_dumps(value) if key in _JSON_FIELDS and value is not None else value)
+            args += [job_id, job.status]
+            cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
+            if cur.rowcount != 1:
+                return None
+            if not self._approval_ops(db, new_approval, approval_update, consume_nonce, at):
+                raise _Abort  # roll the job transition back with it
+            events = []
+            if record is not None:
+                _insert_record(db, record)
+                events += decision_event(record)
+            events.append(state_event(job, job.status, new_status, event, fields))
+            self._append_audit(db, events)
+            return job.evolve(status=new_status, updated_at=at, **fields)
+
         try:
-            with self._tx() as db:
-                row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                if row is None:
-                    return None
-                job = _job(row)
-                if job.status not in allowed:
-                    return None
-                new_status = next_state(job.status, event)
-                sets = ["status = ?", "updated_at = ?"]
-                args: list[Any] = [new_status, at]
-                for key, value in fields.items():
-                    if key not in _UPDATABLE:
-                        raise ValueError(f"field `{key}` cannot be updated")
-                    sets.append(f"{key} = ?")
-                    args.append(_dumps(value) if key in _JSON_FIELDS and value is not None else value)
-                args += [job_id, job.status]
-                cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ?", args)
-                if cur.rowcount != 1:
-                    return None
-                if not self._approval_ops(db, new_approval, approval_update, consume_nonce, at):
-                    raise _Abort  # roll the job transition back with it
-                events = []
-                if record is not None:
-                    _insert_record(db, record)
-                    events += decision_event(record)
-                events.append(state_event(job, job.status, new_status, event, fields))
-                self._append_audit(db, events)
+            return await self._write(move)
         except _Abort:
             return None
-        return job.evolve(status=new_status, updated_at=at, **fields)
 
     def _approval_ops(
         self,
@@ -758,13 +833,15 @@ class SQLiteStore(Store):
         return [_job(r) for r in rows]
 
     async def extend_lease(self, job_id: str, owner: str, expires_at: float, *, at: float) -> Job | None:
-        with self._tx() as db:
+        def extend(db: sqlite3.Connection) -> int:
             cur = db.execute(
                 "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? "
                 "AND lease_owner = ? AND status = 'running'",
                 (expires_at, at, job_id, owner),
             )
-        if cur.rowcount != 1:
+            return cur.rowcount
+
+        if await self._write(extend) != 1:
             return None
         return await self.get_job(job_id)
 
@@ -777,9 +854,11 @@ class SQLiteStore(Store):
         return [_job(r) for r in rows]
 
     async def add_decision(self, record: DecisionRecord) -> None:
-        with self._tx() as db:
+        def add(db: sqlite3.Connection) -> None:
             _insert_record(db, record)
             self._append_audit(db, decision_event(record))
+
+        await self._write(add)
 
     async def decisions(self, job_id: str) -> list[DecisionRecord]:
         rows = self.db.execute(
@@ -802,39 +881,39 @@ class SQLiteStore(Store):
 
     # policy -------------------------------------------------------------------------------
     async def save_policy(self, row: PolicyRow) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO policies (snapshot, text, signature, serial, installed_at, installed_by) "
-                "VALUES (?,?,?,?,?,?)",
-                (
-                    row.snapshot,
-                    row.text,
-                    _dumps(row.signature) if row.signature is not None else None,
-                    row.serial,
-                    row.installed_at,
-                    row.installed_by,
-                ),
-            )
-            sig = row.signature or {}
-            self._append_audit(
-                db,
-                [
-                    AuditEvent(
-                        SYSTEM,
-                        "policy.installed",
-                        {
-                            "snapshot": row.snapshot,
-                            "serial": row.serial,
-                            "signed": row.signature is not None,
-                            "key_id": sig.get("key_id"),
-                            "installed_by": row.installed_by,
-                            "warning": None
-                            if row.signature
-                            else "unsigned bundle accepted (no trusted keys)",
-                        },
-                    )
-                ],
-            )
+        await self._write(lambda db: self._save_policy(db, row))
+
+    def _save_policy(self, db: sqlite3.Connection, row: PolicyRow) -> None:
+        db.execute(
+            "INSERT INTO policies (snapshot, text, signature, serial, installed_at, installed_by) "
+            "VALUES (?,?,?,?,?,?)",
+            (
+                row.snapshot,
+                row.text,
+                _dumps(row.signature) if row.signature is not None else None,
+                row.serial,
+                row.installed_at,
+                row.installed_by,
+            ),
+        )
+        sig = row.signature or {}
+        self._append_audit(
+            db,
+            [
+                AuditEvent(
+                    SYSTEM,
+                    "policy.installed",
+                    {
+                        "snapshot": row.snapshot,
+                        "serial": row.serial,
+                        "signed": row.signature is not None,
+                        "key_id": sig.get("key_id"),
+                        "installed_by": row.installed_by,
+                        "warning": None if row.signature else "unsigned bundle accepted (no trusted keys)",
+                    },
+                )
+            ],
+        )
 
     async def active_policy(self) -> PolicyRow | None:
         rows = await self.policy_history(limit=1)
@@ -850,7 +929,7 @@ class SQLiteStore(Store):
             PolicyRow(
                 snapshot=snapshot,
                 text=text,
-                signature=json.loads(signature) if signature else None,
+                signature=_loads(signature) if signature else None,
                 serial=serial,
                 installed_at=installed_at,
                 installed_by=installed_by,
@@ -871,7 +950,7 @@ def _sha(text: str) -> str:
 
 def _approval(row: tuple[Any, ...]) -> Approval:
     values = list(row)
-    values[15] = json.loads(values[15]) if values[15] else None
+    values[15] = _loads(values[15]) if values[15] else None
     names = [c.strip() for c in _APPROVAL_COLUMNS.split(",")]
     return Approval(**dict(zip(names, values, strict=True)))
 

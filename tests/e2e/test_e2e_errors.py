@@ -44,6 +44,39 @@ def test_malformed_job_bodies(server: Server, body: bytes, status: int, code: st
     assert err["message"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/jobs", "/api/v1/policy/simulate", "/api/v1/policy/explain", "/api/v1/identities"],
+)
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Lone UTF-16 surrogates: legal for Python's json module, unstorable as UTF-8.
+        rb'{"topic": "job.demo.echo", "prompt": "hi \ud800 there"}',
+        rb'{"topic": "job.demo.echo", "labels": {"env": "\udfff"}}',
+        rb'{"name": "\ud83d", "tenant": "t", "roles": ["agent"]}',
+        b'{"topic": "job.demo.echo", "meta": {"risk_tags": [NaN]}}',
+        b'{"topic": "job.demo.echo", "prompt": Infinity}',
+    ],
+    ids=["prompt-surrogate", "label-surrogate", "name-surrogate", "nan", "infinity"],
+)
+def test_json_that_json_forbids_is_400_not_500(server: Server, path: str, body: bytes) -> None:
+    with server.admin() as c:
+        before = c.get("/api/v1/jobs", params={"limit": 500}).json()["jobs"]
+    r = _post_raw(server, path, body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_json"
+    with server.admin() as c:  # and nothing half-written: the server is fine and stored nothing
+        assert c.get("/api/v1/jobs", params={"limit": 500}).json()["jobs"] == before
+
+
+def test_a_valid_surrogate_pair_is_an_ordinary_character(server: Server) -> None:
+    r = _post_raw(server, "/api/v1/jobs", rb'{"topic": "job.demo.echo", "prompt": "ship it \ud83d\ude80"}')
+    assert r.status_code == 201, r.text
+    with server.admin() as c:
+        assert c.get(f"/api/v1/jobs/{r.json()['job_id']}").json()["prompt"] == "ship it \U0001f680"
+
+
 def test_too_many_labels(server: Server) -> None:
     with server.admin() as c:
         r = c.post("/api/v1/jobs", json={"topic": "job.x", "labels": {f"k{i}": "v" for i in range(65)}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from harness import ADMIN_KEY, Server
@@ -136,6 +137,35 @@ def test_revoked_key_is_refused_at_once(server: Server) -> None:
         r = c.post("/api/v1/jobs", json={"topic": "job.demo.read"})
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "revoked_api_key"
+
+
+def test_no_request_sent_after_the_revocation_answer_gets_through(server: Server) -> None:
+    """Keys are cached for authentication; revoking must still win at once, under load."""
+    agent = server.identity("hammered")
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with server.client(agent["api_key"]) as c:
+            while not stop.is_set():
+                sent = time.monotonic()
+                seen.append((sent, c.get("/api/v1/whoami").status_code))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    with server.admin() as admin:
+        assert admin.delete(f"/api/v1/identities/{agent['id']}").status_code == 200
+    revoked_at = time.monotonic()
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    before = [code for sent, code in seen if sent < revoked_at]
+    after = [code for sent, code in seen if sent > revoked_at]
+    assert 200 in before and after, (len(before), len(after))
+    assert set(after) == {401}
 
 
 def test_identity_key_is_shown_once_and_stored_hashed(server: Server) -> None:

@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.errors import BadRequest
 
-router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
 _STATUSES = ("pending", "approved", "rejected", "expired", "stale", "consumed", "void")
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.audit.events import SYSTEM, parse_since, stream_for
 from gatehouse.audit.verify import verify_store
 from gatehouse.errors import Forbidden
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
+from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import JobIn, RemediateIn
 from gatehouse.errors import BadRequest, Denied, NotFound
 from gatehouse.jobs.gates import Submitted
 from gatehouse.jobs.states import STATES
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
 Limited = Annotated[Principal, Depends(rate_limited)]
 
