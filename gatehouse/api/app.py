@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from gatehouse import __version__, ui
@@ -16,6 +17,7 @@ from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
 from gatehouse.api.routes import approvals, audit, identities, jobs, policy, worker
+from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
 
@@ -48,6 +50,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         app.include_router(module.router)
     app.include_router(ui.router)
 
+    _document_lean_bodies(app, JobIn)
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Response:
         return json_response({"status": "ok"})
@@ -72,3 +76,22 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
     return app
+
+
+def _document_lean_bodies(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add the schemas of bodies parsed by `api.body.parse` (not by FastAPI) to the OpenAPI."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in body.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components[model.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

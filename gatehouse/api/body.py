@@ -1,23 +1,58 @@
-"""Request bodies: one strict, fast JSON parser for every route.
+"""Request bodies: one strict, fast JSON parser for every route, and a lean path for submit.
 
 Starlette parses JSON with the standard library, which accepts what JSON forbids: lone UTF-16
 surrogates (`"\\ud800"`), which no UTF-8 store or response can hold (they used to reach the
 store and fail there as a 500), and `NaN`/`Infinity`. orjson refuses both. Its decode error is a
 `json.JSONDecodeError`, so FastAPI still answers it as a validation error, mapped to 400
 `invalid_json` in `errors.py`.
+
+`parse(request, Model)` is the submit route's body: parsed once and validated once, without
+FastAPI's per-request content-type parsing and dependency machinery (DESIGN.md section 8), with
+errors raised exactly as FastAPI raises them, so they are answered the same way. (pydantic's own
+JSON parser would accept `NaN`, so the bytes go through the same strict parser as elsewhere.) The route keeps
+its OpenAPI entry through `openapi_body(Model)`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["StrictJSONRequest", "StrictJSONRoute"]
+__all__ = ["StrictJSONRequest", "StrictJSONRoute", "openapi_body", "parse"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    """The request body validated as `model`; a `RequestValidationError` when it is not."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}]
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]) from None
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting `model` as the JSON body of a route that calls `parse`.
+
+    The schema is added to the components by `gatehouse.api.app` (see `extra_schemas`).
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 class StrictJSONRequest(Request):

@@ -180,3 +180,14 @@ def test_worker_endpoints_refuse_non_workers(server: Server) -> None:
         assert r.status_code == 404
         r = c.post("/api/v1/worker/jobs/job_missing/result", json={"status": "weird"})
         assert r.status_code == 422
+
+
+def test_openapi_documents_the_submit_body(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[-1]
+    schema = spec["components"]["schemas"][name]
+    assert schema["required"] == ["topic"]
+    assert {"topic", "prompt", "labels", "meta", "attachments", "idempotency_key"} <= set(schema["properties"])
+    meta_ref = schema["properties"]["meta"]["$ref"].rsplit("/", 1)[-1]
+    assert "capability" in spec["components"]["schemas"][meta_ref]["properties"]
