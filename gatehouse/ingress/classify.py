@@ -16,7 +16,7 @@ Combining hits:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gatehouse.errors import BadRequest
@@ -82,6 +82,9 @@ class Classifier:
     """An ordered table of patterns. Build once (at startup or bundle load), use per request."""
 
     patterns: tuple[Pattern, ...]
+    # Gate strings -> indices of the patterns they may let through; see `_plan`.
+    _gates: tuple[tuple[str, bool, tuple[int, ...]], ...] = field(init=False, repr=False, compare=False)
+    _always: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patterns", tuple(self.patterns))
@@ -94,6 +97,9 @@ class Classifier:
                     details={"pattern": p.name},
                 )
             seen.add(p.name)
+        gates, always = _plan(self.patterns)
+        object.__setattr__(self, "_gates", gates)
+        object.__setattr__(self, "_always", always)
 
     def extend(self, patterns: Iterable[Mapping[str, Any]]) -> Classifier:
         """A new classifier with extra patterns (from config or a policy bundle) appended.
@@ -108,16 +114,20 @@ class Classifier:
         sources = [("prompt", prompt)]
         sources += [(f"attachment[{i}]", text) for i, text in enumerate(attachments_text)]
         hits: list[Hit] = []
+        patterns = self.patterns
         for source, raw in sources:
             clean = clean_text(raw)
-            folded = {False: fold(clean)}
-            for p in self.patterns:
+            folded = {False: fold(clean), True: fold(raw)}
+            # One pass over the gate strings picks the few patterns that can match at all.
+            candidates = set(self._always)
+            for needle, raw_text, indices in self._gates:
+                if needle in folded[raw_text]:
+                    candidates.update(indices)
+            for i in sorted(candidates):
+                p = patterns[i]
                 text = raw if p.raw else clean
-                if p.prefilter is not None:
-                    if p.raw not in folded:
-                        folded[True] = fold(raw)
-                    if not p.prefilter.passes(text, folded[p.raw]):
-                        continue  # it cannot match: text it requires is absent
+                if p.prefilter is not None and not p.prefilter.passes(text, folded[p.raw]):
+                    continue  # it cannot match: text it requires is absent
                 m = p.compiled.search(text)
                 if m is not None:
                     hits.append(Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source))
@@ -136,6 +146,29 @@ def classify(
     """
     chosen = DEFAULT_CLASSIFIER if classifier is None else classifier
     return chosen.classify(prompt, attachments_text=attachments_text)
+
+
+def _plan(
+    patterns: Sequence[Pattern],
+) -> tuple[tuple[tuple[str, bool, tuple[int, ...]], ...], frozenset[int]]:
+    """Index the patterns by one string requirement each: the one with the fewest strings, as
+    every gate string costs a substring search per text.
+
+    A pattern is a candidate for a text only if one of its gate strings is in the text; those
+    without a string-only requirement are always candidates (their prefilter still runs).
+    """
+    by_needle: dict[tuple[str, bool], list[int]] = {}
+    always: set[int] = set()
+    for i, p in enumerate(patterns):
+        strings_only = [r for r in (p.prefilter.requirements if p.prefilter else ()) if not r.chars]
+        if not strings_only:
+            always.add(i)
+            continue
+        gate = max(strings_only, key=lambda r: (-len(r.strings), r.score))
+        for needle in gate.strings:
+            by_needle.setdefault((needle, p.raw), []).append(i)
+    gates = tuple((needle, raw, tuple(ix)) for (needle, raw), ix in sorted(by_needle.items()))
+    return gates, frozenset(always)
 
 
 def _combine(hits: list[Hit]) -> Classification:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
+
+from gatehouse.crypto import canonical
 
 __all__ = ["DecisionRecord", "Job", "job_context", "job_hash", "new_id", "now", "rfc3339"]
 
@@ -27,10 +28,6 @@ def rfc3339(ts: float | None) -> str | None:
 def new_id(prefix: str) -> str:
     # Time-ordered prefix (ms, hex) + randomness: ids sort by creation and never collide.
     return f"{prefix}_{int(time.time() * 1000):011x}{secrets.token_hex(8)}"
-
-
-def _canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def job_hash(
@@ -58,7 +55,7 @@ def job_hash(
             for a in attachments
         ],
     }
-    return hashlib.sha256(_canonical(body)).hexdigest()
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +85,15 @@ class Job:
     seq: int = 0
 
     def evolve(self, **changes: Any) -> Job:
-        return replace(self, **changes)
+        """A copy with `changes` (what `dataclasses.replace` does, without re-running __init__:
+        the submit path evolves every job twice)."""
+        unknown = changes.keys() - _JOB_FIELDS
+        if unknown:
+            raise TypeError(f"Job has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(Job)
+        for name in _JOB_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
 
     def to_public(self) -> dict[str, Any]:
         return {
@@ -130,6 +135,9 @@ def job_context(job: Job, *, approved: bool | None = None) -> dict[str, Any]:
     if approved is not None:
         ctx["approved"] = approved
     return ctx
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,7 @@ def test_openapi_documents_the_submit_body(server: Server) -> None:
     name = body["$ref"].rsplit("/", 1)[-1]
     schema = spec["components"]["schemas"][name]
     assert schema["required"] == ["topic"]
-    assert {"topic", "prompt", "labels", "meta", "attachments", "idempotency_key"} <= set(schema["properties"])
+    fields = {"topic", "prompt", "labels", "meta", "attachments", "idempotency_key"}
+    assert fields <= set(schema["properties"])
     meta_ref = schema["properties"]["meta"]["$ref"].rsplit("/", 1)[-1]
     assert "capability" in spec["components"]["schemas"][meta_ref]["properties"]
