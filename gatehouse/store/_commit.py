@@ -31,10 +31,12 @@ class GroupCommit:
         *,
         max_batch: int = 256,
         on_abort: Callable[[], object] | None = None,
+        on_commit: Callable[[int], object] | None = None,
     ) -> None:
         self.db = db
         self.max_batch = max_batch
         self.on_abort = on_abort  # told when a whole batch is rolled back (drop derived caches)
+        self.on_commit = on_commit  # told how many writes each commit held
         self._pending: list[_Op] = []
         self._scheduled = False
         self.batches = 0
@@ -90,6 +92,8 @@ class GroupCommit:
             return
         self.batches += 1
         self.writes += len(outcomes)
+        if self.on_commit is not None:
+            self.on_commit(len(outcomes))
         for future, error, value in outcomes:
             if future.done():
                 continue

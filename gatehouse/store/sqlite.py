@@ -13,9 +13,11 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,9 +44,12 @@ from gatehouse.store.base import JobPage, PolicyRow, Store
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("gatehouse.store")
+
 T = TypeVar("T")
 
 _KEY_CACHE_SIZE = 10_000
+_CHECKPOINT_EVERY = 1_000  # writes
 _KEY_CACHE_TTL = 2.0  # seconds
 
 _SCHEMA = """
@@ -345,6 +350,12 @@ class SQLiteStore(Store):
         # Authentication looks the key up on every request. Revoking through this store drops
         # the entry at once; the short TTL bounds how stale a key revoked elsewhere can be.
         self._keys: dict[str, tuple[float, Identity]] = {}
+        # A second connection, used only on one background thread: WAL checkpoints and the
+        # slow aggregate reads behind the queue metrics (sqlite releases the GIL meanwhile).
+        self._background: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._uncheckpointed = 0
+        self._checkpointing = False
         self.audit_key = audit_key
         self.checkpoint_every = checkpoint_every
         self.audit_enabled = audit
@@ -362,11 +373,19 @@ class SQLiteStore(Store):
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints (copying the WAL into the database file, with an fsync) run on the
+        # background thread below, not inside a request's commit where they stall the loop.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         db.executescript(_SCHEMA)
         self._db = db
-        self._commit = GroupCommit(db, on_abort=self._heads.clear)
+        self._commit = GroupCommit(db, on_abort=self._heads.clear, on_commit=self._committed)
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatehouse-sqlite")
 
     async def close(self) -> None:
+        if self._background is not None:
+            self._background.submit(self._close_reader)
+            self._background.shutdown(wait=True)
+            self._background = None
         if self._db is not None:
             if self._commit is not None:
                 self._commit.flush()
@@ -867,17 +886,55 @@ class SQLiteStore(Store):
         return [_record(r) for r in rows]
 
     async def count_by_status(self, tenant: str | None = None) -> dict[str, int]:
+        args: tuple[str, ...] = ()
         if tenant is None:
-            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            sql = "SELECT status, COUNT(*) FROM jobs GROUP BY status"
         else:
-            rows = self.db.execute(
-                "SELECT status, COUNT(*) FROM jobs WHERE tenant = ? GROUP BY status", (tenant,)
-            )
-        return {status: n for status, n in rows.fetchall()}
+            sql, args = "SELECT status, COUNT(*) FROM jobs WHERE tenant = ? GROUP BY status", (tenant,)
+        rows = await self._in_background(lambda db: db.execute(sql, args).fetchall())
+        return {status: n for status, n in rows}
 
     async def oldest_in_state(self, status: str) -> float | None:
-        row = self.db.execute("SELECT MIN(updated_at) FROM jobs WHERE status = ?", (status,)).fetchone()
+        sql = "SELECT MIN(updated_at) FROM jobs WHERE status = ?"
+        row = await self._in_background(lambda db: db.execute(sql, (status,)).fetchone())
         return row[0] if row else None
+
+    # background thread ----------------------------------------------------------------------
+    async def _in_background(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on the background connection: an index scan over a big table must not
+        hold up the event loop."""
+        assert self._background is not None, "store is not open"
+        return await asyncio.get_running_loop().run_in_executor(self._background, lambda: fn(self._reading()))
+
+    def _reading(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA busy_timeout=5000")
+        return self._reader
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _committed(self, writes: int) -> None:
+        """After each group commit: every ~1,000 writes, a passive checkpoint in the background
+        (it never blocks writers; a write that finds the WAL fully copied starts it over)."""
+        self._uncheckpointed += writes
+        if self._uncheckpointed < _CHECKPOINT_EVERY or self._checkpointing or self._background is None:
+            return
+        self._uncheckpointed = 0
+        self._checkpointing = True
+
+        def checkpoint() -> None:
+            try:
+                self._reading().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                log.exception("WAL checkpoint failed (retried after the next writes)")
+            finally:
+                self._checkpointing = False
+
+        self._background.submit(checkpoint)
 
     # policy -------------------------------------------------------------------------------
     async def save_policy(self, row: PolicyRow) -> None:
