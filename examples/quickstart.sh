@@ -67,7 +67,7 @@ ok "403 by deny-destructive-exec, nothing queued"
 
 echo "4. read the decisions of the allowed job"
 stages=$(curl -s "${H[@]}" "$URL/api/v1/jobs/$job/decisions" | json '",".join(x["stage"]+":"+x["result"] for x in d["decisions"])')
-[ "$stages" = "submit:allow,dispatch:allow" ] || fail "unexpected decisions: $stages"
+[ "$stages" = "submit:allow,dispatch:allow,output:allow" ] || fail "unexpected decisions: $stages"
 ok "$stages"
 
 echo "5. read the metrics: the deny is counted"

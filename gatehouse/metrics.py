@@ -86,6 +86,12 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.output_decisions = Counter(
+            "gatehouse_output_decisions_total",
+            "Output gate verdicts on worker results (and reviewer releases/discards)",
+            ["decision"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gatehouse_rate_limited_total",
             "Requests refused by a rate limit",

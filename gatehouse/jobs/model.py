@@ -112,7 +112,9 @@ class Job:
             "submitted_by": self.identity_id,
             "idempotency_key": self.idempotency_key,
             "derived": self.derived,
-            "result": self.result,
+            # A quarantined output is never shown; `derived.output` has the findings and a
+            # redacted preview, and reviewers release or discard it (/api/v1/quarantine).
+            "result": None if self.status == "quarantined" else self.result,
             "error": self.error,
             "attempts": self.attempts,
             "lease_expires_at": rfc3339(self.lease_expires_at),

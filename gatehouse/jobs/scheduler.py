@@ -24,6 +24,7 @@ from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
 from gatehouse.jobs.approvals import Approval, new_request, token_problem
 from gatehouse.jobs.gates import make_record
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, now
+from gatehouse.jobs.outputs import OutputGate
 from gatehouse.kernel import Kernel, Verdict
 from gatehouse.metrics import Metrics
 from gatehouse.policy import Decision, compile_glob
@@ -66,6 +67,7 @@ class Scheduler:
         self.settings = settings
         self.approval_key: SigningKey | None = approval_key
         self.approval_flow: ApprovalFlow | None = None
+        self.outputs = OutputGate(store=store, kernel=kernel, metrics=metrics)
         self._waiters: list[asyncio.Future[None]] = []
         # job id -> (monotonic time of the next dispatch try, current delay): backoff for jobs
         # the kernel could not decide on (fail closed at dispatch means "not now").
@@ -304,15 +306,10 @@ class Scheduler:
         tenant: str | None = None,
     ) -> Job:
         job = await self._leased_job(owner, job_id, tenant)
-        event = "succeed" if status == states.SUCCEEDED else "fail"
+        # The output gate first: what the worker produced is judged before anything is stored.
+        judged = self.outputs.judge(job, status=status, output=output, error=error)
         moved = await self.store.transition(
-            job.id,
-            event,
-            at=now(),
-            result=output,
-            error=error,
-            lease_owner=None,
-            lease_expires_at=None,
+            job.id, judged.event, record=judged.record, at=now(), **judged.fields
         )
         if moved is None:
             raise Conflict(f"job `{job_id}` changed state", code="invalid_state")

@@ -34,7 +34,7 @@ def test_allowed_demo_job_is_dispatched_and_completed(server: Server) -> None:
         assert job["status"] == "succeeded"
         assert job["result"] == {"echo": "status", "topic": "job.demo.read"}
         decisions = c.get(f"/api/v1/jobs/{body['job_id']}/decisions").json()["decisions"]
-        assert [d["stage"] for d in decisions] == ["submit", "dispatch"]
+        assert [d["stage"] for d in decisions] == ["submit", "dispatch", "output"]
         for d in decisions:
             assert set(d) >= DECISION_FIELDS
             assert d["policy_snapshot"] == body["decision"]["policy_snapshot"]

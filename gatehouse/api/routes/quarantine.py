@@ -1,0 +1,77 @@
+"""Quarantine: reviewers see held outputs (redacted) and release or discard them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
+from gatehouse.api.errors import json_response
+from gatehouse.errors import Forbidden
+from gatehouse.jobs.model import Job, rfc3339
+
+router = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"], route_class=StrictJSONRoute)
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str = Field("", max_length=2000)
+
+
+def held(job: Job) -> dict[str, Any]:
+    gate = job.derived.get("output", {})
+    return {
+        "id": job.id,
+        "job_id": job.id,
+        "tenant": job.tenant,
+        "topic": job.topic,
+        "submitted_by": job.identity_id,
+        "rule_id": gate.get("rule_id"),
+        "reason": gate.get("reason"),
+        "findings": gate.get("findings", []),
+        "preview": gate.get("preview"),  # the output with every finding masked
+        "worker_status": gate.get("worker_status"),
+        "quarantined_at": rfc3339(job.updated_at),
+    }
+
+
+def _reviewer(who: Principal) -> None:
+    who.require("reviewer")
+
+
+@router.get("")
+async def list_quarantine(
+    request: Request, who: Auth, limit: Annotated[int, Query(ge=1, le=500)] = 200
+) -> Response:
+    _reviewer(who)
+    jobs = await request.app.state.plane.scheduler.outputs.quarantined(who.tenant, limit)
+    return json_response({"quarantine": [held(j) for j in jobs]})
+
+
+async def _review(
+    request: Request, who: Principal, job_id: str, action: str, body: ReviewIn | None
+) -> Response:
+    _reviewer(who)
+    gate = request.app.state.plane.scheduler.outputs
+    job = await gate.held(who.tenant, job_id)
+    if job.identity_id == who.identity.id:
+        raise Forbidden("an identity cannot review the output of its own job", code="self_review")
+    comment = body.comment if body is not None else ""
+    op = gate.release if action == "release" else gate.discard
+    moved = await op(who.identity, who.tenant, job_id, comment)
+    return json_response(moved.to_public())
+
+
+@router.post("/{job_id}/release")
+async def release(job_id: str, request: Request, who: Auth, body: ReviewIn | None = None) -> Response:
+    return await _review(request, who, job_id, "release", body)
+
+
+@router.post("/{job_id}/discard")
+async def discard(job_id: str, request: Request, who: Auth, body: ReviewIn | None = None) -> Response:
+    return await _review(request, who, job_id, "discard", body)

@@ -1,0 +1,183 @@
+"""The output gate in the job path, and the quarantine reviewers work through.
+
+A worker's result passes the running bundle's `output_rules` (the pure judgement is
+`gatehouse.output.decide`) before the job reaches a terminal state, in the same store
+transaction as the state change and its `output` decision record:
+
+- `allow`: the output is stored as sent;
+- `redact`: only the redacted output is stored (the original never reaches the database);
+- `quarantine`: the job becomes `quarantined`; the original is kept for review but never
+  shown, and the job's `derived.output` holds the findings and a redacted preview.
+
+Failing closed: with no policy loaded, or an output too large to scan completely under a rule
+that applies, the output is quarantined, not let through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.errors import Conflict, NotFound
+from gatehouse.identity import Identity
+from gatehouse.jobs import states
+from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
+from gatehouse.kernel import Kernel
+from gatehouse.metrics import Metrics
+from gatehouse.output import OutputVerdict, decide
+from gatehouse.policy import compile_glob
+from gatehouse.store import Store
+
+__all__ = ["Judged", "OutputGate"]
+
+_FINISH_EVENT = {states.SUCCEEDED: "succeed", states.FAILED: "fail"}
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What `finish` stores: the transition, its fields, and the output decision record."""
+
+    event: str
+    fields: dict[str, Any]
+    record: DecisionRecord
+    decision: str
+
+
+class OutputGate:
+    def __init__(self, *, store: Store, kernel: Kernel, metrics: Metrics) -> None:
+        self.store = store
+        self.kernel = kernel
+        self.metrics = metrics
+
+    def judge(self, job: Job, *, status: str, output: Any, error: str | None) -> Judged:
+        policy = self.kernel.policy
+        if policy is None:
+            verdict = OutputVerdict(
+                decision="quarantine",
+                rule_id="kernel_unavailable",
+                reason="no policy bundle is loaded: the output is held for review",
+                findings=(),
+                redacted=None,
+                complete=False,
+            )
+            snapshot = None
+        else:
+            verdict = decide(output, policy.output_rules, topic=job.topic)
+            snapshot = policy.snapshot
+            applies = any(_applies(r.topics, job.topic) for r in policy.output_rules)
+            if not verdict.complete and applies and verdict.decision != "quarantine":
+                verdict = OutputVerdict(
+                    decision="quarantine",
+                    rule_id="output_not_fully_scanned",
+                    reason="the output is too large to scan completely: held for review",
+                    findings=verdict.findings,
+                    redacted=verdict.redacted,
+                    complete=False,
+                )
+        gate: dict[str, Any] = {
+            "decision": verdict.decision,
+            "rule_id": verdict.rule_id,
+            "reason": verdict.reason,
+            "findings": [f.to_dict() for f in verdict.findings],
+            "complete": verdict.complete,
+            "worker_status": status,
+        }
+        fields: dict[str, Any] = {
+            "error": error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if verdict.decision == "quarantine":
+            event = "quarantine"
+            fields["result"] = output  # kept for the reviewer's release; never shown while held
+            gate["preview"] = verdict.redacted
+        else:
+            event = _FINISH_EVENT[status]
+            fields["result"] = verdict.redacted if verdict.decision == "redact" else output
+        fields["derived"] = {**job.derived, "output": gate}
+        record = DecisionRecord(
+            decision_id=new_id("dec"),
+            timestamp=now(),
+            result=verdict.decision,
+            rule_id=verdict.rule_id,
+            reason=verdict.reason,
+            stage="output",
+            policy_snapshot=snapshot,
+            job_hash=job.job_hash,
+            fail_mode_applied=policy is None,
+            job_id=job.id,
+            tenant=job.tenant,
+            extra={"findings": gate["findings"], "complete": verdict.complete, "worker_status": status},
+        )
+        self.metrics.output_decisions.labels(verdict.decision).inc()
+        return Judged(event=event, fields=fields, record=record, decision=verdict.decision)
+
+    # quarantine review ---------------------------------------------------------------------
+    async def quarantined(self, tenant: str | None, limit: int = 200) -> list[Job]:
+        page = await self.store.list_jobs(tenant, status=states.QUARANTINED, limit=limit)
+        return page.jobs
+
+    async def release(self, who: Identity, tenant: str | None, job_id: str, comment: str) -> Job:
+        """Let a held output through: the job ends as the worker reported it."""
+        job = await self.held(tenant, job_id)
+        worker_status = job.derived.get("output", {}).get("worker_status", states.SUCCEEDED)
+        return await self._review(
+            who, job, "release" if worker_status == states.SUCCEEDED else "discard", "release", comment, {}
+        )
+
+    async def discard(self, who: Identity, tenant: str | None, job_id: str, comment: str) -> Job:
+        """Withhold a held output for good: the job fails and the output is erased."""
+        job = await self.held(tenant, job_id)
+        fields = {"result": None, "error": "output discarded by a reviewer"}
+        return await self._review(who, job, "discard", "discard", comment, fields)
+
+    async def held(self, tenant: str | None, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, tenant)
+        if job is None:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        if job.status != states.QUARANTINED:
+            raise Conflict(
+                f"job `{job_id}` is `{job.status}`, not quarantined",
+                code="invalid_state",
+                details={"status": job.status},
+            )
+        return job
+
+    async def _review(
+        self,
+        who: Identity,
+        job: Job,
+        event: str,
+        action: str,
+        comment: str,
+        fields: dict[str, Any],
+    ) -> Job:
+        gate = {
+            **job.derived.get("output", {}),
+            "review": {"action": action, "by": who.id, "comment": comment},
+        }
+        record = DecisionRecord(
+            decision_id=new_id("dec"),
+            timestamp=now(),
+            result="allow" if action == "release" else "quarantine",
+            rule_id=f"reviewer_{action}",
+            reason=comment or f"{action}d by reviewer {who.name}",
+            stage="output",
+            policy_snapshot=self.kernel.snapshot,
+            job_hash=job.job_hash,
+            job_id=job.id,
+            tenant=job.tenant,
+            extra={"reviewer": who.id, "action": action},
+        )
+        moved = await self.store.transition(
+            job.id, event, record=record, at=now(), derived={**job.derived, "output": gate}, **fields
+        )
+        if moved is None:
+            raise Conflict(f"job `{job.id}` changed state", code="invalid_state")
+        self.metrics.jobs_finished.labels(moved.status).inc()
+        self.metrics.output_decisions.labels(f"reviewer_{action}").inc()
+        return moved
+
+
+def _applies(topics: tuple[str, ...], topic: str) -> bool:
+    return not topics or any(compile_glob(t).matches(topic) for t in topics)
