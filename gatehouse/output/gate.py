@@ -45,6 +45,10 @@ _MAX_PASSES = 4
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Ties between findings at the same offsets go to the detector listed first in the table.
 _ORDER = {d.name: i for i, d in enumerate(ALL_DETECTORS)}
+# Detectors that find a secret by the name in front of it; under an object key they also read
+# the value as `key=value`. Keys that could be names: a word of at most 64 characters.
+_KEYED = frozenset({"password", "generic_api_key", "aws_secret_key"})
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +168,26 @@ def _scan(
         raise ValueError("max_chars must not be negative")
     budget = max_chars
     hits: list[tuple[int, Finding]] = []
-    for index, (path, text) in enumerate(_strings(output)):
+    for index, (path, text, key) in enumerate(_strings(output)):
         cut = len(text) > budget
         if cut:
             text = text[:budget]
         budget -= len(text)
         found = [(s, e, d.name) for d in detectors for s, e in d.spans(text)]
+        if key is not None:
+            # `{"password": "hunter2"}`: the value alone names nothing; read it as `key=value`
+            # for the detectors that look for a secret after its name, and keep what falls in
+            # the value.
+            offset = len(key) + 1
+            keyed = f"{key}={text}"
+            found += [
+                (s - offset, e - offset, d.name)
+                for d in detectors
+                if d.name in _KEYED
+                for s, e in d.spans(keyed)
+                if s >= offset
+            ]
+            found = list(dict.fromkeys(found))
         found.sort(key=lambda h: (h[0], h[1], _ORDER[h[2]]))
         hits.extend((index, Finding(name, path, s, e, _mask(text[s:e]))) for s, e, name in found)
         if cut:
@@ -183,18 +201,22 @@ def _mask(secret: str) -> str:
     return f"{shown}…[{len(secret) - len(shown)} chars]"
 
 
-def _strings(value: Any) -> Iterator[tuple[str, str]]:
-    """(JSON path, string) for every string in `value`, depth-first in document order."""
-    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+def _strings(value: Any) -> Iterator[tuple[str, str, str | None]]:
+    """(JSON path, string, the object key it is the value of, if a short name) for every string
+    in `value`, depth-first in document order."""
+    stack: list[tuple[Any, str, int, str | None]] = [(value, "$", 0, None)]
     while stack:
-        node, path, depth = stack.pop()
+        node, path, depth, key = stack.pop()
         if isinstance(node, str):
-            yield path, node
+            yield path, node, key
         elif isinstance(node, (dict, list, tuple)):
             if depth >= _MAX_DEPTH:
                 raise EvaluationError("output is nested too deeply to scan", code="output_too_deep")
             # Reversed onto the stack so that they come off in document order.
-            stack.extend((child, cpath, depth + 1) for _, child, cpath in reversed(_children(node, path)))
+            stack.extend(
+                (child, cpath, depth + 1, k if isinstance(k, str) and _KEY_NAME.fullmatch(k) else None)
+                for k, child, cpath in reversed(_children(node, path))
+            )
         elif not _is_json_scalar(node):
             raise EvaluationError(
                 f"output holds a `{type(node).__name__}`, not a JSON value", code="output_not_json"
@@ -231,7 +253,7 @@ def _redact(
     for index, f in hits:
         by_string.setdefault(index, []).append((f.start, f.end, f.detector))
     replaced: dict[int, str] = {}
-    for index, (_, text) in enumerate(_strings(output)):
+    for index, (_, text, _key) in enumerate(_strings(output)):
         if index in by_string:
             # Past the budget a string is neither scanned nor re-scanned: the verdict says it is
             # incomplete and the caller fails closed.

@@ -435,3 +435,36 @@ def test_property_with_only_allow_rules_the_output_is_returned_unchanged(output:
     assert verdict.redacted is output
     assert output == before
     assert verdict.rule_id == ("allow-all" if verdict.findings else "default")
+
+
+@pytest.mark.parametrize(
+    ("output", "detector", "path"),
+    [
+        ({"password": "hunter2"}, "password", "$.password"),
+        ({"db": {"db_password": "S3cr3t!pw"}}, "password", "$.db.db_password"),
+        ({"api_key": "a8f5f167f44f4964e6c998dee827110c"}, "generic_api_key", "$.api_key"),
+        (
+            {"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+            "aws_secret_key",
+            "$.aws_secret_access_key",
+        ),
+    ],
+)
+def test_a_secret_named_by_its_object_key_is_found_in_the_value(
+    output: Any, detector: str, path: str
+) -> None:
+    findings, complete = scan(output, [detector])
+    assert complete
+    [finding] = findings
+    assert (finding.detector, finding.path, finding.start) == (detector, path, 0)
+
+
+def test_only_names_make_a_key_a_secret() -> None:
+    findings, _ = scan({"user": "hunter2", "items": ["password", "hunter2"], "password": ""}, ["password"])
+    assert findings == ()
+
+
+def test_a_keyed_secret_is_redacted_and_its_key_kept() -> None:
+    rules = (OutputRule(id="r", detectors=("password",), decision="redact"),)
+    verdict = decide({"login": {"password": "hunter2", "user": "app"}}, rules, topic="job.x")
+    assert verdict.redacted == {"login": {"password": "[REDACTED:password]", "user": "app"}}
