@@ -20,6 +20,7 @@ _COMMANDS = {
     "keys": ("gatehouse.commands.keys", "keys"),
     "kernel": ("gatehouse.commands.kernel", "kernel"),
     "audit": ("gatehouse.commands.audit", "audit"),
+    "incident": ("gatehouse.commands.incident", "incident"),
 }
 
 

@@ -171,6 +171,23 @@ class Client:
         result: dict[str, Any] = self.request("DELETE", f"/api/v1/identities/{identity_id}")
         return result
 
+    def contain(self, *, reason: str, **target: str) -> dict[str, Any]:
+        """Contain one `tenant=`, `identity=` (or `adapter=`) during an incident (admin)."""
+        result: dict[str, Any] = self.request(
+            "POST", "/api/v1/incidents/contain", json={**target, "reason": reason}
+        )
+        return result
+
+    def incidents(self, *, active: bool = True) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/incidents", active=str(active).lower())[
+            "incidents"
+        ]
+        return result
+
+    def lift(self, incident_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/incidents/{incident_id}/lift")
+        return result
+
     def policy(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/api/v1/policy")
         return result

@@ -135,6 +135,11 @@ class Metrics:
             "Starts or reloads that fell back to the last-known-good bundle",
             registry=r,
         )
+        self.containments_active = Gauge(
+            "gatehouse_containments_active",
+            "Incident containments in force (tenants and identities)",
+            registry=r,
+        )
         self.snapshot_info = Gauge(
             "gatehouse_policy_snapshot_info",
             "The running policy snapshot (value 1)",

@@ -14,6 +14,7 @@ from gatehouse.identity import Identity, hash_key, new_api_key
 from gatehouse.jobs.approval_flow import ApprovalFlow
 from gatehouse.jobs.builtin import run_builtin_worker
 from gatehouse.jobs.gates import Gates
+from gatehouse.jobs.incidents import Incidents
 from gatehouse.jobs.model import new_id, now
 from gatehouse.jobs.scheduler import Scheduler
 from gatehouse.kernel import Kernel
@@ -56,8 +57,13 @@ class ControlPlane:
             metrics=self.metrics,
             settings=settings,
         )
-        self.gates = Gates(**common)  # type: ignore[arg-type]
-        self.scheduler = Scheduler(**common, approval_key=self.signing_key)  # type: ignore[arg-type]
+        self.incidents = Incidents(store=self.store, metrics=self.metrics)
+        self.gates = Gates(**common, incidents=self.incidents)  # type: ignore[arg-type]
+        self.scheduler = Scheduler(
+            **common,  # type: ignore[arg-type]
+            approval_key=self.signing_key,
+            incidents=self.incidents,
+        )
         self.approvals = ApprovalFlow(
             store=self.store, bus=self.bus, metrics=self.metrics, key=self.signing_key
         )
@@ -78,6 +84,7 @@ class ControlPlane:
         await self.store.open()
         await self.bus.open()
         await self.installer.startup(self.settings.policy_file)
+        await self.incidents.load()
         await self._bootstrap_admin()
         self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
         self._tasks.append(asyncio.create_task(self.scheduler.run_maintenance()))

@@ -16,7 +16,7 @@ from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
-from gatehouse.api.routes import approvals, audit, identities, jobs, policy, quarantine, worker
+from gatehouse.api.routes import approvals, audit, identities, incidents, jobs, policy, quarantine, worker
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
@@ -46,7 +46,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         on_limited=lambda scope: plane.metrics.rate_limited.labels(scope).inc(),
     )
     install_error_handlers(app)
-    for module in (jobs, policy, identities, worker, audit, approvals, quarantine):
+    for module in (jobs, policy, identities, worker, audit, approvals, quarantine, incidents):
         app.include_router(module.router)
     app.include_router(ui.router)
 

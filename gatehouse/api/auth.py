@@ -53,6 +53,13 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("the API key is not valid", code="invalid_api_key")
     if identity.revoked_at is not None:
         raise Unauthorized("the API key was revoked", code="revoked_api_key")
+    contained = request.app.state.plane.incidents.identity(identity.id)
+    if contained is not None:
+        raise Forbidden(
+            f"identity `{identity.name}` is contained (incident {contained.id}): {contained.reason}",
+            code="identity_contained",
+            details={"incident": contained.id},
+        )
     tenant = request.headers.get("x-tenant-id") or identity.tenant
     if tenant != identity.tenant and not identity.is_admin:
         raise Forbidden(f"X-Tenant-ID `{tenant}` is not the tenant of this key", code="tenant_mismatch")

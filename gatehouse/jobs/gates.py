@@ -21,6 +21,7 @@ from gatehouse.identity import Identity
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_attachments
 from gatehouse.jobs import states
 from gatehouse.jobs.approvals import new_request
+from gatehouse.jobs.incidents import Incidents
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now
 from gatehouse.kernel import Kernel, Verdict
 from gatehouse.metrics import Metrics
@@ -105,8 +106,16 @@ def _texts(attachments: list[dict[str, Any]], budget: int) -> tuple[list[str], b
 
 class Gates:
     def __init__(
-        self, *, store: Store, kernel: Kernel, bus: Bus, metrics: Metrics, settings: Settings
+        self,
+        *,
+        store: Store,
+        kernel: Kernel,
+        bus: Bus,
+        metrics: Metrics,
+        settings: Settings,
+        incidents: Incidents | None = None,
     ) -> None:
+        self.incidents = incidents or Incidents(store=store, metrics=metrics)
         self.store = store
         self.kernel = kernel
         self.bus = bus
@@ -200,6 +209,9 @@ class Gates:
         )
 
     async def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
+        contained = self.incidents.check(job.tenant, who.id)
+        if contained is not None:  # a kill switch comes before everything else
+            return self.incidents.verdict(contained, self.kernel.snapshot, stage)
         scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
         if scoped is not None:
             self.metrics.decision(stage, DENY, "identity_scope")

@@ -21,6 +21,7 @@ from typing import Any
 from gatehouse.errors import Conflict, NotFound
 from gatehouse.identity import Identity
 from gatehouse.jobs import states
+from gatehouse.jobs.incidents import RULE_ID, Incidents
 from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
 from gatehouse.kernel import Kernel
 from gatehouse.metrics import Metrics
@@ -44,7 +45,8 @@ class Judged:
 
 
 class OutputGate:
-    def __init__(self, *, store: Store, kernel: Kernel, metrics: Metrics) -> None:
+    def __init__(self, *, store: Store, kernel: Kernel, metrics: Metrics, incidents: Incidents) -> None:
+        self.incidents = incidents
         self.store = store
         self.kernel = kernel
         self.metrics = metrics
@@ -74,6 +76,17 @@ class OutputGate:
                     redacted=verdict.redacted,
                     complete=False,
                 )
+        contained = self.incidents.check(job.tenant, job.identity_id)
+        if contained is not None and verdict.decision != "quarantine":
+            # A result that arrives after its tenant or identity was contained is held for review.
+            verdict = OutputVerdict(
+                decision="quarantine",
+                rule_id=RULE_ID,
+                reason=f"{contained.kind} `{contained.target}` is contained (incident {contained.id})",
+                findings=verdict.findings,
+                redacted=verdict.redacted,
+                complete=verdict.complete,
+            )
         gate: dict[str, Any] = {
             "decision": verdict.decision,
             "rule_id": verdict.rule_id,

@@ -23,6 +23,7 @@ from gatehouse.jobs import states
 from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
 from gatehouse.jobs.approvals import Approval, new_request, token_problem
 from gatehouse.jobs.gates import make_record
+from gatehouse.jobs.incidents import Incidents
 from gatehouse.jobs.model import DecisionRecord, Job, job_context, now
 from gatehouse.jobs.outputs import OutputGate
 from gatehouse.kernel import Kernel, Verdict
@@ -59,7 +60,9 @@ class Scheduler:
         metrics: Metrics,
         settings: Settings,
         approval_key: SigningKey | None = None,
+        incidents: Incidents | None = None,
     ) -> None:
+        self.incidents = incidents or Incidents(store=store, metrics=metrics)
         self.store = store
         self.kernel = kernel
         self.bus = bus
@@ -67,7 +70,7 @@ class Scheduler:
         self.settings = settings
         self.approval_key: SigningKey | None = approval_key
         self.approval_flow: ApprovalFlow | None = None
-        self.outputs = OutputGate(store=store, kernel=kernel, metrics=metrics)
+        self.outputs = OutputGate(store=store, kernel=kernel, metrics=metrics, incidents=self.incidents)
         self._waiters: list[asyncio.Future[None]] = []
         # job id -> (monotonic time of the next dispatch try, current delay): backoff for jobs
         # the kernel could not decide on (fail closed at dispatch means "not now").
@@ -146,6 +149,13 @@ class Scheduler:
 
     async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
         """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
+        contained = self.incidents.check(job.tenant, job.identity_id)
+        if contained is not None:
+            verdict = self.incidents.verdict(contained, self.kernel.snapshot, "dispatch")
+            record = make_record(
+                verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
+            )
+            return await self._apply(job, verdict, record, owner=owner, lease_seconds=lease_seconds)
         approval = await self.store.latest_approval(job.id)
         if approval is not None and approval.status == "approved" and self.approval_key is not None:
             return await self._dispatch_approved(job, approval, owner=owner, lease_seconds=lease_seconds)

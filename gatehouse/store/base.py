@@ -16,7 +16,7 @@ from gatehouse.audit.chain import Checkpoint, Entry
 from gatehouse.audit.events import AuditEvent
 from gatehouse.identity import Identity
 from gatehouse.jobs.approvals import Approval
-from gatehouse.jobs.model import DecisionRecord, Job
+from gatehouse.jobs.model import Containment, DecisionRecord, Job
 
 __all__ = ["JobPage", "PolicyRow", "Store"]
 
@@ -59,6 +59,17 @@ class Store(ABC):
 
     @abstractmethod
     async def revoke_identity(self, identity_id: str, at: float) -> bool: ...
+
+    # incident containments
+    @abstractmethod
+    async def add_containment(self, containment: Containment) -> None: ...
+
+    @abstractmethod
+    async def lift_containment(self, containment_id: str, *, at: float, by: str) -> Containment | None:
+        """Lift an active containment; None when there is no active one with that id."""
+
+    @abstractmethod
+    async def containments(self, *, active_only: bool) -> list[Containment]: ...
 
     # jobs
     @abstractmethod

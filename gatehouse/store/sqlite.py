@@ -37,7 +37,7 @@ from gatehouse.crypto import SigningKey
 from gatehouse.errors import Conflict
 from gatehouse.identity import Identity
 from gatehouse.jobs.approvals import Approval
-from gatehouse.jobs.model import DecisionRecord, Job
+from gatehouse.jobs.model import Containment, DecisionRecord, Job
 from gatehouse.jobs.states import next_state, sources
 from gatehouse.store._commit import GroupCommit
 from gatehouse.store.base import JobPage, PolicyRow, Store
@@ -159,6 +159,18 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_job ON approvals (job_id, seq);
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (tenant, status, seq);
+CREATE TABLE IF NOT EXISTS containments (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT,
+    lifted_at REAL,
+    lifted_by TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS containments_active ON containments (kind, target)
+    WHERE lifted_at IS NULL;
 CREATE TABLE IF NOT EXISTS policies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshot TEXT NOT NULL,
@@ -617,6 +629,45 @@ class SQLiteStore(Store):
         self._keys = {h: v for h, v in self._keys.items() if v[1].id != identity_id}
         return revoked
 
+    # incident containments ----------------------------------------------------------------
+    async def add_containment(self, containment: Containment) -> None:
+        c = containment
+
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO containments ({_CONTAINMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                (c.id, c.kind, c.target, c.reason, c.created_at, c.created_by, c.lifted_at, c.lifted_by),
+            )
+            self._append_audit(db, [AuditEvent(SYSTEM, "incident.contained", c.to_public())])
+
+        try:
+            await self._write(add)
+        except sqlite3.IntegrityError:
+            raise Conflict(f"{c.kind} `{c.target}` is already contained", code="already_contained") from None
+
+    async def lift_containment(self, containment_id: str, *, at: float, by: str) -> Containment | None:
+        def lift(db: sqlite3.Connection) -> Containment | None:
+            cur = db.execute(
+                "UPDATE containments SET lifted_at = ?, lifted_by = ? WHERE id = ? AND lifted_at IS NULL",
+                (at, by, containment_id),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = db.execute(
+                f"SELECT {_CONTAINMENT_COLUMNS} FROM containments WHERE id = ?", (containment_id,)
+            ).fetchone()
+            lifted = Containment(*row)
+            self._append_audit(db, [AuditEvent(SYSTEM, "incident.lifted", lifted.to_public())])
+            return lifted
+
+        return await self._write(lift)
+
+    async def containments(self, *, active_only: bool) -> list[Containment]:
+        sql = f"SELECT {_CONTAINMENT_COLUMNS} FROM containments"
+        if active_only:
+            sql += " WHERE lifted_at IS NULL"
+        return [Containment(*r) for r in self.db.execute(sql + " ORDER BY created_at").fetchall()]
+
     # jobs ---------------------------------------------------------------------------------
     async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
         try:
@@ -994,6 +1045,8 @@ class SQLiteStore(Store):
             for snapshot, text, signature, serial, installed_at, installed_by in rows
         ]
 
+
+_CONTAINMENT_COLUMNS = "id, kind, target, reason, created_at, created_by, lifted_at, lifted_by"
 
 _APPROVAL_COLUMNS = (
     "id, job_id, tenant, job_hash, policy_snapshot, rule_id, reason, status, requested_at, "

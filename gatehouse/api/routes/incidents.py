@@ -1,0 +1,64 @@
+"""Incident containment: admins contain a tenant or an identity, and lift it again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
+from gatehouse.api.errors import json_response
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], route_class=StrictJSONRoute)
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+class ContainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str | None = Field(None, min_length=1, max_length=63)
+    identity: str | None = Field(None, min_length=1, max_length=64)
+    adapter: str | None = Field(None, min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ContainIn:
+        if sum(x is not None for x in (self.tenant, self.identity, self.adapter)) != 1:
+            raise ValueError("give exactly one of tenant, identity or adapter")
+        return self
+
+    @property
+    def kind_and_target(self) -> tuple[str, str]:
+        for kind in ("tenant", "identity", "adapter"):
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        raise AssertionError("validated above")
+
+
+@router.post("/contain", status_code=201)
+async def contain(body: ContainIn, request: Request, who: Auth) -> Response:
+    who.require("admin")
+    kind, target = body.kind_and_target
+    c = await request.app.state.plane.incidents.contain(
+        who.identity, kind=kind, target=target, reason=body.reason
+    )
+    return json_response(c.to_public(), 201)
+
+
+@router.get("")
+async def list_incidents(request: Request, who: Auth, active: bool = True) -> Response:
+    who.require("reviewer")
+    found = await request.app.state.plane.incidents.list(active_only=active)
+    if not who.identity.is_admin:  # reviewers see their own tenant's containment only
+        found = [c for c in found if c.kind == "tenant" and c.target == who.tenant]
+    return json_response({"incidents": [c.to_public() for c in found]})
+
+
+@router.post("/{incident_id}/lift")
+async def lift(incident_id: str, request: Request, who: Auth) -> Response:
+    who.require("admin")
+    c = await request.app.state.plane.incidents.lift(who.identity, incident_id)
+    return json_response(c.to_public())
