@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatehouse.crypto import SigningKey, VerifyKey, canonical
+from gatehouse.ingress.prefilter import fold
 
 __all__ = [
     "GENESIS",
@@ -170,15 +171,24 @@ def verify_stream(
     return report
 
 
-_SECRETISH = re.compile(
-    r"(AKIA[0-9A-Z]{16}|-----BEGIN[A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{20,}|"
+_SECRET_SHAPES = (
+    r"AKIA[0-9A-Z]{16}|-----BEGIN[A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{20,}|"
     r"xox[baprs]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|"
-    r"[A-Za-z0-9+/_=-]{32,}|(?i:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+|"
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\b(?:\d[ -]?){13,19}\b)"
+    r"[A-Za-z0-9+/_=-]{32,}|"
 )
+_SECRET_ASSIGNMENT = r"(?i:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+|"
+_CONTACT_SHAPES = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\b(?:\d[ -]?){13,19}\b"
+_SECRETISH = re.compile(f"({_SECRET_SHAPES}{_SECRET_ASSIGNMENT}{_CONTACT_SHAPES})")
+# The same alternation without the case-blind keyword branch, the slowest to try at every
+# position: when none of its keywords occurs, it cannot match, and the result is the same.
+_SECRETISH_NO_KEYWORDS = re.compile(f"({_SECRET_SHAPES}{_CONTACT_SHAPES})")
+_KEYWORDS = ("pass", "secret", "token", "api")
 
 
 def redact_preview(text: str, limit: int = 64) -> str:
     """A short preview of untrusted text with anything secret-shaped masked."""
-    masked = _SECRETISH.sub("[redacted]", text[: limit * 4])
+    head = text[: limit * 4]
+    folded = fold(head)  # lower case, and the non-ASCII letters IGNORECASE equates with ASCII
+    pattern = _SECRETISH if any(k in folded for k in _KEYWORDS) else _SECRETISH_NO_KEYWORDS
+    masked = pattern.sub("[redacted]", head)
     return masked[:limit] + ("…" if len(masked) > limit or len(text) > limit * 4 else "")

@@ -192,3 +192,15 @@ def test_openapi_documents_the_submit_body(server: Server) -> None:
     assert fields <= set(schema["properties"])
     meta_ref = schema["properties"]["meta"]["$ref"].rsplit("/", 1)[-1]
     assert "capability" in spec["components"]["schemas"][meta_ref]["properties"]
+
+
+def test_an_overlong_idempotency_key_header_is_refused(server: Server) -> None:
+    r = _post_raw(server, "/api/v1/jobs", b'{"topic": "job.demo.echo"}', **{"Idempotency-Key": "k" * 129})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_openapi_documents_the_idempotency_header(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    params = spec["paths"]["/api/v1/jobs"]["post"]["parameters"]
+    assert [p["name"] for p in params] == ["Idempotency-Key"]
