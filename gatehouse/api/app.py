@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gatehouse import __version__, ui
 from gatehouse.api.auth import Principal, authenticate
@@ -46,6 +47,12 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         on_limited=lambda scope: plane.metrics.rate_limited.labels(scope).inc(),
     )
     install_error_handlers(app)
+    # The submit route, served first as a plain Starlette route: the same endpoint without
+    # FastAPI's per-request dependency resolution (it reads its own body and headers; see
+    # `jobs.submit_job`). The FastAPI route below is shadowed but documents it in the OpenAPI.
+    app.router.routes.append(
+        Route("/api/v1/jobs", jobs.submit_job, methods=["POST"], include_in_schema=False)
+    )
     for module in (jobs, policy, identities, worker, audit, approvals, quarantine, incidents):
         app.include_router(module.router)
     app.include_router(ui.router)

@@ -204,3 +204,15 @@ def test_openapi_documents_the_idempotency_header(server: Server) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     params = spec["paths"]["/api/v1/jobs"]["post"]["parameters"]
     assert [p["name"] for p in params] == ["Idempotency-Key"]
+
+
+def test_the_lean_submit_route_answers_errors_like_every_other_route(server: Server) -> None:
+    """POST /api/v1/jobs is served by a plain Starlette route (no FastAPI dependency
+    resolution); authentication, error mapping and request ids must not notice."""
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/api/v1/jobs", json={"topic": "job.demo.echo"}, headers={"X-Request-ID": "req-lean-1"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
+        assert r.headers["x-request-id"] == "req-lean-1"
+        r = c.post("/api/v1/jobs", json={"topic": "job.demo.echo"}, headers={"X-API-Key": "ghk_nope"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert c.put("/api/v1/jobs", json={}).status_code == 405
