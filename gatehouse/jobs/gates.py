@@ -113,9 +113,9 @@ class Gates:
         bus: Bus,
         metrics: Metrics,
         settings: Settings,
-        incidents: Incidents | None = None,
+        incidents: Incidents,
     ) -> None:
-        self.incidents = incidents or Incidents(store=store, metrics=metrics)
+        self.incidents = incidents
         self.store = store
         self.kernel = kernel
         self.bus = bus

@@ -15,18 +15,17 @@ that applies, the output is quarantined, not let through.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from gatehouse.errors import Conflict, NotFound
+from gatehouse.errors import Conflict, Forbidden, NotFound
 from gatehouse.identity import Identity
 from gatehouse.jobs import states
 from gatehouse.jobs.incidents import RULE_ID, Incidents
 from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
 from gatehouse.kernel import Kernel
 from gatehouse.metrics import Metrics
-from gatehouse.output import OutputVerdict, decide
-from gatehouse.policy import compile_glob
+from gatehouse.output import OutputVerdict, applies, decide
 from gatehouse.store import Store
 
 __all__ = ["Judged", "OutputGate"]
@@ -41,7 +40,6 @@ class Judged:
     event: str
     fields: dict[str, Any]
     record: DecisionRecord
-    decision: str
 
 
 class OutputGate:
@@ -66,27 +64,17 @@ class OutputGate:
         else:
             verdict = decide(output, policy.output_rules, topic=job.topic)
             snapshot = policy.snapshot
-            applies = any(_applies(r.topics, job.topic) for r in policy.output_rules)
-            if not verdict.complete and applies and verdict.decision != "quarantine":
-                verdict = OutputVerdict(
-                    decision="quarantine",
-                    rule_id="output_not_fully_scanned",
-                    reason="the output is too large to scan completely: held for review",
-                    findings=verdict.findings,
-                    redacted=verdict.redacted,
-                    complete=False,
+            if not verdict.complete and any(applies(r, job.topic) for r in policy.output_rules):
+                verdict = _hold(
+                    verdict,
+                    "output_not_fully_scanned",
+                    "the output is too large to scan completely: held for review",
                 )
         contained = self.incidents.check(job.tenant, job.identity_id)
-        if contained is not None and verdict.decision != "quarantine":
+        if contained is not None:
             # A result that arrives after its tenant or identity was contained is held for review.
-            verdict = OutputVerdict(
-                decision="quarantine",
-                rule_id=RULE_ID,
-                reason=f"{contained.kind} `{contained.target}` is contained (incident {contained.id})",
-                findings=verdict.findings,
-                redacted=verdict.redacted,
-                complete=verdict.complete,
-            )
+            why = f"{contained.kind} `{contained.target}` is contained (incident {contained.id})"
+            verdict = _hold(verdict, RULE_ID, why)
         gate: dict[str, Any] = {
             "decision": verdict.decision,
             "rule_id": verdict.rule_id,
@@ -123,7 +111,7 @@ class OutputGate:
             extra={"findings": gate["findings"], "complete": verdict.complete, "worker_status": status},
         )
         self.metrics.output_decisions.labels(verdict.decision).inc()
-        return Judged(event=event, fields=fields, record=record, decision=verdict.decision)
+        return Judged(event=event, fields=fields, record=record)
 
     # quarantine review ---------------------------------------------------------------------
     async def quarantined(self, tenant: str | None, limit: int = 200) -> list[Job]:
@@ -132,7 +120,7 @@ class OutputGate:
 
     async def release(self, who: Identity, tenant: str | None, job_id: str, comment: str) -> Job:
         """Let a held output through: the job ends as the worker reported it."""
-        job = await self.held(tenant, job_id)
+        job = await self._held(who, tenant, job_id)
         worker_status = job.derived.get("output", {}).get("worker_status", states.SUCCEEDED)
         return await self._review(
             who, job, "release" if worker_status == states.SUCCEEDED else "discard", "release", comment, {}
@@ -140,11 +128,12 @@ class OutputGate:
 
     async def discard(self, who: Identity, tenant: str | None, job_id: str, comment: str) -> Job:
         """Withhold a held output for good: the job fails and the output is erased."""
-        job = await self.held(tenant, job_id)
+        job = await self._held(who, tenant, job_id)
         fields = {"result": None, "error": "output discarded by a reviewer"}
         return await self._review(who, job, "discard", "discard", comment, fields)
 
-    async def held(self, tenant: str | None, job_id: str) -> Job:
+    async def _held(self, who: Identity, tenant: str | None, job_id: str) -> Job:
+        """The quarantined job `who` may review (never its own)."""
         job = await self.store.get_job(job_id, tenant)
         if job is None:
             raise NotFound(f"no job `{job_id}`", code="job_not_found")
@@ -154,6 +143,8 @@ class OutputGate:
                 code="invalid_state",
                 details={"status": job.status},
             )
+        if job.identity_id == who.id:
+            raise Forbidden("an identity cannot review the output of its own job", code="self_review")
         return job
 
     async def _review(
@@ -192,5 +183,8 @@ class OutputGate:
         return moved
 
 
-def _applies(topics: tuple[str, ...], topic: str) -> bool:
-    return not topics or any(compile_glob(t).matches(topic) for t in topics)
+def _hold(verdict: OutputVerdict, rule_id: str, reason: str) -> OutputVerdict:
+    """`verdict` turned into a quarantine (kept as it is if it already is one)."""
+    if verdict.decision == "quarantine":
+        return verdict
+    return replace(verdict, decision="quarantine", rule_id=rule_id, reason=reason)

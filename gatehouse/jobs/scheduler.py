@@ -60,9 +60,9 @@ class Scheduler:
         metrics: Metrics,
         settings: Settings,
         approval_key: SigningKey | None = None,
-        incidents: Incidents | None = None,
+        incidents: Incidents,
     ) -> None:
-        self.incidents = incidents or Incidents(store=store, metrics=metrics)
+        self.incidents = incidents
         self.store = store
         self.kernel = kernel
         self.bus = bus
@@ -150,24 +150,21 @@ class Scheduler:
     async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
         """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
         contained = self.incidents.check(job.tenant, job.identity_id)
-        if contained is not None:
+        if contained is not None:  # a kill switch comes before approvals and the policy
             verdict = self.incidents.verdict(contained, self.kernel.snapshot, "dispatch")
-            record = make_record(
-                verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
-            )
-            return await self._apply(job, verdict, record, owner=owner, lease_seconds=lease_seconds)
-        approval = await self.store.latest_approval(job.id)
-        if approval is not None and approval.status == "approved" and self.approval_key is not None:
-            return await self._dispatch_approved(job, approval, owner=owner, lease_seconds=lease_seconds)
-        verdict = await self.kernel.decide(job_context(job), stage="dispatch")
-        if verdict.fail_mode_applied and verdict.result != "allow":
-            # Fail closed at dispatch means "not now", not "never": the job stays queued and is
-            # retried with backoff; it is never handed out undecided.
-            _, delay = self._retry_at.get(job.id, (0.0, 0.125))
-            delay = min(delay * 2, 5.0)
-            self._retry_at[job.id] = (asyncio.get_running_loop().time() + delay, delay)
-            return None
-        self._retry_at.pop(job.id, None)
+        else:
+            approval = await self.store.latest_approval(job.id)
+            if approval is not None and approval.status == "approved" and self.approval_key is not None:
+                return await self._dispatch_approved(job, approval, owner=owner, lease_seconds=lease_seconds)
+            verdict = await self.kernel.decide(job_context(job), stage="dispatch")
+            if verdict.fail_mode_applied and verdict.result != "allow":
+                # Fail closed at dispatch means "not now", not "never": the job stays queued and
+                # is retried with backoff; it is never handed out undecided.
+                _, delay = self._retry_at.get(job.id, (0.0, 0.125))
+                delay = min(delay * 2, 5.0)
+                self._retry_at[job.id] = (asyncio.get_running_loop().time() + delay, delay)
+                return None
+            self._retry_at.pop(job.id, None)
         record = make_record(
             verdict, stage="dispatch", job_id=job.id, tenant=job.tenant, job_hash=job.job_hash
         )

@@ -16,7 +16,7 @@ from gatehouse.output.detectors import (
     luhn_valid,
     ssn_valid,
 )
-from gatehouse.output.gate import DEFAULT_MAX_CHARS, Finding, OutputVerdict, decide, scan
+from gatehouse.output.gate import DEFAULT_MAX_CHARS, Finding, OutputVerdict, applies, decide, scan
 
 __all__ = [
     "ALL_DETECTORS",
@@ -24,6 +24,7 @@ __all__ = [
     "Detector",
     "Finding",
     "OutputVerdict",
+    "applies",
     "decide",
     "get_detector",
     "iban_valid",

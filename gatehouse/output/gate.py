@@ -31,7 +31,7 @@ from typing import Any
 from gatehouse.output.detectors import ALL_DETECTORS, MARKER_PREFIX, Detector, get_detector
 from gatehouse.policy import EvaluationError, OutputRule, compile_glob
 
-__all__ = ["DEFAULT_MAX_CHARS", "Finding", "OutputVerdict", "decide", "scan"]
+__all__ = ["DEFAULT_MAX_CHARS", "Finding", "OutputVerdict", "applies", "decide", "scan"]
 
 DEFAULT_MAX_CHARS = 1_048_576
 
@@ -115,7 +115,7 @@ def decide(
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> OutputVerdict:
     """The output decision for a job on `topic` (module docstring: which rule wins and why)."""
-    applicable = [r for r in rules if _applies(r, topic)]
+    applicable = [r for r in rules if applies(r, topic)]
     for rule in applicable:
         if rule.decision not in _SEVERITY:
             raise EvaluationError(
@@ -331,7 +331,8 @@ def _rebuild(value: Any, replaced: dict[int, str]) -> Any:
 # --- rules -------------------------------------------------------------------------------------
 
 
-def _applies(rule: OutputRule, topic: str) -> bool:
+def applies(rule: OutputRule, topic: str) -> bool:
+    """Whether `rule` judges the outputs of jobs on `topic` (no topics: all of them)."""
     return not rule.topics or any(compile_glob(t).matches(topic) for t in rule.topics)
 
 
