@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from gatehouse.errors import PolicyError
 from gatehouse.policy.engine import EvaluationError, Policy, load
-from gatehouse.policy.glob import compile_glob, is_valid_topic
-from gatehouse.policy.loader import canonical_json
+from gatehouse.policy.glob import compile_glob, compile_target, is_valid_topic
+from gatehouse.policy.loader import canonical_data, canonical_json
 from gatehouse.policy.model import (
     ALLOW,
     DECISIONS,
@@ -21,6 +21,7 @@ from gatehouse.policy.model import (
     Match,
     OutputRule,
     Remediation,
+    Requirement,
     Rule,
     RuleTrace,
     severity,
@@ -40,10 +41,13 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Remediation",
+    "Requirement",
     "Rule",
     "RuleTrace",
+    "canonical_data",
     "canonical_json",
     "compile_glob",
+    "compile_target",
     "is_valid_topic",
     "load",
     "severity",

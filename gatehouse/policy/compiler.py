@@ -11,6 +11,17 @@ that fully matches is exactly the winner that "most restrictive wins, ties to th
 asks for, and evaluation stops there.
 
 The topic part of the lookup depends only on the topic, so it is memoised per policy.
+
+Step rules (rules that name `targets`) and job rules live in two separate indexes: a job context
+(no `target`) is looked up only among job rules, and a step context (one with a `target`) only
+among step rules, whose index files them under their target patterns (a trie over `:`-segments,
+the same structure as for topics). `scan` and `explain`, which walk every rule, see the same
+split as a first check named `targets`: a step rule fails it unless the context's target
+matches, a job rule fails it whenever the context has a target.
+
+Capability patterns may be globs (`db.*`, `*`): exact capabilities are keys of the equality
+groups, and a rule whose capabilities include a glob (and constrains no other grouped field)
+sits in a short fallback list filtered by its capability check.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
 
-from gatehouse.policy.glob import compile_glob
+from gatehouse.policy.glob import TopicGlob, capability_glob, compile_glob, compile_target
 from gatehouse.policy.model import Condition, Decision, Rule, severity
 
 __all__ = ["Check", "CompiledRule", "Index", "compile_rules"]
@@ -39,6 +50,21 @@ def _getter(field_name: str) -> Callable[[Mapping[str, Any]], Any]:
             return labels.get(key, _ABSENT) if labels else _ABSENT
 
         return get_label
+    if field_name.startswith(("params.", "session.")):
+        # A step's nested fields: `params.a.b` walks mappings; anything else on the way is absent.
+        path = tuple(field_name.split("."))
+
+        def get_path(ctx: Mapping[str, Any]) -> Any:
+            v: Any = ctx
+            for part in path:
+                if not isinstance(v, Mapping):
+                    return _ABSENT
+                v = v.get(part, _ABSENT)
+                if v is _ABSENT:
+                    return _ABSENT
+            return v
+
+        return get_path
 
     def get(ctx: Mapping[str, Any]) -> Any:
         return ctx.get(field_name, _ABSENT)
@@ -64,6 +90,9 @@ def compile_condition(cond: Condition) -> Check:
             return lambda ctx: all(p(ctx) for p in parts)
         return lambda ctx: any(p(ctx) for p in parts)
     get = _getter(cond.field)
+    if cond.op == "exists":
+        # Present and not null: how a rule tells an omitted field from any value it may take.
+        return lambda ctx: get(ctx) not in (_ABSENT, None)
     if cond.op == "eq":
         want = cond.value
 
@@ -103,6 +132,41 @@ def _topic_check(patterns: tuple[str, ...]) -> Check:
     def check(ctx: Mapping[str, Any]) -> bool:
         topic = ctx.get("topic")
         return isinstance(topic, str) and any(g.regex.fullmatch(topic) for g in globs)
+
+    return check
+
+
+@cache
+def _target_check(patterns: tuple[str, ...]) -> Check:
+    globs = tuple(compile_target(p) for p in patterns)
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        target = ctx.get("target")
+        return isinstance(target, str) and any(g.regex.fullmatch(target) for g in globs)
+
+    return check
+
+
+def _no_target(ctx: Mapping[str, Any]) -> bool:
+    """A job rule's side of the split: the context is a job, not a tool call."""
+    return ctx.get("target") is None
+
+
+@cache
+def _capability_check(patterns: tuple[str, ...]) -> Check:
+    exact = frozenset(p for p in patterns if capability_glob(p) is None)
+    globs = tuple(rx for p in patterns if (rx := capability_glob(p)) is not None)
+    if not globs:
+        return _one_of("capability", exact)
+
+    def one(v: Any) -> bool:
+        return isinstance(v, str) and (v in exact or any(rx.fullmatch(v) for rx in globs))
+
+    def check(ctx: Mapping[str, Any]) -> bool:
+        v = ctx.get("capability")
+        if isinstance(v, _SEQ):
+            return any(one(item) for item in v)
+        return one(v)
 
     return check
 
@@ -171,7 +235,8 @@ class CompiledRule:
     decision: Decision
     # (field name, check) in evaluation order, for `explain`: the first failing name is reported.
     checks: tuple[tuple[str, Check], ...]
-    # Everything except what the index already guaranteed (the topic, for topic-indexed rules).
+    # Everything except what the index already guaranteed: the topic for a job rule, the target
+    # for a step rule (and which of the two kinds the context is: each kind has its own index).
     hot: Check
 
     def first_failure(self, ctx: Mapping[str, Any]) -> str | None:
@@ -184,12 +249,16 @@ class CompiledRule:
 def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
     m = rule.match
     checks: list[tuple[str, Check]] = []
+    if rule.is_step:
+        checks.append(("targets", _target_check(tuple(m.targets))))
+    else:
+        checks.append(("targets", _no_target))
     if m.topics:
         checks.append(("topics", _topic_check(tuple(m.topics))))
     for key, allowed in m.labels.items():
         checks.append((f"labels.{key}", _label_check(key, frozenset(allowed))))
     if m.capabilities:
-        checks.append(("capabilities", _one_of("capability", frozenset(m.capabilities))))
+        checks.append(("capabilities", _capability_check(tuple(m.capabilities))))
     if m.tenants:
         checks.append(("tenants", _one_of("tenant", frozenset(m.tenants))))
     if m.risk_tags:
@@ -206,7 +275,8 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
         approval_ttl=rule.approval_ttl,
         audit=rule.audit,
     )
-    hot = _all_of([c for name, c in checks if name != "topics"])
+    indexed = "targets" if rule.is_step else "topics"
+    hot = _all_of([c for name, c in checks if name not in (indexed, "targets")])
     return CompiledRule(
         rank=rank, position=position, rule=rule, decision=decision, checks=tuple(checks), hot=hot
     )
@@ -221,9 +291,15 @@ class _Node:
 
 
 class Index:
-    """Candidate lookup over compiled rules (see the module docstring)."""
+    """Candidate lookup over compiled rules (see the module docstring).
 
-    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+    `key` is the context field the trie indexes: `topic` for job rules, `target` for step rules.
+    """
+
+    def __init__(self, rules: Sequence[CompiledRule], *, key: str = "topic") -> None:
+        self.key = key
+        self.sep = ":" if key == "target" else "."
+        self._compile: Callable[[str], TopicGlob] = compile_target if key == "target" else compile_glob
         self.exact: dict[str, list[int]] = {}
         self.root = _Node()
         # Topicless rules, grouped by the equality fields they constrain: one dict lookup per
@@ -231,6 +307,8 @@ class Index:
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], list[int]]] = {}
         self.by_tag: dict[str, list[int]] = {}
         self.by_role: dict[str, list[int]] = {}
+        # Rules filed under nothing but a capability glob: (capability check, rank).
+        self.cap_globs: list[tuple[Check, int]] = []
         self.always: list[int] = []
         for cr in rules:
             self._add(cr)
@@ -238,9 +316,10 @@ class Index:
 
     def _add(self, cr: CompiledRule) -> None:
         m, r = cr.rule.match, cr.rank
-        if m.topics:
-            for pattern in dict.fromkeys(m.topics):
-                g = compile_glob(pattern)
+        patterns = m.targets if self.key == "target" else m.topics
+        if patterns:
+            for pattern in dict.fromkeys(patterns):
+                g = self._compile(pattern)
                 if g.kind == "exact":
                     self.exact.setdefault(pattern, []).append(r)
                     continue
@@ -267,7 +346,8 @@ class Index:
     def _add_grouped(self, cr: CompiledRule) -> None:
         m = cr.rule.match
         fields: list[tuple[str, tuple[str, ...]]] = []
-        if m.capabilities:
+        globbed = any(capability_glob(c) is not None for c in m.capabilities)
+        if m.capabilities and not globbed:
             fields.append(("capability", tuple(m.capabilities)))
         if m.tenants:
             fields.append(("tenant", tuple(m.tenants)))
@@ -281,6 +361,10 @@ class Index:
                 continue
             keys = [(*k, v) for k in keys for v in values]
             used.append(name)
+        if globbed and not used:
+            # A capability glob and nothing else to hash on: filter by the capability itself.
+            self.cap_globs.append((_capability_check(tuple(m.capabilities)), cr.rank))
+            return
         group = self.groups.setdefault(tuple(used), {})
         for key in dict.fromkeys(keys):
             group.setdefault(key, []).append(cr.rank)
@@ -307,7 +391,7 @@ class Index:
             hit = self.exact.get(topic)
             if hit:
                 found.update(hit)
-            segs = topic.split(".")
+            segs = topic.split(self.sep)
             n = len(segs)
             node: _Node | None = self.root
             depth = 0
@@ -328,9 +412,9 @@ class Index:
 
     def candidates(self, ctx: Mapping[str, Any]) -> Sequence[int]:
         """Ranks of the rules that may match `ctx`, most restrictive first."""
-        topic = ctx.get("topic")
+        topic = ctx.get(self.key)
         base = self.topic_candidates(topic if isinstance(topic, str) else None)
-        extra: list[int] = []
+        extra: list[int] = [r for check, r in self.cap_globs if check(ctx)]
         # A list-valued capability, tenant or role matches when any item does (as `_one_of`).
         for fields, by_key in self.groups.items():
             for key in self._group_keys(fields, ctx):
@@ -353,8 +437,11 @@ class Index:
         return sorted(base + tuple(extra))
 
 
-def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[CompiledRule], Index]:
-    """Returns the rules in listed order, the same rules by rank, and the index over ranks."""
+def compile_rules(
+    rules: Sequence[Rule],
+) -> tuple[list[CompiledRule], list[CompiledRule], Index, Index]:
+    """Returns the rules in listed order, the same rules by rank, and the indexes over ranks of
+    the job rules and of the step rules."""
     n = len(rules)
     by_rank = sorted(
         (_compile_rule(rule, severity(rule.decision) * (n + 1) + i, i) for i, rule in enumerate(rules)),
@@ -363,4 +450,6 @@ def compile_rules(rules: Sequence[Rule]) -> tuple[list[CompiledRule], list[Compi
     # Re-number ranks densely so that a rank indexes `by_rank` directly.
     dense = [replace(c, rank=i) for i, c in enumerate(by_rank)]
     listed = sorted(dense, key=lambda c: c.position)
-    return listed, dense, Index(dense)
+    jobs = Index([c for c in dense if not c.rule.is_step], key="topic")
+    steps = Index([c for c in dense if c.rule.is_step], key="target")
+    return listed, dense, jobs, steps

@@ -6,6 +6,12 @@
 
 The context is flat (DESIGN.md section 3): `topic`, `tenant`, `labels` (str -> str),
 `capability`, `risk_tags` (list), `requester_role`, `approved` (bool). Missing keys mean absent.
+
+A context with a `target` (`adapter:<adapter>:<action>`) is a tool call: `decide` judges it by
+the step rules alone (rules that name `targets`), and any other context by the job rules alone,
+so a step rule can never decide a job or the reverse. Before a job is decided, the bundle's
+`require` entries say which fields it must carry: `missing_fields` answers that, and the caller
+refuses the job (422 `missing_field`) before any decision.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gatehouse.errors import GatehouseError
+from gatehouse.ingress import Classifier
 from gatehouse.policy.compiler import compile_rules
 from gatehouse.policy.glob import compile_glob
 from gatehouse.policy.loader import Bundle, parse_bundle
@@ -23,6 +30,7 @@ from gatehouse.policy.model import (
     Explanation,
     FailModeOverride,
     OutputRule,
+    Requirement,
     Rule,
     RuleTrace,
 )
@@ -70,6 +78,9 @@ def _check_context(ctx: Any) -> None:
         v = get(name)
         if v is not None and type(v) is not str and _bad_value(v):
             raise EvaluationError(f"`{name}` must be a string or a list of strings")
+    target = get("target")
+    if target is not None and type(target) is not str:
+        raise EvaluationError("`target` must be a string")
     tags = get("risk_tags")
     if tags is not None and not isinstance(tags, _SEQUENCES):
         raise EvaluationError("`risk_tags` must be a list of strings")
@@ -104,7 +115,11 @@ class Policy:
         self.rules: tuple[Rule, ...] = bundle.rules
         self.output_rules: tuple[OutputRule, ...] = bundle.output_rules
         self.classifiers: tuple[Mapping[str, Any], ...] = bundle.classifiers
-        self._listed, self._by_rank, self._index = compile_rules(bundle.rules)
+        # The ingress classifier this bundle runs: the default table plus `classifiers`,
+        # compiled (and so validated) when the bundle loaded.
+        self.classifier: Classifier = bundle.classifier
+        self.require: tuple[Requirement, ...] = bundle.require
+        self._listed, self._by_rank, self._index, self._step_index = compile_rules(bundle.rules)
         self._default = Decision(
             decision=bundle.default_decision,
             rule_id="default",
@@ -119,8 +134,9 @@ class Policy:
         """The decision for `ctx`: the most restrictive matching rule, ties to the first listed."""
         _check_context(ctx)
         by_rank = self._by_rank
+        index = self._index if ctx.get("target") is None else self._step_index
         try:
-            for rank in self._index.candidates(ctx):
+            for rank in index.candidates(ctx):
                 cr = by_rank[rank]
                 if cr.hot(ctx):
                     return cr.decision
@@ -177,6 +193,22 @@ class Policy:
             snapshot=self.snapshot,
         )
 
+    def missing_fields(self, topic: str, job: Mapping[str, Any]) -> list[str]:
+        """The fields `require` asks of a job on `topic` that `job` does not carry, in order.
+
+        `job` is a job body after ingress (`prompt`, `labels`, `meta`). A field counts as
+        carried when it is present, not null and not an empty string or list: a requirement
+        that an empty value met would be as easy to dodge as one that is absent.
+        """
+        out: list[str] = []
+        for req in self.require:
+            if not any(compile_glob(p).matches(topic) for p in req.topics):
+                continue
+            for name in req.fields:
+                if name not in out and _blank(_job_field(job, name)):
+                    out.append(name)
+        return out
+
     def fail_mode_for(self, topic: str | None) -> str:
         """`closed` or `open` for `topic`: the first matching override, else the bundle's mode."""
         if topic:
@@ -198,8 +230,23 @@ class Policy:
         return next((r for r in rule.remediations if r.id == remediation_id), None)
 
 
+def _job_field(job: Mapping[str, Any], name: str) -> Any:
+    root, _, key = name.partition(".")
+    value = job.get(root)
+    if not key:
+        return value
+    return value.get(key) if isinstance(value, Mapping) else None
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | tuple | dict) and not value)
+
+
 def _condition_fields(cond: Condition, out: set[str]) -> None:
-    if cond.field:
+    if cond.field.startswith(("params.", "session.")):
+        # The cache keys on top-level fields; a nested path is read through its root.
+        out.add(cond.field.split(".")[0])
+    elif cond.field:
         out.add(cond.field)
     for child in cond.children:
         _condition_fields(child, out)
@@ -211,6 +258,8 @@ def _fields_read(bundle: Bundle) -> frozenset[str]:
     rules: Sequence[Rule] = bundle.rules
     for rule in rules:
         m = rule.match
+        if m.targets:
+            out.add("target")
         if m.topics:
             out.add("topic")
         out.update(f"labels.{k}" for k in m.labels)
@@ -224,4 +273,7 @@ def _fields_read(bundle: Bundle) -> frozenset[str]:
             out.add("requester_role")
         for cond in rule.conditions:
             _condition_fields(cond, out)
+    if any(r.is_step for r in rules):
+        # Whether a context is a job or a step decides which rules apply at all.
+        out.add("target")
     return frozenset(out)

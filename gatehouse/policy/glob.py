@@ -7,6 +7,16 @@ dots. Everything else is literal.
 Patterns are classified once so the compiler can index them: an *exact* pattern goes into a
 hash map, and a wildcard pattern hangs in a segment trie under its literal prefix, tagged with
 the shape of its tail (`prefix.*`, `prefix.**` or anything else, which falls back to a regex).
+
+Step targets (`adapter:<adapter>:<action>`, DESIGN.md section 9) are globbed the same way with
+`:` as the separator: `*` matches any run of characters inside one `:`-segment and `**` any run
+at all. A dot is an ordinary character in a target (MCP tool names may hold dots), so
+`adapter:github:*` matches `adapter:github:repos.list`. A target pattern without `**` has exactly
+three segments and its first one matches `adapter`: `github:list_*` (the identity scope form)
+is an error rather than a rule that silently never fires.
+
+Capability globs use the topic rules, except that a lone `*` (or `**`) means any capability at
+all, as it does in an identity's `capabilities`.
 """
 
 from __future__ import annotations
@@ -16,11 +26,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["GlobError", "TopicGlob", "compile_glob", "is_valid_topic"]
+__all__ = [
+    "GlobError",
+    "TopicGlob",
+    "capability_glob",
+    "compile_glob",
+    "compile_target",
+    "is_valid_topic",
+]
 
 # A glob segment: literal characters from the topic alphabet mixed with `*`.
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-*]+$")
 _TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+# A target segment may also hold dots (the separator is `:`).
+_TARGET_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-*]+$")
 
 Kind = Literal["exact", "star", "dstar", "regex"]
 
@@ -47,7 +66,8 @@ def is_valid_topic(topic: str) -> bool:
     return bool(topic) and all(_TOPIC_SEGMENT.fullmatch(s) for s in topic.split("."))
 
 
-def _to_regex(pattern: str) -> re.Pattern[str]:
+def _to_regex(pattern: str, sep: str = ".") -> re.Pattern[str]:
+    one_segment = f"[^{re.escape(sep)}]*"
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -55,7 +75,7 @@ def _to_regex(pattern: str) -> re.Pattern[str]:
             out.append(".*")
             i += 2
         elif pattern[i] == "*":
-            out.append("[^.]*")
+            out.append(one_segment)
             i += 1
         else:
             out.append(re.escape(pattern[i]))
@@ -80,6 +100,10 @@ def compile_glob(pattern: str) -> TopicGlob:
                 f"bad glob `{pattern}`: segment `{seg}` may hold only letters, digits, "
                 "`_`, `-` and the wildcards `*` and `**`"
             )
+    return _classify(pattern, segments, ".")
+
+
+def _classify(pattern: str, segments: list[str], sep: str) -> TopicGlob:
     prefix: list[str] = []
     for seg in segments:
         if "*" in seg:
@@ -95,4 +119,38 @@ def compile_glob(pattern: str) -> TopicGlob:
         kind = "dstar"
     else:
         kind = "regex"
-    return TopicGlob(pattern=pattern, kind=kind, prefix=tuple(prefix), regex=_to_regex(pattern))
+    return TopicGlob(pattern=pattern, kind=kind, prefix=tuple(prefix), regex=_to_regex(pattern, sep))
+
+
+@lru_cache(maxsize=65536)
+def compile_target(pattern: str) -> TopicGlob:
+    """Validate and classify a step target pattern (segments split on `:`)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise GlobError("target pattern must be a non-empty string")
+    if "***" in pattern:
+        raise GlobError(f"bad target `{pattern}`: `***` is not a wildcard (use `*` or `**`)")
+    segments = pattern.split(":")
+    for seg in segments:
+        if not seg:
+            raise GlobError(f"bad target `{pattern}`: empty segment")
+        if not _TARGET_SEGMENT.fullmatch(seg):
+            raise GlobError(
+                f"bad target `{pattern}`: segment `{seg}` may hold only letters, digits, "
+                "`_`, `-`, `.` and the wildcards `*` and `**`"
+            )
+    if "**" not in pattern and (len(segments) != 3 or not _to_regex(segments[0], ":").fullmatch("adapter")):
+        raise GlobError(f"bad target `{pattern}`: expected `adapter:<adapter>:<action>`")
+    return _classify(pattern, segments, ":")
+
+
+@lru_cache(maxsize=4096)
+def capability_glob(pattern: str) -> re.Pattern[str] | None:
+    """The regex of a capability pattern with a wildcard, or None for an exact capability.
+
+    Raises `GlobError` for a malformed glob. A lone `*` or `**` matches any capability.
+    """
+    if "*" not in pattern:
+        return None
+    if pattern in ("*", "**"):
+        return re.compile(".*", re.DOTALL)
+    return compile_glob(pattern).regex

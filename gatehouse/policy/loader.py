@@ -3,6 +3,16 @@
 Validation walks the YAML *node* tree rather than plain Python values, so every error can name
 the line it comes from. Nothing is built until the whole document validates: a broken bundle
 never half-loads. JSON is read by the same path (JSON is YAML for our purposes).
+
+Every check the server's install runs lives here, so `gatehouse policy check` and
+`PUT /api/v1/policy` judge a bundle alike: that includes compiling the bundle's `classifiers`
+into the ingress classifier (a regex that does not compile is a load error with its line).
+
+Two spellings of a rule load to the same `Rule`: the canonical one (`decision`, `match`,
+`conditions`) and the seeds' `{id, target, condition, action, audit}` form, in which `target`
+(a string or a list) is `match.targets`, `condition` (one condition or a list) is `conditions`
+and `action` is `decision`. `canonical_data` writes a loaded bundle back in the canonical form.
+A document without `version` is version 1.
 """
 
 from __future__ import annotations
@@ -14,9 +24,10 @@ from typing import Any, NoReturn
 
 import yaml
 
-from gatehouse.errors import PolicyError
+from gatehouse.errors import BadRequest, PolicyError
+from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, Pattern
 from gatehouse.policy._durations import parse_duration
-from gatehouse.policy.glob import GlobError, compile_glob, is_valid_topic
+from gatehouse.policy.glob import GlobError, capability_glob, compile_glob, compile_target, is_valid_topic
 from gatehouse.policy.model import (
     CONTEXT_FIELDS,
     DECISIONS,
@@ -24,15 +35,17 @@ from gatehouse.policy.model import (
     FAIL_MODES,
     OUTPUT_DECISIONS,
     REQUIRE_APPROVAL,
+    STEP_FIELDS,
     Condition,
     FailModeOverride,
     Match,
     OutputRule,
     Remediation,
+    Requirement,
     Rule,
 )
 
-__all__ = ["Bundle", "canonical_json", "parse_bundle"]
+__all__ = ["Bundle", "canonical_data", "canonical_json", "parse_bundle"]
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -48,6 +61,7 @@ _TOP_KEYS = (
     "rules",
     "output_rules",
     "classifiers",
+    "require",
 )
 _RULE_KEYS = (
     "id",
@@ -59,14 +73,22 @@ _RULE_KEYS = (
     "remediations",
     "approval_ttl",
     "audit",
+    # The seeds' spelling: `action` is `decision`, `target` is `match.targets`, `condition` is
+    # `conditions` (see the module docstring).
+    "action",
+    "target",
+    "condition",
 )
-_MATCH_KEYS = ("topics", "labels", "capabilities", "tenants", "risk_tags", "requester_roles")
+_MATCH_KEYS = ("topics", "targets", "labels", "capabilities", "tenants", "risk_tags", "requester_roles")
 _REMEDIATION_KEYS = ("id", "description", "set", "set_labels")
 _REMEDIATION_SET_KEYS = ("topic", "capability", "risk_tags", "prompt")
 _OUTPUT_KEYS = ("id", "detectors", "decision", "reason", "topics")
 _OVERRIDE_KEYS = ("topics", "fail_mode")
-_LEAF_OPS = ("eq", "in", "not_in")
+_REQUIRE_KEYS = ("topics", "fields")
+_LEAF_OPS = ("eq", "in", "not_in", "exists")
 _TREE_OPS = ("not", "all", "any")
+# Fields of a job body a `require` entry may name: the prompt, a meta key, or a label.
+_REQUIRE_META = ("capability", "risk_tags", "source", "trace_id", "session_id", "description")
 
 _scalar_constructor = yaml.constructor.SafeConstructor()
 
@@ -76,6 +98,7 @@ class Bundle:
 
     __slots__ = (
         "canonical",
+        "classifier",
         "classifiers",
         "default_decision",
         "description",
@@ -83,6 +106,7 @@ class Bundle:
         "fail_mode_overrides",
         "name",
         "output_rules",
+        "require",
         "rules",
         "snapshot",
         "version",
@@ -90,6 +114,7 @@ class Bundle:
 
     # Declared for the type checker; `__init__` sets them all.
     canonical: str
+    classifier: Classifier
     classifiers: tuple[Any, ...]
     default_decision: str
     description: str
@@ -97,6 +122,7 @@ class Bundle:
     fail_mode_overrides: tuple[FailModeOverride, ...]
     name: str
     output_rules: tuple[OutputRule, ...]
+    require: tuple[Requirement, ...]
     rules: tuple[Rule, ...]
     snapshot: str
     version: int
@@ -114,10 +140,12 @@ def canonical_json(data: Any) -> str:
 class _Ctx:
     """Where we are in the document, for error messages."""
 
-    __slots__ = ("rule_id",)
+    __slots__ = ("rule_id", "step")
 
     def __init__(self) -> None:
         self.rule_id: str | None = None
+        # True while reading a step rule: its conditions may name the step's fields too.
+        self.step = False
 
     def fail(self, node: Any, message: str) -> NoReturn:
         line = node.start_mark.line + 1 if node is not None else None
@@ -213,16 +241,29 @@ def _list_nodes(cx: _Ctx, node: Any, what: str) -> list[Any]:
     return list(node.value)
 
 
-def _condition_field(cx: _Ctx, node: Any, name: str) -> str:
+_PATH = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+
+
+def _condition_field(cx: _Ctx, node: Any, name: Any) -> str:
+    if not isinstance(name, str):
+        cx.fail(node, f"a condition field must be a string, got `{name}`")
     if name in CONTEXT_FIELDS and name != "labels":
         return name
     if name.startswith("labels.") and _LABEL_KEY.fullmatch(name[7:]):
         return name
+    if cx.step:
+        # A step rule reads the tool call too (DESIGN.md section 9).
+        if name in STEP_FIELDS:
+            return name
+        for root in ("params.", "session."):
+            if name.startswith(root) and _PATH.fullmatch(name[len(root) :]):
+                return name
+    step_fields = f", {', '.join(STEP_FIELDS)}, params.<path>, session.<name>" if cx.step else ""
     cx.fail(
         node,
         f"unknown condition operator or field `{name}` (operators: "
         f"{', '.join(_LEAF_OPS + _TREE_OPS)}; fields: "
-        f"{', '.join(f for f in CONTEXT_FIELDS if f != 'labels')}, labels.<key>)",
+        f"{', '.join(f for f in CONTEXT_FIELDS if f != 'labels')}, labels.<key>{step_fields})",
     )
 
 
@@ -245,6 +286,14 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
             parts.append(Condition("eq", field, _cond_value(cx, vnode, f"condition `{name}`")))
         return parts[0] if len(parts) == 1 else Condition("all", children=tuple(parts))
     op, vnode = next(iter(body.items()))
+    if op == "exists":
+        # `{exists: capability}` or `{exists: [capability, labels.env]}` (every one present).
+        names = _str_list(cx, vnode, "`exists`")
+        parts = [
+            Condition("exists", _condition_field(cx, _item_node(vnode, i), name))
+            for i, name in enumerate(names)
+        ]
+        return parts[0] if len(parts) == 1 else Condition("all", children=tuple(parts))
     if op == "not":
         return Condition("not", children=(_condition(cx, vnode),))
     if op in ("all", "any"):
@@ -279,14 +328,42 @@ def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _match(cx: _Ctx, node: Any) -> Match:
-    body = _mapping(cx, node, "`match`", _MATCH_KEYS)
+def _targets(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
+    items = _str_list(cx, node, what)
+    for i, item in enumerate(items):
+        try:
+            compile_target(item)
+        except GlobError as exc:
+            cx.fail(_item_node(node, i), str(exc))
+    return tuple(items)
+
+
+def _capabilities(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
+    items = _str_list(cx, node, what)
+    for i, item in enumerate(items):
+        try:
+            capability_glob(item)
+        except GlobError as exc:
+            cx.fail(_item_node(node, i), str(exc).replace("topic pattern", "capability pattern"))
+    return tuple(items)
+
+
+def _match(cx: _Ctx, node: Any, target: Any = None) -> Match:
+    body = _mapping(cx, node, "`match`", _MATCH_KEYS) if node is not None else {}
+    if target is not None:
+        if "targets" in body:
+            cx.fail(target, "give `target` or `match.targets`, not both")
+        body["targets"] = target
     kw: dict[str, Any] = {}
     for key, vnode in body.items():
         if key == "topics":
             kw[key] = _topics(cx, vnode, "`match.topics`")
+        elif key == "targets":
+            kw[key] = _targets(cx, vnode, "`target`" if vnode is target else "`match.targets`")
         elif key == "labels":
             kw[key] = _labels(cx, vnode, "`match.labels`")
+        elif key == "capabilities":
+            kw[key] = _capabilities(cx, vnode, "`match.capabilities`")
         else:
             kw[key] = tuple(_str_list(cx, vnode, f"`match.{key}`"))
     return Match(**kw)
@@ -331,9 +408,20 @@ def _rule(cx: _Ctx, node: Any, seen: set[str]) -> Rule:
         cx.fail(node, "each rule must be a mapping")
     _peek_id(cx, node)
     body = _mapping(cx, node, "a rule", _RULE_KEYS)
-    for required in ("id", "decision"):
-        if required not in body:
-            cx.fail(node, f"a rule needs `{required}`")
+    for alias, canonical in (("action", "decision"), ("condition", "conditions")):
+        if alias in body and canonical in body:
+            cx.fail(body[alias], f"give `{alias}` or `{canonical}`, not both")
+    if "action" in body:
+        body["decision"] = body.pop("action")
+    if "condition" in body:
+        cond = body.pop("condition")
+        if not isinstance(cond, yaml.SequenceNode):  # one condition is a list of one
+            cond = yaml.SequenceNode("tag:yaml.org,2002:seq", [cond], cond.start_mark, cond.end_mark)
+        body["conditions"] = cond
+    if "id" not in body:
+        cx.fail(node, "a rule needs `id`")
+    if "decision" not in body:
+        cx.fail(node, "a rule needs `decision` (or `action`)")
     rid = _str(cx, body["id"], "rule `id`")
     if not _ID.fullmatch(rid):
         cx.fail(body["id"], f"bad rule id `{rid}` (use [a-z0-9][a-z0-9._-]*)")
@@ -342,10 +430,15 @@ def _rule(cx: _Ctx, node: Any, seen: set[str]) -> Rule:
     seen.add(rid)
     decision = _choice(cx, body["decision"], "decision", DECISIONS)
     reason = _str(cx, body["reason"], "`reason`") if "reason" in body else f"matched rule `{rid}`"
-    match = _match(cx, body["match"]) if "match" in body else Match()
+    if "match" in body or "target" in body:
+        match = _match(cx, body.get("match"), body.get("target"))
+    else:
+        match = Match()
+    cx.step = bool(match.targets)
     conditions: tuple[Condition, ...] = ()
     if "conditions" in body:
         conditions = tuple(_condition(cx, c) for c in _list_nodes(cx, body["conditions"], "`conditions`"))
+    cx.step = False
     remediations: tuple[Remediation, ...] = ()
     if "remediations" in body:
         items = _list_nodes(cx, body["remediations"], "`remediations`")
@@ -415,6 +508,48 @@ def _output_rule(cx: _Ctx, node: Any, seen: set[str]) -> OutputRule:
     )
 
 
+def _requirements(cx: _Ctx, node: Any) -> tuple[Requirement, ...]:
+    """`require: [{topics: [...], fields: [meta.capability, labels.env]}]`."""
+    out: list[Requirement] = []
+    for item in _list_nodes(cx, node, "`require`"):
+        body = _mapping(cx, item, "a `require` entry", _REQUIRE_KEYS)
+        if "topics" not in body or "fields" not in body:
+            cx.fail(item, "a `require` entry needs `topics` and `fields`")
+        topics = _topics(cx, body["topics"], "`require.topics`")
+        fields = _str_list(cx, body["fields"], "`require.fields`")
+        for i, name in enumerate(fields):
+            ok = name == "prompt" or (name.startswith("meta.") and name[5:] in _REQUIRE_META)
+            ok = ok or (name.startswith("labels.") and bool(_LABEL_KEY.fullmatch(name[7:])))
+            if not ok:
+                cx.fail(
+                    _item_node(body["fields"], i),
+                    f"unknown required field `{name}` (expected prompt, labels.<key> or "
+                    f"meta.<key> with key one of {', '.join(_REQUIRE_META)})",
+                )
+        line = item.start_mark.line + 1
+        out.append(Requirement(topics=topics, fields=tuple(dict.fromkeys(fields)), line=line))
+    return tuple(out)
+
+
+def _classifiers(cx: _Ctx, node: Any) -> tuple[tuple[Any, ...], Classifier]:
+    """The bundle's classifier patterns, compiled into the ingress classifier here (not only at
+    install), so that a bad regex is an error of the bundle wherever it is loaded."""
+    items = _list_nodes(cx, node, "`classifiers`")
+    plain = [_plain(c) for c in items]
+    for c, cnode in zip(plain, items, strict=True):
+        if not isinstance(c, dict):
+            cx.fail(cnode, "each classifier pattern must be a mapping")
+        try:
+            Pattern.from_mapping(c)
+        except BadRequest as exc:
+            cx.fail(cnode, f"bad classifier pattern: {exc.message}")
+    try:
+        classifier = DEFAULT_CLASSIFIER.extend(plain)
+    except BadRequest as exc:  # a duplicate name (each pattern alone was fine)
+        cx.fail(node, f"bad classifier pattern: {exc.message}")
+    return tuple(plain), classifier
+
+
 def _parse_root(text: str) -> Any:
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -439,11 +574,10 @@ def parse_bundle(text: str | bytes) -> Bundle:
     root = _parse_root(text)
     cx = _Ctx()
     body = _mapping(cx, root, "the policy", _TOP_KEYS)
-    if "version" not in body:
-        cx.fail(root, "the policy needs `version: 1`")
-    version = _scalar(cx, body["version"], "`version`")
-    if version != 1 or isinstance(version, bool | float):
-        cx.fail(body["version"], f"unsupported policy version `{version}` (expected 1)")
+    if "version" in body:  # the seeds' snippets omit it: absent means 1
+        version = _scalar(cx, body["version"], "`version`")
+        if version != 1 or isinstance(version, bool | float):
+            cx.fail(body["version"], f"unsupported policy version `{version}` (expected 1)")
     name = _str(cx, body["name"], "`name`", allow_numbers=True) if "name" in body else "unnamed"
     default = "deny"
     if "default_decision" in body:
@@ -471,13 +605,11 @@ def parse_bundle(text: str | bytes) -> Bundle:
         items = _list_nodes(cx, body["output_rules"], "`output_rules`")
         output_rules = [_output_rule(cx, r, seen) for r in items]
     cx.rule_id = None
-    classifiers: list[Any] = []
+    require = _requirements(cx, body["require"]) if "require" in body else ()
+    classifiers: tuple[Any, ...] = ()
+    classifier = DEFAULT_CLASSIFIER
     if "classifiers" in body:
-        # Validated by `gatehouse.ingress` when the service builds its classifier; here only shape.
-        classifiers = [_plain(c) for c in _list_nodes(cx, body["classifiers"], "`classifiers`")]
-        for c, cnode in zip(classifiers, body["classifiers"].value, strict=True):
-            if not isinstance(c, dict):
-                cx.fail(cnode, "each classifier pattern must be a mapping")
+        classifiers, classifier = _classifiers(cx, body["classifiers"])
     description = _str(cx, body["description"], "`description`") if "description" in body else ""
     canonical = canonical_json(_plain(root))
     return Bundle(
@@ -489,7 +621,80 @@ def parse_bundle(text: str | bytes) -> Bundle:
         fail_mode_overrides=tuple(overrides),
         rules=tuple(rules),
         output_rules=tuple(output_rules),
-        classifiers=tuple(classifiers),
+        require=require,
+        classifiers=classifiers,
+        classifier=classifier,
         canonical=canonical,
         snapshot=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
     )
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _match_data(m: Match) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in _MATCH_KEYS:
+        value = getattr(m, key)
+        if value:
+            out[key] = {k: list(v) for k, v in value.items()} if key == "labels" else list(value)
+    return out
+
+
+def _rule_data(rule: Rule) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rule.id}
+    if rule.description:
+        out["description"] = rule.description
+    out["decision"] = rule.decision
+    out["reason"] = rule.reason
+    match = _match_data(rule.match)
+    if match:
+        out["match"] = match
+    if rule.conditions:
+        out["conditions"] = [c.to_data() for c in rule.conditions]
+    if rule.remediations:
+        out["remediations"] = [
+            {k: v for k, v in r.to_dict().items() if v or k == "id"} for r in rule.remediations
+        ]
+    if rule.approval_ttl is not None:
+        out["approval_ttl"] = _duration(rule.approval_ttl)
+    out["audit"] = rule.audit
+    return out
+
+
+def canonical_data(bundle: Bundle) -> dict[str, Any]:
+    """The bundle in the canonical spelling (what `gatehouse policy check --canonical` prints).
+
+    Loading it again gives the same rules, whichever spelling the bundle was written in; defaults
+    are written out so that a reader sees what applies.
+    """
+    out: dict[str, Any] = {"version": bundle.version, "name": bundle.name}
+    if bundle.description:
+        out["description"] = bundle.description
+    out["default_decision"] = bundle.default_decision
+    out["fail_mode"] = bundle.fail_mode
+    if bundle.fail_mode_overrides:
+        out["fail_mode_overrides"] = [
+            {"topics": list(o.topics), "fail_mode": o.fail_mode} for o in bundle.fail_mode_overrides
+        ]
+    if bundle.require:
+        out["require"] = [{"topics": list(r.topics), "fields": list(r.fields)} for r in bundle.require]
+    out["rules"] = [_rule_data(r) for r in bundle.rules]
+    if bundle.output_rules:
+        out["output_rules"] = [
+            {
+                "id": o.id,
+                "detectors": list(o.detectors),
+                "decision": o.decision,
+                **({"reason": o.reason} if o.reason else {}),
+                **({"topics": list(o.topics)} if o.topics else {}),
+            }
+            for o in bundle.output_rules
+        ]
+    if bundle.classifiers:
+        out["classifiers"] = [dict(c) for c in bundle.classifiers]
+    return out

@@ -18,6 +18,7 @@ __all__ = [
     "DETECTORS",
     "OUTPUT_DECISIONS",
     "REQUIRE_APPROVAL",
+    "STEP_FIELDS",
     "Condition",
     "Decision",
     "Explanation",
@@ -25,6 +26,7 @@ __all__ = [
     "Match",
     "OutputRule",
     "Remediation",
+    "Requirement",
     "Rule",
     "RuleTrace",
     "severity",
@@ -51,6 +53,10 @@ CONTEXT_FIELDS = (
     "requester_role",
     "approved",
 )
+
+# Fields only a step (a proposed tool call, DESIGN.md section 9) carries, besides the job fields
+# above. `params.<path>` and `session.<name>` address into the step's params and its session.
+STEP_FIELDS = ("target", "adapter", "action", "effect", "detected")
 
 # Output detectors a bundle may name; `gatehouse.output` implements them.
 DETECTORS = (
@@ -82,8 +88,8 @@ def severity(decision: str) -> int:
 class Condition:
     """One node of a condition tree.
 
-    `op` is `eq`, `in`, `not_in` (with `field` and `value`), or `not`, `all`, `any` (with
-    `children`).
+    `op` is `eq`, `in`, `not_in` (with `field` and `value`), `exists` (with `field` only: the
+    field is present and not null), or `not`, `all`, `any` (with `children`).
     """
 
     op: str
@@ -96,15 +102,22 @@ class Condition:
             return {"not": self.children[0].to_data()}
         if self.op in ("all", "any"):
             return {self.op: [c.to_data() for c in self.children]}
+        if self.op == "exists":
+            return {"exists": self.field}
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return {self.op: {self.field: value}}
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Every field given must match; an empty tuple/mapping means "any"."""
+    """Every field given must match; an empty tuple/mapping means "any".
+
+    A rule whose match names `targets` (globs over `adapter:<adapter>:<action>`) is a *step*
+    rule: it is evaluated only for tool calls, and a rule without targets only for jobs.
+    """
 
     topics: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
     labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
@@ -139,6 +152,20 @@ class Rule:
     approval_ttl: int | None = None  # seconds
     audit: bool = True
     description: str = ""
+    line: int | None = None
+
+    @property
+    def is_step(self) -> bool:
+        """A step rule (it names targets) decides tool calls; any other rule decides jobs."""
+        return bool(self.match.targets)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Fields a job on one of `topics` must carry (`meta.capability`, `labels.env`, `prompt`)."""
+
+    topics: tuple[str, ...]
+    fields: tuple[str, ...]
     line: int | None = None
 
 

@@ -599,13 +599,6 @@ CASES = [
         "the policy must be a mapping",
     ),
     (
-        "version missing",
-        "name: t\nrules: []\n",
-        "name: t",
-        None,
-        "the policy needs `version: 1`",
-    ),
-    (
         "version 2",
         "name: t\nversion: 2\n",
         "version: 2",
