@@ -17,7 +17,17 @@ from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
-from gatehouse.api.routes import approvals, audit, identities, incidents, jobs, policy, quarantine, worker
+from gatehouse.api.routes import (
+    approvals,
+    audit,
+    decisions,
+    identities,
+    incidents,
+    jobs,
+    policy,
+    quarantine,
+    worker,
+)
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.server import ControlPlane
@@ -53,7 +63,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.router.routes.append(
         Route("/api/v1/jobs", jobs.submit_job, methods=["POST"], include_in_schema=False)
     )
-    for module in (jobs, policy, identities, worker, audit, approvals, quarantine, incidents):
+    for module in (jobs, policy, identities, worker, audit, approvals, quarantine, incidents, decisions):
         app.include_router(module.router)
     app.include_router(ui.router)
 

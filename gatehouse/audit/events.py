@@ -9,6 +9,7 @@ Raw prompts and outputs never enter the log: only their sha256 and a redacted pr
 from __future__ import annotations
 
 import hashlib
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 from gatehouse.audit.chain import redact_preview
 from gatehouse.errors import BadRequest
 from gatehouse.jobs.model import DecisionRecord, Job
+from gatehouse.policy._durations import parse_duration
 
 __all__ = [
     "AuditEvent",
@@ -34,17 +36,24 @@ current_request_id: ContextVar[str | None] = ContextVar("gatehouse_request_id", 
 SYSTEM = "system"
 
 
-def parse_since(since: str | None) -> tuple[int, float | None]:
-    """`since` is a sequence number or an RFC 3339 time: (seq, None) or (0, timestamp)."""
+def parse_since(since: str | None, *, now: float | None = None) -> tuple[int, float | None]:
+    """`since` is a sequence number, an RFC 3339 time or a time ago (`90s`, `15m`, `1h`, `2d`):
+    (seq, None) or (0, timestamp)."""
     if not since:
         return 0, None
     if since.isdigit():
         return int(since), None
+    if since[-1:] in ("s", "m", "h", "d", "w") and since[:-1].isdigit():
+        try:
+            return 0, (time.time() if now is None else now) - parse_duration(since)
+        except ValueError:
+            pass  # `0h`: reported below with the accepted forms
     try:
         return 0, datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise BadRequest(
-            f"`since` must be a sequence number or an RFC 3339 time, not `{since}`", code="invalid_since"
+            f"`since` must be a sequence number, an RFC 3339 time or a time ago such as `1h`, not `{since}`",
+            code="invalid_since",
         ) from None
 
 
@@ -88,8 +97,15 @@ def job_submitted_event(job: Job) -> AuditEvent:
 
 
 def decision_event(record: DecisionRecord) -> list[AuditEvent]:
-    # The whole public record (schemas/decision-record.schema.json): it holds no prompt text.
+    # The whole public record (schemas/decision-record.schema.json), except the prompt of the
+    # request a denied submit kept: the log gets its sha256 and a redacted preview, as for jobs.
     data = record.to_public()
+    if record.request is not None:
+        request = dict(record.request)
+        prompt = str(request.pop("prompt", ""))
+        request["prompt_sha256"] = _sha(prompt)
+        request["prompt_preview"] = redact_preview(prompt)
+        data["request"] = request
     events = [AuditEvent(stream_for(record.tenant), "decision", data)]
     if record.fail_mode_applied and record.result == "allow":
         events.append(AuditEvent(stream_for(record.tenant), "fail_open", data))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from gatehouse.client import ApiError, Client
 from gatehouse.commands._http import emit
@@ -21,7 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _server_options(fn: F) -> F:
     # Not `client_options`: here `--tenant` names the tenant to contain, not the acting one.
-    fn = click.option("--key", envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"], required=True)(fn)
+    fn = click.option(
+        "--key",
+        envvar=["GATEHOUSE_API_KEY", "GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"],
+        required=True,
+        help="an admin API key (else $GATEHOUSE_API_KEY)",
+    )(fn)
     url = click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
     return url(fn)
 
@@ -36,24 +42,55 @@ def incident() -> None:
 @click.option("--identity", "identity_id", help="contain this identity id: every request refused")
 @click.option("--adapter", help="contain a tool adapter (needs the broker)")
 @click.option("--reason", required=True, help="why; shown in every refusal and the audit log")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="contain a tenant or identity the server does not know (yet); without it, a typo is refused",
+)
 @_server_options
 def contain(
-    url: str, key: str, tenant: str | None, identity_id: str | None, adapter: str | None, reason: str
+    url: str,
+    key: str,
+    tenant: str | None,
+    identity_id: str | None,
+    adapter: str | None,
+    reason: str,
+    force: bool,
 ) -> None:
+    """Contain one tenant, identity or adapter at once (admin).
+
+    A contained tenant gets no job past the submit or dispatch gate, and results of its running
+    jobs are quarantined; a contained identity is refused on every route. Prints the containment,
+    whose id `gatehouse incident lift` takes.
+
+    \b
+      gatehouse incident contain --tenant acme --reason "agent loop deleting tickets"
+      gatehouse incident contain --identity idn_... --reason "key leaked in a log"
+    """
     targets = {k: v for k, v in (("tenant", tenant), ("identity", identity_id), ("adapter", adapter)) if v}
     if len(targets) != 1:
         raise click.UsageError("give exactly one of --tenant, --identity or --adapter")
-    _run(lambda c: emit(c.contain(reason=reason, **targets)), url, key)
+    body: dict[str, Any] = {**targets, "reason": reason}
+    if force:
+        body["force"] = True
+    _run(lambda c: emit(c.request("POST", "/api/v1/incidents/contain", json=body)), url, key)
 
 
 @incident.command("list")
 @click.option("--all", "show_all", is_flag=True, help="include lifted containments")
 @_server_options
 def list_(url: str, key: str, show_all: bool) -> None:
+    """List the containments in force (with --all, lifted ones too)."""
+
     def show(c: Client) -> None:
-        for i in c.incidents(active=not show_all):
+        found = c.incidents(active=not show_all)
+        if not found:
+            click.echo("no containments" if show_all else "no containments in force")
+            return
+        click.echo(f"{'ID':<35}  {'KIND':<8} {'TARGET':<24} {'STATE':<10} REASON")
+        for i in found:
             state = "active" if i["active"] else f"lifted {i['lifted_at']}"
-            click.echo(f"{i['id']}  {i['kind']:<8} {i['target']:<24} {state:<10} {i['reason']}")
+            click.echo(f"{i['id']:<35}  {i['kind']:<8} {i['target']:<24} {state:<10} {i['reason']}")
 
     _run(show, url, key)
 
@@ -62,6 +99,8 @@ def list_(url: str, key: str, show_all: bool) -> None:
 @click.argument("incident_id")
 @_server_options
 def lift(url: str, key: str, incident_id: str) -> None:
+    """Lift the containment INCIDENT_ID (the `id` that contain and list print): everything it
+    held runs again as before (admin)."""
     _run(lambda c: emit(c.lift(incident_id)), url, key)
 
 
@@ -72,5 +111,9 @@ def _run(action: Callable[[Client], None], url: str, key: str) -> None:
     except ApiError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1 if exc.status < 500 else 3)
+    except httpx.HTTPError as exc:
+        # One line, not a traceback: the usual cause is a server that is not running.
+        click.echo(f"error: cannot reach {url}: {exc}", err=True)
+        sys.exit(3)
     finally:
         client.close()

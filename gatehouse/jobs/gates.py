@@ -2,8 +2,9 @@
 
 Enforcement order on submit (DESIGN.md section 1): the caller is authenticated and the body
 validated before we get here; then identity scope, then the policy decision, and only then is
-anything persisted. A denied job is stored as `denied` (so its decision record and the 403 are
-traceable) but it is never queued.
+anything persisted. A denied submit leaves no job row: its decision record, holding the canonical
+request it judged, goes to the decision log with its audit entry (one transaction), so the 403 is
+traceable and its remediations can still be applied (`remediate_decision`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_a
 from gatehouse.jobs import states
 from gatehouse.jobs.approvals import new_request
 from gatehouse.jobs.incidents import Incidents
-from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now
+from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now, request_of
 from gatehouse.kernel import Kernel, Verdict
 from gatehouse.metrics import Metrics
 from gatehouse.policy import DENY, Decision
 from gatehouse.store import Store
 
 __all__ = ["Gates", "Submitted", "make_record", "scope_verdict"]
+
+_SUBMIT_STAGE = "submit"
 
 _SUBMIT_EVENT = {
     "allow": "submit_allow",
@@ -39,9 +42,15 @@ _SUBMIT_EVENT = {
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
+    """The answer to a submit. For a deny, `job` is the draft that was judged: it was not stored."""
+
     job: Job
     record: DecisionRecord
     replayed: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.record.result != DENY
 
 
 def make_record(
@@ -52,6 +61,7 @@ def make_record(
     tenant: str | None,
     job_hash: str | None,
     extra: Mapping[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
 ) -> DecisionRecord:
     d = verdict.decision
     more = dict(extra or {})
@@ -72,6 +82,7 @@ def make_record(
         job_id=job_id,
         tenant=tenant,
         extra=more,
+        request=request,
     )
 
 
@@ -227,6 +238,8 @@ class Gates:
             if existing is not None:
                 return await self._replay(existing, draft)
         verdict = await self._verdict(who, draft, "submit")
+        if verdict.result == DENY:
+            return await self._denied(draft, verdict, remediated_from)
         status = states.next_state(None, _SUBMIT_EVENT[verdict.result])
         job = draft.evolve(status=status, policy_snapshot=verdict.snapshot, remediated_from=remediated_from)
         record = make_record(
@@ -263,6 +276,30 @@ class Gates:
             await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
         return Submitted(job=job, record=record)
 
+    async def _denied(self, draft: Job, verdict: Verdict, remediated_from: str | None) -> Submitted:
+        """A denied submit: no job row, only its record (with the request) and audit entry.
+
+        An idempotency key does not make a deny replayable: there is no row to replay, so the
+        same request sent again is judged again (and, should the policy allow it by then, it is
+        stored under that key as usual).
+        """
+        extra: dict[str, Any] = {"derived": draft.derived}
+        if remediated_from is not None:
+            extra["remediated_from"] = remediated_from
+        record = make_record(
+            verdict,
+            stage=_SUBMIT_STAGE,
+            job_id=None,
+            tenant=draft.tenant,
+            job_hash=draft.job_hash,
+            extra=extra,
+            request=request_of(draft),
+        )
+        await self.store.add_decision(record)
+        self.metrics.jobs_submitted.labels(DENY).inc()
+        job = draft.evolve(policy_snapshot=verdict.snapshot, remediated_from=remediated_from)
+        return Submitted(job=job, record=record)
+
     async def _replay(self, existing: Job, draft: Job) -> Submitted:
         if existing.job_hash != draft.job_hash:
             raise Conflict(
@@ -275,15 +312,17 @@ class Gates:
         return Submitted(job=existing, record=submit, replayed=True)
 
     async def _decide_body(self, who: Identity, tenant: str, body: DecideIn) -> tuple[Job, str | None]:
-        if body.job_id:
-            stored = await self.store.get_job(body.job_id, tenant)
-            if stored is None:
-                raise NotFound(f"no job `{body.job_id}`", code="job_not_found")
-            if not body.topic:
-                return stored, stored.id
-        if not body.topic:
+        """The job to judge, and the `job_id` its record carries. With a topic the body is the
+        job and `job_id` only a label (a runbook's `sim-prod-write-1` need not exist); with a
+        `job_id` alone, the tenant's stored job is re-judged."""
+        if body.topic:
+            return self._draft(who, tenant, body), body.job_id
+        if not body.job_id:
             raise BadRequest("a topic or a job_id is required", code="invalid_topic")
-        return self._draft(who, tenant, body), body.job_id
+        stored = await self.store.get_job(body.job_id, tenant)
+        if stored is None:
+            raise NotFound(f"no job `{body.job_id}`", code="job_not_found")
+        return stored, stored.id
 
     async def simulate(self, who: Identity, tenant: str, body: DecideIn) -> DecisionRecord:
         """The decision the job would get now. Side effect: only a `simulate` record."""
@@ -348,8 +387,8 @@ class Gates:
         if job is None:
             raise NotFound(f"no job `{job_id}`", code="job_not_found")
         offered: dict[str, Any] | None = None
-        for record in reversed(await self.store.decisions(job_id)):
-            offered = next((r for r in record.remediations if r["id"] == remediation_id), None)
+        for record in reversed(await self.store.decisions(job_id, tenant)):
+            offered = _offered(record, remediation_id)
             if offered is not None:
                 break
         if offered is None:
@@ -357,22 +396,71 @@ class Gates:
                 f"remediation `{remediation_id}` was not offered for job `{job_id}`",
                 code="remediation_not_found",
             )
-        sets = offered.get("set", {})
-        meta = {**job.meta}
-        if "capability" in sets:
-            meta["capability"] = sets["capability"]
-        if "risk_tags" in sets:
-            meta["risk_tags"] = sets["risk_tags"]
-        # Derived labels are dropped by the sanitiser and derived afresh from the new job.
-        body = JobIn.model_validate(
-            {
-                "topic": sets.get("topic", job.topic),
-                "prompt": sets.get("prompt", job.prompt),
-                "labels": {**job.labels, **offered.get("set_labels", {})},
-                "meta": meta,
-                "attachments": [
-                    {k: a[k] for k in ("name", "content_type", "content_base64")} for a in job.attachments
-                ],
-            }
-        )
+        attachments = [{k: a[k] for k in ("name", "content_type", "content_base64")} for a in job.attachments]
+        body = _remediated(job.topic, job.prompt, job.labels, job.meta, attachments, offered)
         return await self.submit(who, tenant, body, remediated_from=job.id)
+
+    async def remediate_decision(
+        self, who: Identity, tenant: str, decision_id: str, remediation_id: str
+    ) -> Submitted:
+        """The same for a submit that left no job (a deny): the record kept the request."""
+        record = await self.store.decision(decision_id, tenant)
+        if record is None:
+            raise NotFound(f"no decision `{decision_id}`", code="decision_not_found")
+        offered = _offered(record, remediation_id)
+        remediable = record.stage == _SUBMIT_STAGE and record.result in (DENY, "require_approval")
+        if not remediable or offered is None:
+            raise NotFound(
+                f"remediation `{remediation_id}` was not offered by decision `{decision_id}`",
+                code="remediation_not_found",
+            )
+        if record.request is None:
+            # A submit that was stored (require_approval): its job holds the request.
+            if record.job_id is None:
+                raise NotFound(f"decision `{decision_id}` kept no request", code="remediation_not_found")
+            return await self.remediate(who, tenant, record.job_id, remediation_id)
+        request = record.request
+        if request.get("attachments"):
+            # Only the names and sizes of a denied request's attachments are kept, never their
+            # contents, so the job cannot be rebuilt as it was sent.
+            raise Conflict(
+                f"decision `{decision_id}` judged a request with attachments, whose contents are not "
+                "kept; submit the remediated job again with them",
+                code="attachments_not_kept",
+                details={"remediation": offered},
+            )
+        body = _remediated(
+            request["topic"], request["prompt"], request["labels"], request["meta"], [], offered
+        )
+        return await self.submit(who, tenant, body, remediated_from=decision_id)
+
+
+def _offered(record: DecisionRecord, remediation_id: str) -> dict[str, Any] | None:
+    return next((r for r in record.remediations if r.get("id") == remediation_id), None)
+
+
+def _remediated(
+    topic: str,
+    prompt: str,
+    labels: Mapping[str, str],
+    meta: Mapping[str, Any],
+    attachments: list[dict[str, Any]],
+    offered: Mapping[str, Any],
+) -> JobIn:
+    """The job body with the rewrite `offered` applied."""
+    sets = offered.get("set", {})
+    meta = {**meta}
+    if "capability" in sets:
+        meta["capability"] = sets["capability"]
+    if "risk_tags" in sets:
+        meta["risk_tags"] = sets["risk_tags"]
+    # Derived labels are dropped by the sanitiser and derived afresh from the new job.
+    return JobIn.model_validate(
+        {
+            "topic": sets.get("topic", topic),
+            "prompt": sets.get("prompt", prompt),
+            "labels": {**labels, **offered.get("set_labels", {})},
+            "meta": meta,
+            "attachments": attachments,
+        }
+    )

@@ -56,18 +56,21 @@ class Incidents:
         why = f"{c.kind} `{c.target}` is contained (incident {c.id}): {c.reason}"
         return Verdict(decision=Decision(DENY, RULE_ID, why), snapshot=snapshot)
 
-    async def contain(self, who: Identity, *, kind: str, target: str, reason: str) -> Containment:
+    async def contain(
+        self, who: Identity, *, kind: str, target: str, reason: str, force: bool = False
+    ) -> Containment:
+        """Contain `target`. A tenant or identity that does not exist is refused unless `force`:
+        a typo must not leave the real one running while the operator believes it contained."""
         if kind not in KINDS:
             raise BadRequest(
-                f"cannot contain a `{kind}`: adapters are contained by the tool broker, "
+                f"cannot contain an adapter (`{target}`): adapters are contained by the tool broker, "
                 "which this build does not include",
                 code="unsupported_containment",
             )
-        if kind == "identity":
-            if target == who.id:
-                raise BadRequest("an identity cannot contain itself", code="self_containment")
-            if await self.store.get_identity(target) is None:
-                raise NotFound(f"no identity `{target}`", code="identity_not_found")
+        if kind == "identity" and target == who.id:
+            raise BadRequest("an identity cannot contain itself", code="self_containment")
+        if not force:
+            await self._require_exists(kind, target)
         existing = self._active.get((kind, target))
         if existing is not None:
             raise Conflict(
@@ -86,6 +89,21 @@ class Incidents:
         await self.store.add_containment(c)
         await self.load()
         return c
+
+    async def _require_exists(self, kind: str, target: str) -> None:
+        if kind == "identity":
+            if await self.store.get_identity(target) is None:
+                raise NotFound(
+                    f"no identity `{target}` (give `force` to contain it anyway)",
+                    code="identity_not_found",
+                )
+        # A tenant exists while an identity of it does, active or revoked (revoked keys may
+        # still have jobs queued or running).
+        elif not await self.store.list_identities(target):
+            raise NotFound(
+                f"no tenant `{target}`: no identity belongs to it (give `force` to contain it anyway)",
+                code="tenant_not_found",
+            )
 
     async def lift(self, who: Identity, containment_id: str) -> Containment:
         lifted = await self.store.lift_containment(containment_id, at=now(), by=who.id)

@@ -12,7 +12,17 @@ from typing import Any
 
 from gatehouse.crypto import canonical
 
-__all__ = ["Containment", "DecisionRecord", "Job", "job_context", "job_hash", "new_id", "now", "rfc3339"]
+__all__ = [
+    "Containment",
+    "DecisionRecord",
+    "Job",
+    "job_context",
+    "job_hash",
+    "new_id",
+    "now",
+    "request_of",
+    "rfc3339",
+]
 
 
 def now() -> float:
@@ -160,9 +170,12 @@ class DecisionRecord:
     job_id: str | None = None
     tenant: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The canonical request a submit decision judged, kept when no job row keeps it (a denied
+    # submit): its remediation is rebuilt from here. See `request_of`.
+    request: dict[str, Any] | None = None
 
     def to_public(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "decision_id": self.decision_id,
             "timestamp": rfc3339(self.timestamp),
             "result": self.result,
@@ -179,7 +192,33 @@ class DecisionRecord:
             "job_id": self.job_id,
         }
         out.update(self.extra)
+        if self.request is not None:
+            out["request"] = self.request
         return out
+
+
+def request_of(job: Job) -> dict[str, Any]:
+    """The canonical request of a drafted job, as a decision record keeps it: what was judged,
+    without attachment contents (names, types and sizes are enough to tell what was sent)."""
+    return {
+        "topic": job.topic,
+        "prompt": job.prompt,
+        "labels": job.labels,
+        "meta": job.meta,
+        "attachments": [
+            {
+                "name": a.get("name"),
+                "content_type": a.get("content_type"),
+                "size": a.get("size"),
+                "sha256": hashlib.sha256(str(a.get("content_base64", "")).encode()).hexdigest(),
+            }
+            for a in job.attachments
+        ],
+        "job_hash": job.job_hash,
+        "submitted_by": job.identity_id,
+        "requester_roles": list(job.requester_roles),
+        "idempotency_key": job.idempotency_key,
+    }
 
 
 @dataclass(frozen=True, slots=True)

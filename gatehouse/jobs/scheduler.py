@@ -75,6 +75,11 @@ class Scheduler:
         # job id -> (monotonic time of the next dispatch try, current delay): backoff for jobs
         # the kernel could not decide on (fail closed at dispatch means "not now").
         self._retry_at: dict[str, tuple[float, float]] = {}
+        # Jobs this process is judging at the dispatch gate right now. Several lease loops (the
+        # built-in workers, concurrent lease calls) scan the same queue, and a job's move out of
+        # `queued` commits only at the next turn of the loop: without this, each would judge the
+        # same job, count a dispatch decision for it, and all but one lose the compare-and-set.
+        self._in_flight: set[str] = set()
         bus.subscribe("jobs.queued", self._on_queued)
 
     async def _on_queued(self, _: dict[str, Any]) -> None:
@@ -140,7 +145,13 @@ class Scheduler:
                 continue
             if worker is not None and not worker.may_use_topic(job.topic):
                 continue
-            leased = await self.dispatch(job, owner=owner, lease_seconds=lease_seconds)
+            if job.id in self._in_flight:
+                continue
+            self._in_flight.add(job.id)
+            try:
+                leased = await self.dispatch(job, owner=owner, lease_seconds=lease_seconds)
+            finally:
+                self._in_flight.discard(job.id)
             if leased is not None:
                 got.append(leased)
                 if len(got) >= max_jobs:
@@ -188,6 +199,7 @@ class Scheduler:
         if event == "dispatch_allow":
             fields.update(lease_owner=owner, lease_expires_at=at + lease_seconds)
             extra["consume_nonce"] = nonce
+            extra["count_attempt"] = True  # `attempts` counts the leases that handed it out
         elif event == "dispatch_require_approval":
             d = verdict.decision
             extra["new_approval"] = new_request(
@@ -327,13 +339,12 @@ class Scheduler:
         """Put jobs whose lease ran out back in the queue (or give up after too many tries)."""
         count = 0
         for job in await self.store.expired_leases(now()):
-            attempts = job.attempts + 1
-            if attempts >= self.settings.max_lease_attempts:
+            # The lease that expired was counted when it was handed out: the count stays.
+            if job.attempts >= self.settings.max_lease_attempts:
                 moved = await self.store.transition(
                     job.id,
                     "give_up",
                     at=now(),
-                    attempts=attempts,
                     lease_owner=None,
                     lease_expires_at=None,
                     error="lease expired too many times",
@@ -343,7 +354,6 @@ class Scheduler:
                     job.id,
                     "lease_expire",
                     at=now(),
-                    attempts=attempts,
                     lease_owner=None,
                     lease_expires_at=None,
                 )

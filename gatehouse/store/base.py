@@ -18,12 +18,18 @@ from gatehouse.identity import Identity
 from gatehouse.jobs.approvals import Approval
 from gatehouse.jobs.model import Containment, DecisionRecord, Job
 
-__all__ = ["JobPage", "PolicyRow", "Store"]
+__all__ = ["DecisionPage", "JobPage", "PolicyRow", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPage:
+    decisions: list[DecisionRecord]
     next_cursor: str | None
 
 
@@ -104,9 +110,13 @@ class Store(ABC):
         new_approval: Approval | None = None,
         approval_update: tuple[str, str, dict[str, Any]] | None = None,
         consume_nonce: str | None = None,
+        count_attempt: bool = False,
         **fields: Any,
     ) -> Job | None:
         """Apply `event` if the job is in a state that allows it; None if it was not.
+
+        `count_attempt` adds one to the job's `attempts` in the same compare-and-set (a lease
+        hands it to a worker), from the stored count rather than the caller's copy.
 
         In the same transaction: insert `new_approval`, compare-and-set an approval
         (`(id, expected status, changes)`), consume an approval `nonce`. If any of those fails,
@@ -127,10 +137,32 @@ class Store(ABC):
     async def expired_leases(self, at: float, limit: int = 100) -> list[Job]: ...
 
     @abstractmethod
-    async def add_decision(self, record: DecisionRecord) -> None: ...
+    async def add_decision(self, record: DecisionRecord) -> None:
+        """Store a record that moves no job (a denied submit, a simulation), with its audit entry,
+        in one transaction."""
 
     @abstractmethod
-    async def decisions(self, job_id: str) -> list[DecisionRecord]: ...
+    async def decisions(self, job_id: str, tenant: str | None = None) -> list[DecisionRecord]:
+        """The records that name `job_id`, oldest first (of `tenant` only, when given)."""
+
+    # the decision log
+    @abstractmethod
+    async def decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord | None: ...
+
+    @abstractmethod
+    async def list_decisions(
+        self,
+        tenant: str | None,
+        *,
+        stage: str | None = None,
+        result: str | None = None,
+        rule_id: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DecisionPage:
+        """Newest first; `cursor` is the opaque `next_cursor` of the previous page (ValueError
+        when it is not one)."""
 
     @abstractmethod
     async def count_by_status(self, tenant: str | None = None) -> dict[str, int]: ...

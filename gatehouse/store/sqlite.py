@@ -40,7 +40,7 @@ from gatehouse.jobs.approvals import Approval
 from gatehouse.jobs.model import Containment, DecisionRecord, Job
 from gatehouse.jobs.states import next_state, sources
 from gatehouse.store._commit import GroupCommit
-from gatehouse.store.base import JobPage, PolicyRow, Store
+from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
 
 __all__ = ["SQLiteStore"]
 
@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     remediations TEXT NOT NULL,
     cached INTEGER NOT NULL,
     fail_mode_applied INTEGER NOT NULL,
-    extra TEXT NOT NULL
+    extra TEXT NOT NULL,
+    request TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_job ON decisions (job_id, seq);
 CREATE TABLE IF NOT EXISTS audit (
@@ -181,6 +182,31 @@ CREATE TABLE IF NOT EXISTS policies (
     installed_by TEXT
 );
 """
+
+# Schema changes for data directories made by an older version: each step runs once, in order,
+# and `PRAGMA user_version` remembers how far a database got.
+_SCHEMA_VERSION = 1
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= _SCHEMA_VERSION:
+        return
+    with _Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+        if "tenant" not in columns:
+            db.execute("ALTER TABLE decisions ADD COLUMN tenant TEXT")
+        if "request" not in columns:
+            db.execute("ALTER TABLE decisions ADD COLUMN request TEXT")
+        # The decision log is read per tenant: records written before it was (or by a path
+        # that left the tenant out) take their job's tenant.
+        db.execute(
+            "UPDATE decisions SET tenant = (SELECT tenant FROM jobs WHERE jobs.id = decisions.job_id) "
+            "WHERE tenant IS NULL AND job_id IS NOT NULL"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS decisions_tenant ON decisions (tenant, seq)")
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
 
 _JOB_COLUMNS = (
     "seq, id, tenant, identity_id, topic, prompt, labels, meta, attachments, status, job_hash, "
@@ -304,6 +330,7 @@ def _record(row: tuple[Any, ...]) -> DecisionRecord:
         cached,
         fail_mode_applied,
         extra,
+        request,
     ) = row
     return DecisionRecord(
         decision_id=decision_id,
@@ -320,12 +347,13 @@ def _record(row: tuple[Any, ...]) -> DecisionRecord:
         cached=bool(cached),
         fail_mode_applied=bool(fail_mode_applied),
         extra=_loads(extra),
+        request=_loads(request) if request is not None else None,
     )
 
 
 _RECORD_COLUMNS = (
     "decision_id, job_id, tenant, timestamp, result, rule_id, reason, stage, policy_snapshot, "
-    "job_hash, remediations, cached, fail_mode_applied, extra"
+    "job_hash, remediations, cached, fail_mode_applied, extra, request"
 )
 
 
@@ -389,6 +417,7 @@ class SQLiteStore(Store):
         # background thread below, not inside a request's commit where they stall the loop.
         db.execute("PRAGMA wal_autocheckpoint=0")
         db.executescript(_SCHEMA)
+        _migrate(db)
         self._db = db
         self._commit = GroupCommit(db, on_abort=self._heads.clear, on_commit=self._committed)
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatehouse-sqlite")
@@ -771,6 +800,7 @@ class SQLiteStore(Store):
         new_approval: Approval | None = None,
         approval_update: tuple[str, str, dict[str, Any]] | None = None,
         consume_nonce: str | None = None,
+        count_attempt: bool = False,
         **fields: Any,
     ) -> Job | None:
         allowed = sources(event)
@@ -787,7 +817,10 @@ class SQLiteStore(Store):
             new_status = next_state(job.status, event)
             sets = ["status = ?", "updated_at = ?"]
             args: list[Any] = [new_status, at]
-            for key, value in fields.items():
+            changes = dict(fields)
+            if count_attempt:
+                changes["attempts"] = job.attempts + 1
+            for key, value in changes.items():
                 if key not in _UPDATABLE:
                     raise ValueError(f"field `{key}` cannot be updated")
                 sets.append(f"{key} = ?")
@@ -802,9 +835,9 @@ class SQLiteStore(Store):
             if record is not None:
                 _insert_record(db, record)
                 events += decision_event(record)
-            events.append(state_event(job, job.status, new_status, event, fields))
+            events.append(state_event(job, job.status, new_status, event, changes))
             self._append_audit(db, events)
-            return job.evolve(status=new_status, updated_at=at, **fields)
+            return job.evolve(status=new_status, updated_at=at, **changes)
 
         try:
             return await self._write(move)
@@ -930,11 +963,51 @@ class SQLiteStore(Store):
 
         await self._write(add)
 
-    async def decisions(self, job_id: str) -> list[DecisionRecord]:
-        rows = self.db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM decisions WHERE job_id = ? ORDER BY seq", (job_id,)
-        ).fetchall()
-        return [_record(r) for r in rows]
+    async def decisions(self, job_id: str, tenant: str | None = None) -> list[DecisionRecord]:
+        sql, args = f"SELECT {_RECORD_COLUMNS} FROM decisions WHERE job_id = ?", [job_id]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            args.append(tenant)
+        return [_record(r) for r in self.db.execute(sql + " ORDER BY seq", args).fetchall()]
+
+    async def decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord | None:
+        sql, args = f"SELECT {_RECORD_COLUMNS} FROM decisions WHERE decision_id = ?", [decision_id]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            args.append(tenant)
+        row = self.db.execute(sql, args).fetchone()
+        return _record(row) if row else None
+
+    async def list_decisions(
+        self,
+        tenant: str | None,
+        *,
+        stage: str | None = None,
+        result: str | None = None,
+        rule_id: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DecisionPage:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("tenant", tenant), ("stage", stage), ("result", result), ("rule_id", rule_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("timestamp >= ?")
+            args.append(since)
+        if cursor:
+            where.append("seq < ?")
+            args.append(decode_cursor(cursor))
+        sql = f"SELECT seq, {_RECORD_COLUMNS} FROM decisions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
+        records = [_record(r[1:]) for r in rows[:limit]]
+        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        return DecisionPage(decisions=records, next_cursor=next_cursor)
 
     async def count_by_status(self, tenant: str | None = None) -> dict[str, int]:
         args: tuple[str, ...] = ()
@@ -1093,7 +1166,7 @@ def _insert_approval(db: sqlite3.Connection, a: Approval) -> None:
 
 def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
     db.execute(
-        f"INSERT INTO decisions ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO decisions ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             r.decision_id,
             r.job_id,
@@ -1109,6 +1182,7 @@ def _insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
             int(r.cached),
             int(r.fail_mode_applied),
             _dumps(r.extra),
+            _dumps(r.request) if r.request is not None else None,
         ),
     )
 

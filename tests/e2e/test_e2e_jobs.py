@@ -60,14 +60,20 @@ def test_destructive_exec_is_denied_at_the_boundary_and_never_queued(server: Ser
         assert decision["rule_id"] == "deny-destructive-exec"
         assert decision["reason"] == "destructive command class blocked"
         assert decision["remediations"][0]["id"] == "dry-run"
-        job_id = body["job_id"]
+        # Nothing was stored: no job id to follow, no row in any status.
+        assert "job_id" not in body and "status" not in body
+        assert decision["job_id"] is None
         time.sleep(0.3)
-        job = c.get(f"/api/v1/jobs/{job_id}").json()
-        assert job["status"] == "denied"
-        decisions = c.get(f"/api/v1/jobs/{job_id}/decisions").json()["decisions"]
-        assert [d["stage"] for d in decisions] == ["submit"]  # never reached dispatch
-        queued = c.get("/api/v1/jobs", params={"status": "queued"}).json()["jobs"]
-        assert job_id not in {j["job_id"] for j in queued}
+        jobs = c.get("/api/v1/jobs", params={"limit": 500}).json()["jobs"]
+        assert not [j for j in jobs if j["topic"] == "job.exec.shell"]
+        assert c.get("/api/v1/jobs", params={"status": "denied"}).json()["jobs"] == []
+        # The decision, with the request it judged, is in the decision log.
+        logged = c.get(f"/api/v1/decisions/{decision['decision_id']}").json()
+        assert logged["stage"] == "submit" and logged["result"] == "deny"
+        assert logged["request"]["topic"] == "job.exec.shell"
+        assert logged["request"]["prompt"] == "rm -rf /"
+        assert logged["request"]["labels"]["command_class"] == "destructive"  # derived, not declared
+        assert logged["request"]["job_hash"] == logged["job_hash"]
 
 
 def test_prod_write_waits_for_approval_and_is_not_dispatched(server: Server) -> None:
@@ -234,17 +240,17 @@ def test_remediation_creates_a_new_job_judged_afresh(server: Server) -> None:
             json={"topic": "job.exec.shell", "prompt": "rm -rf /tmp/x", "labels": {}},
         )
         assert denied.status_code == 403
-        job_id = denied.json()["job_id"]
-        r = c.post(f"/api/v1/jobs/{job_id}/remediate", json={"remediation_id": "dry-run"})
+        decision_id = denied.json()["decision"]["decision_id"]
+        r = c.post(f"/api/v1/decisions/{decision_id}/remediate", json={"remediation_id": "dry-run"})
         assert r.status_code == 201, r.text
         new = r.json()
-        assert new["job_id"] != job_id
-        assert new["remediated_from"] == job_id
+        assert new["remediated_from"] == decision_id
         assert new["decision"]["result"] == "allow"
         job = c.get(f"/api/v1/jobs/{new['job_id']}").json()
         assert job["topic"] == "job.sandbox.shell"
         assert job["meta"]["capability"] == "exec.readonly"
-        r = c.post(f"/api/v1/jobs/{job_id}/remediate", json={"remediation_id": "nope"})
+        assert job["prompt"] == "rm -rf /tmp/x"
+        r = c.post(f"/api/v1/decisions/{decision_id}/remediate", json={"remediation_id": "nope"})
         assert r.status_code == 404
         assert r.json()["error"]["code"] == "remediation_not_found"
 

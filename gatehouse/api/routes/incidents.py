@@ -22,6 +22,7 @@ class ContainIn(BaseModel):
     identity: str | None = Field(None, min_length=1, max_length=64)
     adapter: str | None = Field(None, min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2000)
+    force: bool = Field(False, description="contain a tenant or identity that does not exist (yet)")
 
     @model_validator(mode="after")
     def _one_target(self) -> ContainIn:
@@ -43,7 +44,7 @@ async def contain(body: ContainIn, request: Request, who: Auth) -> Response:
     who.require("admin")
     kind, target = body.kind_and_target
     c = await request.app.state.plane.incidents.contain(
-        who.identity, kind=kind, target=target, reason=body.reason
+        who.identity, kind=kind, target=target, reason=body.reason, force=body.force
     )
     return json_response(c.to_public(), 201)
 

@@ -22,17 +22,11 @@ Limited = Annotated[Principal, Depends(rate_limited)]
 
 def submitted_response(s: Submitted) -> Response:
     decision = s.record.to_public()
+    decision.pop("request", None)  # the caller's own body, kept in the decision log
     headers = {"Idempotent-Replayed": "true"} if s.replayed else None
-    if s.record.result == "deny":
-        raise Denied(
-            s.record.reason,
-            details={
-                "decision": decision,
-                "job_id": s.job.id,
-                "status": s.job.status,
-                "derived": s.job.derived,
-            },
-        )
+    if not s.stored:
+        # No job row was written: the answer names the decision (in the decision log), not a job.
+        raise Denied(s.record.reason, details={"decision": decision, "derived": s.job.derived})
     body = {
         "job_id": s.job.id,
         "status": s.job.status,
@@ -107,7 +101,7 @@ async def job_decisions(job_id: str, request: Request, who: Auth) -> Response:
     store = request.app.state.store
     if await store.get_job(job_id, who.tenant) is None:
         raise NotFound(f"no job `{job_id}`", code="job_not_found")
-    records = await store.decisions(job_id)
+    records = await store.decisions(job_id, who.tenant)
     return json_response({"job_id": job_id, "decisions": [r.to_public() for r in records]})
 
 
