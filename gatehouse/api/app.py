@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from gatehouse import __version__, ui
 from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
@@ -47,6 +48,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
             await plane.stop()
 
     app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan)
+    # Routes declared on the app itself read bodies the way every router does (api/body.py).
+    app.router.route_class = StrictJSONRoute
     app.state.plane = plane
     app.state.store = plane.store
     app.state.metrics = plane.metrics

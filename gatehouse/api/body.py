@@ -6,6 +6,13 @@ store and fail there as a 500), and `NaN`/`Infinity`. orjson refuses both. Its d
 `json.JSONDecodeError`, so FastAPI still answers it as a validation error, mapped to 400
 `invalid_json` in `errors.py`.
 
+Every body is JSON whatever its `Content-Type` says (DESIGN.md section 5): curl's `-d` sends
+`application/x-www-form-urlencoded`, and FastAPI would hand such a body to the model as raw bytes
+("Input should be a valid dictionary"). FastAPI picks its parser from the `Content-Type` header
+alone, so a `StrictJSONRequest` shows it `application/json`: the body then goes through the
+strict parser below, and one that is not JSON is a 400 `invalid_json`. Every router under
+`gatehouse.api.routes` uses `StrictJSONRoute` (a test walks them).
+
 `parse(request, Model)` is the submit route's body: parsed once and validated once, without
 FastAPI's per-request content-type parsing and dependency machinery (DESIGN.md section 8), with
 errors raised exactly as FastAPI raises them, so they are answered the same way. (pydantic's own
@@ -22,6 +29,7 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -55,7 +63,21 @@ def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
 class StrictJSONRequest(Request):
+    """A request whose body is JSON, parsed strictly, whatever its `Content-Type` says."""
+
+    @property
+    def headers(self) -> Headers:
+        # FastAPI reads the body as JSON only for a JSON content type and passes anything else
+        # on as bytes; the caller's header is replaced in this view only (the scope is untouched).
+        if not hasattr(self, "_headers"):
+            raw = [(k, v) for k, v in self.scope["headers"] if k != b"content-type"]
+            self._headers = Headers(raw=[*raw, _JSON_CONTENT_TYPE])
+        return self._headers
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             self._json = orjson.loads(await self.body())

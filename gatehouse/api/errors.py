@@ -89,6 +89,15 @@ def _location(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _not_json_message(error: dict[str, Any]) -> str:
+    # Said plainly because the usual cause is a client that sent a form or plain text (curl -d
+    # without a JSON body): the Content-Type does not matter, the body must be JSON. The
+    # position, not the text: the body may hold a secret.
+    loc = error.get("loc", ())
+    where = f" (at character {loc[1]})" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    return f"the request body must be JSON, whatever its Content-Type says; this one is not valid JSON{where}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatehouseError)
     async def _gatehouse(request: Request, exc: GatehouseError) -> Response:
@@ -111,8 +120,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "invalid_json", "the request body is not valid JSON")
+        bad_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            return error_response(400, "invalid_json", _not_json_message(bad_json))
         first = errors[0] if errors else {}
         where = _location(first.get("loc", ()))
         field = where.split(".")[0]
