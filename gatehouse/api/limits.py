@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse.api.errors import error_response
@@ -11,10 +12,21 @@ from gatehouse.jobs.model import new_id
 __all__ = ["BodyLimit", "RequestId"]
 
 
+# A body over the limit is still read to its end, up to this many bytes (and at least 16 times
+# the limit) and this many seconds, before the 413 goes out. A client that writes its whole body
+# before reading (urllib, `requests`, a plain socket) otherwise sees the connection reset: the
+# server closes a socket that still holds unread data, the kernel answers with a RST, and the
+# client's write fails before it ever reads the 413. Past the bound the client is not worth the
+# bandwidth and gets the reset; the bound keeps one request from making the server read forever.
+DRAIN_MIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
 class BodyLimit:
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = max(DRAIN_MIN_BYTES, 16 * max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -27,7 +39,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(scope, receive, send)
+                    await self._reject(scope, receive, send, received=0)
                     return
         seen = 0
         started = False
@@ -61,9 +73,13 @@ class BodyLimit:
             if not too_large:
                 raise
         if too_large and not started:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, received=seen)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, *, received: int) -> None:
+        if not _expects_continue(scope):
+            # A client that asked `Expect: 100-continue` has not sent its body and will not once
+            # it reads the 413; any other is sending it now (see DRAIN_MIN_BYTES).
+            await self._drain(receive, received)
         response = error_response(
             413,
             "payload_too_large",
@@ -71,6 +87,22 @@ class BodyLimit:
             {"max_bytes": self.max_bytes},
         )
         await response(scope, receive, send)
+
+    async def _drain(self, receive: Receive, received: int) -> None:
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while received <= self.drain_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers", ())
+    )
 
 
 class RequestId:
