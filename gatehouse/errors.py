@@ -3,6 +3,7 @@
     GatehouseError                 code: stable, machine-readable, snake_case
      +-- PolicyError               a bundle failed to parse or validate (line, rule_id)
      +-- BadRequest                the caller sent something malformed
+     |    +-- MissingField         a job lacks a field the policy's `require` asks for
      +-- NotFound                  no such object, or it belongs to another tenant
      +-- Conflict                  the object is in a state that forbids the request
      +-- Unauthorized / Forbidden  authentication / authorisation failures
@@ -26,6 +27,7 @@ __all__ = [
     "Forbidden",
     "GatehouseError",
     "KernelUnavailable",
+    "MissingField",
     "NotFound",
     "PayloadTooLarge",
     "PolicyError",
@@ -79,6 +81,25 @@ class PolicyError(GatehouseError):
 
 class BadRequest(GatehouseError):
     code = "bad_request"
+
+
+class MissingField(BadRequest):
+    """A job on a topic the policy's `require` covers lacks a required field (422).
+
+    Raised before any decision: a rule cannot be dodged by leaving out the field it keys on.
+    """
+
+    code = "missing_field"
+
+    def __init__(self, topic: str, fields: list[str]) -> None:
+        names = ", ".join(f"`{f}`" for f in fields)
+        noun = "field" if len(fields) == 1 else "fields"
+        super().__init__(
+            f"a job on topic `{topic}` must carry the {noun} {names}",
+            details={"topic": topic, "fields": list(fields)},
+        )
+        self.topic = topic
+        self.fields = list(fields)
 
 
 class PayloadTooLarge(GatehouseError):

@@ -4,7 +4,9 @@
   `approved`, `gatehouse.*`, ...) and meta keys outside the allow-list;
 - `screen_attachments` removes executables, scripts and archives that contain (or may hide) them;
 - `classify` derives `command_class` and risk tags from the prompt and attachment text with a
-  table of named patterns, and reports which patterns matched.
+  table of named patterns, and reports which patterns matched;
+- `intake` runs the three on one job body: the one function both the server and the offline
+  policy tools call, so that they judge the same job.
 
 Pure: the standard library and `gatehouse.errors` only; no clock, no I/O, no asyncio. A test
 walks the imports to keep it that way.
@@ -20,6 +22,7 @@ from gatehouse.ingress.classify import (
     Hit,
     classify,
 )
+from gatehouse.ingress.intake import Intake, intake
 from gatehouse.ingress.patterns import COMMAND_CLASSES, Pattern
 from gatehouse.ingress.sanitise import (
     META_KEYS,
@@ -42,11 +45,13 @@ __all__ = [
     "Classifier",
     "Dropped",
     "Hit",
+    "Intake",
     "Pattern",
     "RemovedAttachment",
     "Sanitised",
     "classify",
     "clean_text",
+    "intake",
     "sanitise",
     "screen_attachments",
 ]

@@ -9,7 +9,6 @@ traceable and its remediations can still be applied (`remediate_decision`).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 from gatehouse.api.schemas import DecideIn, JobIn
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
-from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from gatehouse.errors import BadRequest, Conflict, Forbidden, MissingField, NotFound, PayloadTooLarge
 from gatehouse.identity import Identity
-from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, sanitise, screen_attachments
+from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, intake
 from gatehouse.jobs import states
 from gatehouse.jobs.approvals import new_request
 from gatehouse.jobs.incidents import Incidents
@@ -97,24 +96,6 @@ def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: s
     return Verdict(decision=Decision(DENY, "identity_scope", why), snapshot=snapshot)
 
 
-def _texts(attachments: list[dict[str, Any]], budget: int) -> tuple[list[str], bool]:
-    """Decoded text of the attachments that are text, for the classifier, within `budget`
-    characters in all; True when some text was left unread (the job is tagged for it)."""
-    out: list[str] = []
-    truncated = False
-    for a in attachments:
-        try:
-            text = base64.b64decode(a.get("content_base64", ""), validate=False).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if len(text) > budget:
-            truncated = True
-            text = text[:budget]
-        budget -= len(text)
-        out.append(text)
-    return out, truncated
-
-
 class Gates:
     def __init__(
         self,
@@ -132,18 +113,12 @@ class Gates:
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
-        self._classifiers: dict[str, Classifier] = {}
 
     def _classifier(self) -> Classifier:
-        """The default pattern table, extended by the running bundle's `classifiers`."""
+        """The default pattern table, extended by the running bundle's `classifiers` (compiled
+        when the bundle loaded, the same table `gatehouse policy simulate` runs)."""
         policy = self.kernel.policy
-        if policy is None or not policy.classifiers:
-            return DEFAULT_CLASSIFIER
-        cached = self._classifiers.get(policy.snapshot)
-        if cached is None:
-            self._classifiers = {policy.snapshot: DEFAULT_CLASSIFIER.extend(policy.classifiers)}
-            cached = self._classifiers[policy.snapshot]
-        return cached
+        return DEFAULT_CLASSIFIER if policy is None else policy.classifier
 
     def _draft(self, who: Identity, tenant: str, body: JobIn) -> Job:
         """The job as it would be stored, before any decision (pure: no I/O)."""
@@ -166,33 +141,29 @@ class Gates:
         if body.tenant is not None and body.tenant != tenant:
             raise Forbidden(f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch")
         # Ingress: what reaches the gate is what the agent really asks for, not what it claims.
-        clean = sanitise(dict(body.labels), body.meta.model_dump(exclude_none=True))
-        screened = screen_attachments([a.model_dump() for a in body.attachments])
-        attachments = [dict(a) for a in screened.kept]
-        for a in attachments:
-            a["size"] = len(a["content_base64"]) * 3 // 4
-        texts, truncated = _texts(attachments, self.settings.max_classified_attachment_chars)
-        found = self._classifier().classify(body.prompt, attachments_text=texts)
-        labels = {**clean.labels, **found.labels}  # server-derived labels win
-        meta: dict[str, Any] = {
-            k: v
-            for k, v in clean.meta.items()
-            if k in ("capability", "source", "trace_id", "session_id", "description")
-        }
-        server_tags = {
-            *found.risk_tags,
-            *(("attachment_not_fully_classified",) if truncated else ()),
-        }
-        meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *server_tags})
-        derived: dict[str, Any] = {
-            "labels": found.labels,
-            "risk_tags": sorted(server_tags),
-            "hits": [h.to_dict() for h in found.hits],
-        }
-        if clean.dropped:
-            derived["dropped"] = [d.to_dict() for d in clean.dropped]
-        if screened.removed:
-            derived["removed_attachments"] = [r.to_dict() for r in screened.removed]
+        # The same pure function runs in the offline policy tools.
+        taken = intake(
+            prompt=body.prompt,
+            labels=body.labels,
+            meta=body.meta.model_dump(exclude_none=True),
+            attachments=[a.model_dump() for a in body.attachments],
+            classifier=self._classifier(),
+            max_attachment_chars=self.settings.max_classified_attachment_chars,
+        )
+        labels, meta, attachments, derived = taken.labels, taken.meta, taken.attachments, taken.derived
+        policy = self.kernel.policy
+        # Fields the policy requires (`require:`), before any decision. Out-of-scope callers are
+        # left to the scope check, which denies them without telling what the policy asks for.
+        if (
+            policy is not None
+            and who.may_use_topic(body.topic)
+            and who.may_use_capability(meta.get("capability"))
+        ):
+            missing = policy.missing_fields(
+                body.topic, {"prompt": body.prompt, "labels": labels, "meta": meta}
+            )
+            if missing:
+                raise MissingField(body.topic, missing)
         at = now()
         return Job(
             id=new_id("job"),

@@ -47,17 +47,6 @@ def read_policy_file(path: Path) -> tuple[str, dict[str, Any] | None]:
     return raw, None
 
 
-def _check_classifiers(policy: Policy) -> None:
-    """A bundle's classifier patterns must compile before the bundle can run."""
-    if policy.classifiers:
-        from gatehouse.ingress import DEFAULT_CLASSIFIER
-
-        try:
-            DEFAULT_CLASSIFIER.extend(policy.classifiers)
-        except BadRequest as exc:
-            raise PolicyError(f"bad classifier pattern: {exc.message}") from None
-
-
 @dataclass
 class Installed:
     policy: Policy
@@ -181,6 +170,8 @@ class PolicyInstaller:
         """Verify and install; raises `PolicyError` or `BundleRefused` and keeps the running one."""
         async with self._lock:
             try:
+                # `load` runs every check of the bundle itself, its classifier patterns included
+                # (the same checks as `gatehouse policy check`).
                 policy = load(text)
                 current = self.current
                 if (
@@ -189,7 +180,6 @@ class PolicyInstaller:
                     and current.signature == signature
                 ):
                     return current.policy  # the same bundle again: a no-op (and not a rollback)
-                _check_classifiers(policy)
                 serial = self._verify(policy, text, signature)
             except (PolicyError, BadRequest) as exc:
                 await self._refuse(exc, by)
