@@ -120,6 +120,7 @@ def test_containment_requests_are_checked(
 
 
 def test_containing_twice_conflicts_and_lifting_twice_is_not_found(server: Server) -> None:
+    server.identity("twice-agent", tenant="t-twice")  # a tenant exists through its identities
     inc = contain(server, tenant="t-twice", reason="x")
     with server.admin() as c:
         again = c.post("/api/v1/incidents/contain", json={"tenant": "t-twice", "reason": "y"})
@@ -152,6 +153,7 @@ def test_the_cli_contains_lists_and_lifts(server: Server) -> None:
             timeout=60,
         )
 
+    server.identity("cli-agent", tenant="t-cli")
     made = cli("contain", "--tenant", "t-cli", "--reason", "drill")
     assert made.returncode == 0, made.stderr
     inc = json.loads(made.stdout)
