@@ -32,10 +32,10 @@ __all__ = ["Gates", "Submitted", "make_record", "scope_verdict"]
 
 _SUBMIT_STAGE = "submit"
 
+# A deny moves no job (see `_denied`): only these two submit events store one.
 _SUBMIT_EVENT = {
     "allow": "submit_allow",
     "require_approval": "submit_require_approval",
-    "deny": "submit_deny",
 }
 
 
@@ -290,6 +290,8 @@ class Gates:
             return self._draft(who, tenant, body), body.job_id
         if not body.job_id:
             raise BadRequest("a topic or a job_id is required", code="invalid_topic")
+        if body.tenant is not None and body.tenant != tenant:
+            raise Forbidden(f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch")
         stored = await self.store.get_job(body.job_id, tenant)
         if stored is None:
             raise NotFound(f"no job `{body.job_id}`", code="job_not_found")

@@ -51,6 +51,8 @@ def test_simulate_with_the_runbook_body_answers_the_decision(server: Server) -> 
         job_id = c.post("/api/v1/jobs", json={"topic": "job.other.sim"}).json()["job_id"]
         r = c.post("/api/v1/policy/simulate", json={"job_id": job_id})
         assert r.status_code == 200 and r.json()["job_id"] == job_id
+        r = c.post("/api/v1/policy/simulate", json={"job_id": job_id, "tenant": "default"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "tenant_mismatch"
     with server.admin() as admin:  # another tenant's job is not found
         r = admin.post("/api/v1/policy/simulate", json={"job_id": job_id})
         assert r.status_code == 404 and r.json()["error"]["code"] == "job_not_found"
