@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from gatehouse.client import ApiError, Client
+from gatehouse.jobs.failures import handler_failed
 from gatehouse.policy import compile_glob
 
 log = logging.getLogger("gatehouse.worker")
@@ -106,13 +106,11 @@ def worker(
             except ApiError as exc:
                 log.warning("job %s: server refused: %s", job["job_id"], exc)
             except Exception as exc:
-                log.warning("job %s failed: %s", job["job_id"], exc)
+                # The agent reads the result: it gets an error id, this log gets the traceback.
+                failure = handler_failed(log, job["job_id"], exc)
                 try:
                     client.result(
-                        job["job_id"],
-                        status="failed",
-                        error=f"{type(exc).__name__}: {exc}"[:4000],
-                        output={"traceback": traceback.format_exc()[-2000:]},
+                        job["job_id"], status="failed", error=failure.message, output=failure.output()
                     )
                 except ApiError as report:
                     log.warning("could not report failure of %s: %s", job["job_id"], report)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatehouse.audit.events import current_actor
+from gatehouse.jobs.failures import handler_failed
 from gatehouse.jobs.model import Job
 from gatehouse.jobs.scheduler import Scheduler
 
@@ -35,7 +36,20 @@ async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index:
                 owner=owner, topics=topics, max_jobs=16, lease_seconds=30, wait_seconds=1.0
             )
             for job in jobs:
-                await scheduler.finish(owner=owner, job_id=job.id, status="succeeded", output=echo(job))
+                try:
+                    output = echo(job)
+                except Exception as exc:
+                    # Reported like an external worker's failure: an error id, never the traceback.
+                    failure = handler_failed(log, job.id, exc)
+                    await scheduler.finish(
+                        owner=owner,
+                        job_id=job.id,
+                        status="failed",
+                        output=failure.output(),
+                        error=failure.message,
+                    )
+                    continue
+                await scheduler.finish(owner=owner, job_id=job.id, status="succeeded", output=output)
         except asyncio.CancelledError:
             raise
         except Exception:
