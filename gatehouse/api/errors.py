@@ -130,6 +130,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if first.get("type") in ("model_attributes_type", "dict_type") and where == "body":
             code = "invalid_request"
         message = f"{where}: {first.get('msg', 'invalid value')}"
+        # Where, what rule and why, never pydantic's `input` or `ctx`: the rejected value may be a
+        # secret sent in the wrong field, and error bodies end up in logs and tickets.
         details = {
             "errors": [
                 {"loc": _location(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
