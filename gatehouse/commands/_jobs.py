@@ -5,6 +5,12 @@ A job body is what `POST /api/v1/jobs` and `POST /api/v1/policy/simulate` take:
 The engine reads a flat context instead (DESIGN.md section 3); `job_context` validates a body and
 flattens it. Errors are `BadRequest` with code `invalid_job`, so the caller maps them to its edge
 (an exit code here, a 422 in the API).
+
+`judged_context` is what the offline tools decide: the body after the server's own ingress
+(`gatehouse.ingress.intake`: server-only keys dropped, prompt and attachments classified,
+derived labels winning, with the bundle's classifier) and after the bundle's `require` check,
+which raises `MissingField` as the server's 422 does. A fixture that declares
+`command_class: destructive` itself is sanitised exactly as on the server.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gatehouse.errors import BadRequest
+from gatehouse.config import Settings
+from gatehouse.errors import BadRequest, MissingField
+from gatehouse.ingress import intake
+from gatehouse.policy import Policy
 
-__all__ = ["iter_jsonl", "job_context", "parse_json"]
+__all__ = ["iter_jsonl", "job_context", "judged_context", "parse_json"]
+
+# The server's bound on the attachment text it classifies, so that offline matches it.
+_MAX_ATTACHMENT_CHARS = Settings().max_classified_attachment_chars
 
 # Keys of a job body. `attachments`, `idempotency_key` and `job_id` belong to the HTTP API and do
 # not affect a decision, but a body copied from an API call must still be accepted. Anything
@@ -106,6 +118,58 @@ def job_context(job: Mapping[str, Any]) -> dict[str, Any]:
             raise _bad(f"`approved` must be true or false, got `{_show(approved)}`")
         ctx["approved"] = approved
     return ctx
+
+
+def _attachments(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    raw = job.get("attachments")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad(f"`attachments` must be a list, got `{_show(raw)}`")
+    out: list[dict[str, Any]] = []
+    for a in raw:
+        if not isinstance(a, Mapping) or not all(
+            isinstance(a.get(k), str) for k in ("name", "content_base64")
+        ):
+            raise _bad("each attachment must be an object with string `name` and `content_base64`")
+        out.append(dict(a))
+    return out
+
+
+def judged_context(policy: Policy, job: Mapping[str, Any]) -> dict[str, Any]:
+    """The context the server would decide for `job` under `policy` (see the module docstring).
+
+    Raises `BadRequest` (`invalid_job`) for a malformed body and `MissingField` when the bundle
+    requires a field the job lacks.
+    """
+    ctx = job_context(job)
+    meta = job.get("meta") or {}
+    taken = intake(
+        prompt=job.get("prompt") or "",
+        labels=ctx["labels"],
+        meta=meta,
+        attachments=_attachments(job),
+        classifier=policy.classifier,
+        max_attachment_chars=_MAX_ATTACHMENT_CHARS,
+    )
+    topic = ctx["topic"]
+    missing = policy.missing_fields(
+        topic, {"prompt": job.get("prompt") or "", "labels": taken.labels, "meta": taken.meta}
+    )
+    if missing:
+        raise MissingField(topic, missing)
+    # Flattened as the server's `jobs.model.job_context` flattens a stored job.
+    out: dict[str, Any] = {
+        "topic": topic,
+        "tenant": ctx["tenant"],
+        "labels": taken.labels,
+        "capability": taken.meta.get("capability"),
+        "risk_tags": taken.meta["risk_tags"],
+        "requester_role": ctx["requester_role"],
+    }
+    if "approved" in ctx:
+        out["approved"] = ctx["approved"]
+    return out
 
 
 def parse_json(text: str) -> Any:

@@ -1,6 +1,9 @@
 """`gatehouse policy`: check, simulate, explain, test and diff policy bundles offline.
 
-Everything here runs the pure engine on local files: no server, no store. Exit codes follow
+Everything here runs the pure engine on local files: no server, no store. A job is judged as the
+server judges it: the same ingress (`judged_context`: sanitising, classification of the prompt and
+attachments with the bundle's classifier) and the bundle's `require` check, which refuses a job
+lacking a required field (`missing_field`, the server's 422). Exit codes follow
 `gatehouse.cli`: 0 success (a simulation succeeds whatever it decides), 1 a check failed (a test
 case, a diff that changes decisions), 2 invalid input (a policy that does not load, a malformed
 job, fixture or JSON line). Error lines read `error: <where>: <what>`, lowercase, user input in
@@ -18,9 +21,9 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from gatehouse.commands._jobs import iter_jsonl, job_context, parse_json
-from gatehouse.errors import GatehouseError
-from gatehouse.policy import DECISIONS, Decision, Policy, PolicyError, load
+from gatehouse.commands._jobs import iter_jsonl, job_context, judged_context, parse_json
+from gatehouse.errors import GatehouseError, MissingField
+from gatehouse.policy import DECISIONS, Decision, Policy, PolicyError, canonical_data, load
 
 __all__ = ["policy"]
 
@@ -47,16 +50,44 @@ def _read(path: str) -> str:
         _fail(f"{path}: cannot read: {exc.strerror or exc}")
 
 
-def _load(path: str) -> Policy:
+def _envelope(text: str) -> tuple[str, dict[str, Any] | None] | None:
+    """(bundle text, signature) when `text` is a signed envelope (`policy sign` writes one, and
+    `PUT /api/v1/policy` takes one), else None: a JSON bundle never has a `bundle` key."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "bundle" not in data:
+        return None
+    bundle, signature = data["bundle"], data.get("signature")
+    if not isinstance(bundle, str):
+        raise PolicyError("a signed envelope's `bundle` must be the bundle's text")
+    if signature is not None and not isinstance(signature, dict):
+        raise PolicyError("a signed envelope's `signature` must be an object")
+    return bundle, signature
+
+
+def _load_with_signature(path: str) -> tuple[Policy, dict[str, Any] | None, bool]:
+    """(policy, signature, was an envelope) for a bundle file or a signed envelope file."""
     text = _read(path)
     try:
-        return load(text)
+        envelope = _envelope(text)
+        if envelope is None:
+            return load(text), None, False
+        return load(envelope[0]), envelope[1], True
     except PolicyError as exc:
-        _fail(f"{path}: {exc.message}")
+        where = f"{path}: bundle" if envelope is not None else path
+        _fail(f"{where}: {exc.message}")
 
 
-def _job(spec: str) -> dict[str, Any]:
-    """The context for `--job`: inline JSON, or `@file`."""
+def _load(path: str) -> Policy:
+    return _load_with_signature(path)[0]
+
+
+def _job(spec: str) -> tuple[str, Any]:
+    """(where, job body) for `--job`: inline JSON, or `@file`."""
     where = "--job"
     if spec.startswith("@"):
         where = spec[1:]
@@ -64,7 +95,19 @@ def _job(spec: str) -> dict[str, Any]:
     else:
         text = spec
     try:
-        return job_context(parse_json(text))
+        return where, parse_json(text)
+    except GatehouseError as exc:
+        _fail(f"{where}: {exc.message}")
+
+
+def _judge(p: Policy, where: str, job: Any, *, as_json: bool = False) -> dict[str, Any]:
+    """The context the server would decide; a refusal (422 on the server) exits 2."""
+    try:
+        return judged_context(p, job)
+    except MissingField as exc:
+        if as_json:
+            _echo_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
+        _fail(f"{where}: {exc.message} ({exc.code})")
     except GatehouseError as exc:
         _fail(f"{where}: {exc.message}")
 
@@ -108,12 +151,25 @@ def policy() -> None:
 
 @policy.command()
 @click.argument("file")
-def check(file: str) -> None:
-    """Load and validate FILE; print its rule counts and snapshot."""
-    p = _load(file)
+@click.option("--canonical", is_flag=True, help="print the bundle in the canonical form (YAML)")
+def check(file: str, canonical: bool) -> None:
+    """Load and validate FILE (a bundle, or a signed envelope); print its rule counts and snapshot.
+
+    Runs every check the server's install runs, except the signature, which needs the server's
+    trusted keys.
+    """
+    p, signature, enveloped = _load_with_signature(file)
+    if canonical:
+        text = yaml.safe_dump(canonical_data(p.bundle), sort_keys=False, allow_unicode=True, width=100)
+        click.echo(text, nl=False)
+        return
     click.echo(
         f"ok: {p.name}: {len(p.rules)} rules, {len(p.output_rules)} output rules, snapshot {p.snapshot}"
     )
+    if enveloped:
+        sig = signature or {}
+        state = f"key `{sig.get('key_id')}`, serial {sig.get('serial')}" if signature else "unsigned"
+        click.echo(f"envelope: {state} (the server verifies the signature)")
 
 
 @policy.command()
@@ -123,8 +179,9 @@ def check(file: str) -> None:
 def simulate(file: str, job_spec: str, as_json: bool) -> None:
     """Decide a job under FILE. Exits 0 whatever the decision."""
     p = _load(file)
-    ctx = _job(job_spec)
-    d = _decide(p, ctx, "--job")
+    where, job = _job(job_spec)
+    ctx = _judge(p, where, job, as_json=as_json)
+    d = _decide(p, ctx, where)
     if as_json:
         _echo_json({**d.to_dict(), "policy_snapshot": p.snapshot})
         return
@@ -139,11 +196,12 @@ def simulate(file: str, job_spec: str, as_json: bool) -> None:
 def explain(file: str, job_spec: str, as_json: bool) -> None:
     """Show how every rule of FILE fares against a job, and which one wins."""
     p = _load(file)
-    ctx = _job(job_spec)
+    where, job = _job(job_spec)
+    ctx = _judge(p, where, job, as_json=as_json)
     try:
         ex = p.explain(ctx)
     except GatehouseError as exc:
-        _fail(f"--job: {exc.message}")
+        _fail(f"{where}: {exc.message}")
     if as_json:
         _echo_json(ex.to_dict())
         return
@@ -166,7 +224,10 @@ def explain(file: str, job_spec: str, as_json: bool) -> None:
 
 
 _CASE_KEYS = ("name", "job", "expect")
-_EXPECT_KEYS = ("decision", "rule_id")
+# `error` expects the job to be refused before any decision, as the server's 422 does
+# (`missing_field`); a case expects a decision or an error, not both.
+_EXPECT_KEYS = ("decision", "rule_id", "error")
+_CASE_ERRORS = ("missing_field",)
 
 
 def _case_lines(text: str) -> list[int | None]:
@@ -184,7 +245,8 @@ def _case_lines(text: str) -> list[int | None]:
 
 
 def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
-    """`(name, context, expected decision, expected rule id or None)` for each case."""
+    """`(name, job body, expected decision or `error:<code>`, expected rule id or None)` for each
+    case. The body is validated here; it is judged (ingress, `require`) per policy."""
     text = _read(path)
     try:
         data = yaml.safe_load(text)
@@ -226,7 +288,7 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
             bad(f"duplicate case name `{name}`")
         seen.add(name)
         try:
-            ctx = job_context(case["job"])
+            job_context(case["job"])
         except GatehouseError as exc:
             bad(f"case `{name}`: {exc.message}")
         expect = case["expect"]
@@ -234,9 +296,16 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
             bad(f"case `{name}`: `expect` must be a mapping with `decision` and optional `rule_id`")
         for key in expect:
             if key not in _EXPECT_KEYS:
-                bad(f"case `{name}`: unknown key `{key}` in `expect` (expected decision, rule_id)")
-        if "decision" not in expect:
-            bad(f"case `{name}`: `expect` needs `decision`")
+                bad(f"case `{name}`: unknown key `{key}` in `expect` (expected decision, rule_id, error)")
+        if ("decision" in expect) == ("error" in expect):
+            bad(f"case `{name}`: `expect` needs `decision` or `error`")
+        if "error" in expect:
+            error = expect["error"]
+            if error not in _CASE_ERRORS or "rule_id" in expect:
+                choices = ", ".join(_CASE_ERRORS)
+                bad(f"case `{name}`: bad expected error `{error}` (expected one of {choices}, no rule_id)")
+            out.append((name, case["job"], f"error:{error}", None))
+            continue
         decision = expect["decision"]
         if decision not in DECISIONS:
             choices = ", ".join(DECISIONS)
@@ -244,12 +313,26 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
         rule_id = expect.get("rule_id")
         if rule_id is not None and not isinstance(rule_id, str):
             bad(f"case `{name}`: `expect.rule_id` must be a string, got `{rule_id}`")
-        out.append((name, ctx, decision, rule_id))
+        out.append((name, case["job"], decision, rule_id))
     return out
 
 
 def _outcome(decision: str, rule_id: str | None) -> str:
+    if decision.startswith("error:"):
+        return f"refused ({decision[6:]}{': ' + rule_id if rule_id else ''})"
     return f"{decision} (rule {rule_id})" if rule_id else decision
+
+
+def _result(p: Policy, job: Any, where: str) -> tuple[str, str]:
+    """(decision, rule id) the server would answer, or (`error:<code>`, detail) for a refusal."""
+    try:
+        ctx = judged_context(p, job)
+    except MissingField as exc:
+        return f"error:{exc.code}", ", ".join(exc.fields)
+    except GatehouseError as exc:
+        _fail(f"{where}: {exc.message}")
+    d = _decide(p, ctx, where)
+    return d.decision, d.rule_id
 
 
 @policy.command("test")
@@ -260,15 +343,13 @@ def test_(file: str, fixtures: str) -> None:
     p = _load(file)
     cases = _fixtures(fixtures)
     failed = 0
-    for name, ctx, want, want_rule in cases:
-        d = _decide(p, ctx, f"{fixtures}: case `{name}`")
-        if d.decision == want and (want_rule is None or d.rule_id == want_rule):
+    for name, job, want, want_rule in cases:
+        got, got_rule = _result(p, job, f"{fixtures}: case `{name}`")
+        if got == want and (want_rule is None or got_rule == want_rule):
             click.echo(f"PASS {name}")
             continue
         failed += 1
-        click.echo(
-            f"FAIL {name}: expected {_outcome(want, want_rule)}, got {_outcome(d.decision, d.rule_id)}"
-        )
+        click.echo(f"FAIL {name}: expected {_outcome(want, want_rule)}, got {_outcome(got, got_rule)}")
     click.echo(f"{len(cases) - failed} passed, {failed} failed")
     if failed:
         raise click.exceptions.Exit(1)
@@ -295,17 +376,14 @@ def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
     except GatehouseError as exc:
         _fail(f"{jobs_path}: {exc.message}")
     changes: list[dict[str, Any]] = []
-    for number, _job_body, ctx in jobs:
-        a = _decide(before, ctx, f"{jobs_path}: line {number}")
-        b = _decide(after, ctx, f"{jobs_path}: line {number}")
-        if (a.decision, a.rule_id) != (b.decision, b.rule_id):
+    for number, job, ctx in jobs:
+        # A refused job (a field the bundle requires) is an outcome too: adding a `require` entry
+        # changes what the server answers.
+        a = _result(before, job, f"{jobs_path}: line {number}")
+        b = _result(after, job, f"{jobs_path}: line {number}")
+        if a != b:
             changes.append(
-                {
-                    "line": number,
-                    "topic": ctx["topic"],
-                    "old": {"decision": a.decision, "rule_id": a.rule_id},
-                    "new": {"decision": b.decision, "rule_id": b.rule_id},
-                }
+                {"line": number, "topic": ctx["topic"], "old": _outcome_data(*a), "new": _outcome_data(*b)}
             )
     if as_json:
         _echo_json(
@@ -320,13 +398,22 @@ def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
     else:
         for c in changes:
             o, n = c["old"], c["new"]
-            click.echo(
-                f"line {c['line']}: {c['topic']}: {o['decision']} ({o['rule_id']}) -> "
-                f"{n['decision']} ({n['rule_id']})"
-            )
+            click.echo(f"line {c['line']}: {c['topic']}: {_outcome_text(o)} -> {_outcome_text(n)}")
         click.echo(f"{len(changes)} of {len(jobs)} jobs change decision")
     if changes:
         raise click.exceptions.Exit(1)
+
+
+def _outcome_data(decision: str, rule_id: str) -> dict[str, Any]:
+    if decision.startswith("error:"):
+        return {"decision": None, "error": decision[6:], "fields": rule_id.split(", ")}
+    return {"decision": decision, "rule_id": rule_id}
+
+
+def _outcome_text(o: Mapping[str, Any]) -> str:
+    if o["decision"] is None:
+        return f"refused ({o['error']}: {', '.join(o['fields'])})"
+    return f"{o['decision']} ({o['rule_id']})"
 
 
 def _register_bundle_commands() -> None:

@@ -127,6 +127,11 @@ class Policy:
         )
         self.fields: frozenset[str] = _fields_read(bundle)
 
+    @property
+    def bundle(self) -> Bundle:
+        """The validated bundle this policy was compiled from (`canonical_data` writes it)."""
+        return self._bundle
+
     def __repr__(self) -> str:
         return f"<Policy {self.name!r} rules={len(self.rules)} snapshot={self.snapshot[:12]}>"
 

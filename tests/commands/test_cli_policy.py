@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gatehouse.commands._jobs import job_context
+from gatehouse.commands._jobs import job_context, judged_context
 from gatehouse.errors import BadRequest
 from gatehouse.policy import load
 
@@ -24,7 +24,8 @@ PROD_DEPLOY = {
     "labels": {"env": "prod"},
     "meta": {"capability": "infra.write"},
 }
-DESTRUCTIVE = {"topic": "job.exec.shell", "labels": {"command_class": "destructive"}}
+# Destructive by its prompt, as the server classifies it (a declared command_class is dropped).
+DESTRUCTIVE = {"topic": "job.exec.shell", "prompt": "rm -rf /"}
 
 # An error on a known line: line 9 names an unknown decision.
 BROKEN = """\
@@ -64,7 +65,7 @@ def test_check_ok_prints_counts_and_snapshot() -> None:
     r = gh("policy", "check", SEED)
     assert r.returncode == 0, r.stderr
     snapshot = load(SEED.read_text()).snapshot
-    assert r.stdout.strip() == f"ok: seed: 2 rules, 2 output rules, snapshot {snapshot}"
+    assert r.stdout.strip() == f"ok: seed: 3 rules, 2 output rules, snapshot {snapshot}"
 
 
 def test_check_reports_the_line_of_an_error(tmp_path: Path) -> None:
@@ -248,6 +249,7 @@ def test_explain_prints_a_row_per_rule_and_the_winner() -> None:
     assert rows[0] == ["RULE", "DECISION", "RESULT"]
     assert rows[1] == ["deny-destructive-exec", "deny", "MATCH"]
     assert rows[2] == ["require-approval-prod-write", "require_approval", "failed:", "labels.env"]
+    assert rows[3] == ["require-approval-prod-undeclared", "require_approval", "failed:", "labels.env"]
     assert "winner: deny-destructive-exec (deny)" in r.stdout
     assert "why: `deny-destructive-exec` is the only matching rule" in r.stdout
 
@@ -255,7 +257,8 @@ def test_explain_prints_a_row_per_rule_and_the_winner() -> None:
 def test_explain_default_winner() -> None:
     r = gh("policy", "explain", SEED, "--job", '{"topic": "job.demo.read"}')
     assert r.returncode == 0, r.stderr
-    assert "deny-destructive-exec        deny              failed: topics" in r.stdout
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert ["deny-destructive-exec", "deny", "failed:", "topics"] in rows
     assert "winner: default (allow)" in r.stdout
 
 
@@ -263,10 +266,11 @@ def test_explain_json_is_the_explanation() -> None:
     r = gh("policy", "explain", SEED, "--job", json.dumps(PROD_DEPLOY), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    expected = load(SEED.read_text()).explain(job_context(PROD_DEPLOY)).to_dict()
+    seed = load(SEED.read_text())
+    expected = seed.explain(judged_context(seed, PROD_DEPLOY)).to_dict()
     assert out == json.loads(json.dumps(expected))
     assert out["winner"] == "require-approval-prod-write"
-    assert [t["failed_field"] for t in out["rules"]] == ["topics", None]
+    assert [t["failed_field"] for t in out["rules"]] == ["topics", None, "conditions[0]"]
 
 
 def test_explain_bad_job_exits_2() -> None:
@@ -300,7 +304,7 @@ cases:
     job: {topic: job.deploy.apply, labels: {env: staging}, meta: {capability: infra.write}}
     expect: {decision: deny, rule_id: deny-destructive-exec}
   - name: right decision, wrong rule
-    job: {topic: job.exec.shell, labels: {command_class: destructive}}
+    job: {topic: job.exec.shell, prompt: rm -rf /}
     expect: {decision: deny, rule_id: some-other-rule}
 """,
     )

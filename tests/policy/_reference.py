@@ -16,22 +16,34 @@ _SEVERITY = {"deny": 0, "require_approval": 1, "allow": 2}
 _SEQUENCES = (list, tuple, set, frozenset)
 
 
-def glob_match(pattern: str, topic: str) -> bool:
-    """`*` = any run of characters without a dot; `**` = any run of characters at all."""
+def glob_match(pattern: str, topic: str, sep: str = ".") -> bool:
+    """`*` = any run of characters without `sep`; `**` = any run of characters at all.
+
+    Topics and capabilities separate segments with a dot, step targets with a colon.
+    """
     if not pattern:
         return not topic
     if pattern.startswith("**"):
         rest = pattern[2:]
-        return any(glob_match(rest, topic[k:]) for k in range(len(topic) + 1))
+        return any(glob_match(rest, topic[k:], sep) for k in range(len(topic) + 1))
     if pattern[0] == "*":
         rest = pattern[1:]
         for k in range(len(topic) + 1):
-            if glob_match(rest, topic[k:]):
+            if glob_match(rest, topic[k:], sep):
                 return True
-            if k < len(topic) and topic[k] == ".":
-                return False  # `*` may not swallow a dot
+            if k < len(topic) and topic[k] == sep:
+                return False  # `*` may not swallow a separator
         return False
-    return bool(topic) and topic[0] == pattern[0] and glob_match(pattern[1:], topic[1:])
+    return bool(topic) and topic[0] == pattern[0] and glob_match(pattern[1:], topic[1:], sep)
+
+
+def capability_match(pattern: str, capability: Any) -> bool:
+    """Exact, or a topic-style glob; a lone `*` / `**` is any capability (as for identities)."""
+    if not isinstance(capability, str):
+        return False
+    if pattern in ("*", "**"):
+        return True
+    return glob_match(pattern, capability) if "*" in pattern else pattern == capability
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -45,6 +57,13 @@ def _field(ctx: Mapping[str, Any], name: str) -> Any:
     if name.startswith("labels."):
         labels = ctx.get("labels") or {}
         return labels.get(name[len("labels.") :], _ABSENT)
+    if name.startswith(("params.", "session.")):
+        v: Any = ctx
+        for part in name.split("."):
+            if not isinstance(v, Mapping) or part not in v:
+                return _ABSENT
+            v = v[part]
+        return v
     return ctx.get(name, _ABSENT)
 
 
@@ -61,6 +80,8 @@ def condition_holds(cond: Any, ctx: Mapping[str, Any]) -> bool:
     if cond.op == "any":
         return any(condition_holds(c, ctx) for c in cond.children)
     v = _field(ctx, cond.field)
+    if cond.op == "exists":
+        return v is not _ABSENT and v is not None
     if cond.op == "eq":
         # An absent field equals nothing.
         return v is not _ABSENT and any(_same(item, cond.value) for item in _values(v))
@@ -80,6 +101,13 @@ def failures(rule: Any, ctx: Mapping[str, Any]) -> list[str]:
     """Every failing part of `rule` for `ctx`, in the order explain reports the first one."""
     m = rule.match
     out: list[str] = []
+    target = ctx.get("target")
+    if m.targets:
+        # A step rule: only for a tool call whose target one of its patterns covers.
+        if not (isinstance(target, str) and any(glob_match(p, target, ":") for p in m.targets)):
+            out.append("targets")
+    elif target is not None:
+        out.append("targets")  # a job rule never judges a tool call
     if m.topics:
         topic = ctx.get("topic")
         if not (isinstance(topic, str) and any(glob_match(p, topic) for p in m.topics)):
@@ -88,7 +116,9 @@ def failures(rule: Any, ctx: Mapping[str, Any]) -> list[str]:
     for key, allowed in m.labels.items():
         if labels.get(key) not in allowed:
             out.append(f"labels.{key}")
-    if m.capabilities and not _one_of(ctx.get("capability"), m.capabilities):
+    if m.capabilities and not any(
+        capability_match(p, v) for p in m.capabilities for v in _values(ctx.get("capability"))
+    ):
         out.append("capabilities")
     if m.tenants and not _one_of(ctx.get("tenant"), m.tenants):
         out.append("tenants")

@@ -1,8 +1,9 @@
 """The compiled, indexed engine against a naive reference evaluator (`_reference.py`).
 
 Hypothesis writes random bundles (topics from a small alphabet so that hits are common; exact,
-`*`, `**`, partial `re*` and mid-pattern wildcards; labels, capabilities, tenants, risk tags,
-roles and condition trees; random decisions and order), renders them as YAML or JSON text, loads
+`*`, `**`, partial `re*` and mid-pattern wildcards; labels, capabilities (exact and globs),
+tenants, risk tags, roles, step targets and condition trees with `exists`; random decisions and
+order), renders them as YAML or JSON text, loads
 them with `gatehouse.policy.load` and asks both evaluators about random request contexts.
 
 The strategies draw integers and pick from precomputed tables rather than nesting `one_of` and
@@ -26,6 +27,20 @@ SEGMENTS = ["job", "exec", "db", "read", "re", "deploy"]
 LABEL_KEYS = ["env", "cls"]
 LABEL_VALUES = ["prod", "dev", "destructive"]
 CAPABILITIES = ["infra.write", "infra.read", "exec"]
+# What a rule may name: the capabilities themselves and globs over them (`*` alone is any).
+CAPABILITY_PATTERNS = [*CAPABILITIES, "infra.*", "*", "**", "in*.re*", "ex*", "infra.**"]
+# Step targets and the patterns a step rule may name (segments split on `:`).
+TARGETS = ["adapter:github:list", "adapter:bank:delete", "adapter:github:list.all", "adapter:github:a:b"]
+TARGET_PATTERNS = [
+    "adapter:github:list",
+    "adapter:github:*",
+    "adapter:*:delete",
+    "adapter:**",
+    "**",
+    "adapter:github:li*",
+    "adapter:github:list.all",
+    "*:bank:*",
+]
 TENANTS = ["acme", "globex"]
 TAGS = ["change", "pii", "money"]
 ROLES = ["agent", "admin"]
@@ -102,14 +117,20 @@ def _condition(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     if kind == 2:
         return {"eq": {field: draw(st.sampled_from(values))}}
     chosen = [values[i] for i in draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=3))]
+    if kind == 5 and draw(st.booleans()):
+        return {"exists": field}
     op = "in" if kind <= 4 else "not_in"
     return {op: {field: chosen if len(chosen) > 1 or draw(st.booleans()) else chosen[0]}}
 
 
 @st.composite
 def _match(draw: st.DrawFn) -> dict[str, Any]:
-    which = draw(_subset(["topics", "labels", "capabilities", "tenants", "risk_tags", "roles"], min_size=0))
+    which = draw(
+        _subset(["topics", "labels", "capabilities", "tenants", "risk_tags", "roles", "targets"], min_size=0)
+    )
     m: dict[str, Any] = {}
+    if "targets" in which:
+        m["targets"] = draw(_strings(TARGET_PATTERNS))
     if "topics" in which:
         n = draw(st.integers(1, 3))
         globs = [draw(_glob) for _ in range(n)]
@@ -117,7 +138,7 @@ def _match(draw: st.DrawFn) -> dict[str, Any]:
     if "labels" in which:
         m["labels"] = {k: draw(_strings(LABEL_VALUES)) for k in draw(_subset(LABEL_KEYS))}
     if "capabilities" in which:
-        m["capabilities"] = draw(_strings(CAPABILITIES))
+        m["capabilities"] = draw(_strings(CAPABILITY_PATTERNS))
     if "tenants" in which:
         m["tenants"] = draw(_strings(TENANTS))
     if "risk_tags" in which:
@@ -171,6 +192,9 @@ def _context(draw: st.DrawFn, *, dense: bool = False) -> dict[str, Any]:
     keys = ["topic", "tenant", "labels", "capability", "risk_tags", "requester_role", "approved"]
     present = keys if dense else draw(_subset(keys, min_size=0))
     ctx: dict[str, Any] = {}
+    # Now and then a tool call (a step): only step rules may judge it.
+    if not draw(st.integers(0, 3)):
+        ctx["target"] = draw(st.sampled_from(TARGETS))
     if "topic" in present:
         ctx["topic"] = draw(_topic) if draw(st.integers(0, 5)) else draw(st.sampled_from(ODD_TOPICS))
     if "tenant" in present:
@@ -284,7 +308,7 @@ def test_condition_only_rules(n: int, data: st.DataObject, contexts: list[dict[s
 
 _ONE_FIELD = ["capabilities", "tenants", "risk_tags", "requester_roles", "labels", "none"]
 _FIELD_TABLE = {
-    "capabilities": CAPABILITIES,
+    "capabilities": CAPABILITY_PATTERNS,
     "tenants": TENANTS,
     "risk_tags": TAGS,
     "requester_roles": ROLES,
