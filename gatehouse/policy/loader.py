@@ -344,7 +344,7 @@ def _capabilities(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
         try:
             capability_glob(item)
         except GlobError as exc:
-            cx.fail(_item_node(node, i), str(exc).replace("topic pattern", "capability pattern"))
+            cx.fail(_item_node(node, i), str(exc))
     return tuple(items)
 
 

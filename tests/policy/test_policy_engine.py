@@ -579,6 +579,12 @@ def test_explain_to_dict(seed: gp.Policy) -> None:
             "matched": True,
             "failed_field": None,
         },
+        {
+            "rule_id": "require-approval-prod-undeclared",
+            "decision": "require_approval",
+            "matched": False,
+            "failed_field": "conditions[0]",
+        },
     ]
 
 

@@ -720,8 +720,16 @@ def test_seed_bundle_model(seed: gp.Policy) -> None:
     assert [(r.id, r.decision) for r in seed.rules] == [
         ("deny-destructive-exec", "deny"),
         ("require-approval-prod-write", "require_approval"),
+        ("require-approval-prod-undeclared", "require_approval"),
     ]
-    deny, approve = seed.rules
+    deny, approve, undeclared = seed.rules
+    assert [c.to_data() for c in undeclared.conditions] == [
+        {"not": {"exists": "capability"}},
+        {"not": {"eq": {"approved": True}}},
+    ]
+    assert [(r.topics, r.fields) for r in seed.require] == [
+        (("job.deploy.**",), ("meta.capability", "labels.env"))
+    ]
     assert deny.match.topics == ("job.exec.*",)
     assert dict(deny.match.labels) == {"command_class": ("destructive",)}
     assert approve.match.capabilities == ("infra.write",)
