@@ -79,11 +79,15 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> Response:
         snapshot = plane.kernel.snapshot
-        ready = snapshot is not None
-        return json_response(
-            {"status": "ready" if ready else "no_policy", "policy_snapshot": snapshot},
-            200 if ready else 503,
-        )
+        if snapshot is None:
+            return json_response({"status": "no_policy", "policy_snapshot": None}, 503)
+        # Not ready while an out-of-process kernel cannot answer: every decision would take the
+        # fail mode. A ping with its own deadline, beside the decisions, not in front of them.
+        unavailable = await plane.kernel.probe()
+        if unavailable is not None:
+            body = {"status": "kernel_unavailable", "reason": unavailable, "policy_snapshot": snapshot}
+            return json_response(body, 503)
+        return json_response({"status": "ready", "policy_snapshot": snapshot})
 
     @app.get("/metrics", tags=["health"])
     async def metrics() -> Response:

@@ -69,6 +69,11 @@ class Kernel:
         policy = self._policy
         return policy.fail_mode_for(topic) if policy is not None else self.default_fail_mode
 
+    async def probe(self) -> str | None:
+        """Why the kernel cannot decide right now, or None. In process it always can (a missing
+        bundle is reported apart); a kernel in another process is pinged."""
+        return None
+
     async def decide(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
         """The verdict for `ctx`. Async so that a kernel in another process fits the same call."""
         return self.decide_now(ctx, stage=stage)

@@ -12,6 +12,10 @@ The service keeps verifying and storing bundles itself and pushes the text to th
 restarted kernel gets the running bundle again on the first request. Any failure to answer
 within the deadline (process down, timeout, error) is "kernel unavailable": the fail mode of
 the topic applies, exactly as for an in-process evaluation error.
+
+Reachability is tracked from what decisions already see (and the connection closing), so that
+the service logs one warning when the kernel goes away and one line when it is back; `/readyz`
+asks `probe`, a ping with its own short deadline, so that readiness costs decisions nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ __all__ = ["RemoteKernel", "serve_kernel"]
 
 log = logging.getLogger("gatehouse.kernel")
 _LIMIT = 8 * 1024 * 1024
+# `/readyz` waits this long for a ping: longer than a decision's deadline, because a readiness
+# check that flaps under load would take a busy but healthy service out of rotation.
+PROBE_SECONDS = 0.5
 
 
 async def serve_kernel(socket_path: Path) -> None:
@@ -119,6 +126,36 @@ class RemoteKernel(Kernel):
         self._remote_snapshot: str | None = None
         self._connect_lock = asyncio.Lock()
         self._next_connect = 0.0
+        self._reachable: bool | None = None  # unknown until the first exchange
+
+    async def probe(self, timeout: float = PROBE_SECONDS) -> str | None:
+        try:
+            reply = await asyncio.wait_for(self._ping(), timeout)
+        except (TimeoutError, _Unavailable, OSError) as exc:
+            why = f"kernel process unreachable: {exc or type(exc).__name__}"
+            self._set_reachable(False, why)
+            return why
+        if "error" in reply:
+            return f"kernel process answered: {reply['error']}"
+        self._set_reachable(True)
+        return None
+
+    async def _ping(self) -> dict[str, Any]:
+        await self._ensure_connected()
+        return await self._call({"op": "ping"})
+
+    def _set_reachable(self, reachable: bool, why: str = "") -> None:
+        if reachable is self._reachable:
+            return
+        was, self._reachable = self._reachable, reachable
+        if not reachable:
+            log.warning(
+                "kernel process at %s is unreachable (%s); decisions take the fail mode until it is back",
+                self.socket_path,
+                why,
+            )
+        elif was is False:
+            log.info("kernel process at %s is reachable again", self.socket_path)
 
     async def decide(self, ctx: Mapping[str, Any], *, stage: str) -> Verdict:
         policy = self.policy
@@ -127,7 +164,11 @@ class RemoteKernel(Kernel):
         try:
             reply = await asyncio.wait_for(self._decide_remote(policy, ctx, stage), self.deadline)
         except (TimeoutError, _Unavailable, OSError) as exc:
-            return self._unavailable(ctx, stage, f"kernel process unreachable: {exc or type(exc).__name__}")
+            why = f"kernel process unreachable: {exc or type(exc).__name__}"
+            self._set_reachable(False, why)
+            return self._unavailable(ctx, stage, why)
+        if self._reachable is not True:
+            self._set_reachable(True)
         decision = Decision(
             decision=reply["decision"],
             rule_id=reply["rule_id"],
@@ -179,6 +220,7 @@ class RemoteKernel(Kernel):
             self._reader_task = asyncio.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        closing = False
         try:
             while line := await reader.readline():
                 reply = json.loads(line)
@@ -187,8 +229,14 @@ class RemoteKernel(Kernel):
                     fut.set_result(reply)
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            closing = True  # `close()`: the service is stopping, the kernel did nothing wrong
+            raise
         finally:
             self._drop_connection("kernel connection closed")
+            if not closing:
+                # Said now, not at the next decision: the kernel may die while nobody submits.
+                self._set_reachable(False, "the kernel process closed the connection")
 
     def _drop_connection(self, why: str) -> None:
         if self._writer is not None:

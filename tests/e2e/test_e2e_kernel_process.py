@@ -130,3 +130,35 @@ def test_open_mode_allows_and_counts_every_fail_open(server_factory, kernel_proc
         assert r.status_code == 201 and r.json()["decision"]["fail_mode_applied"] is False
         job = s.wait_status(results[0][1]["job_id"], {"succeeded"})
         assert job["status"] == "succeeded"
+
+
+def _readyz_until(s, status: str, timeout: float = 10.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(s.url + "/readyz", timeout=5)
+        if r.json()["status"] == status or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def test_readyz_is_503_while_the_kernel_process_is_down_and_serve_says_so(
+    server_factory, kernel_proc
+) -> None:
+    s = server_factory(SEED, "--kernel-socket", str(kernel_proc.socket_path))
+    r = httpx.get(s.url + "/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+    kernel_proc.kill()
+    # No submit in between: the probe itself, and the dropped connection, notice it.
+    r = _readyz_until(s, "kernel_unavailable")
+    assert r.status_code == 503, r.text
+    assert r.json()["status"] == "kernel_unavailable"
+    assert "unreachable" in r.json()["reason"]
+    assert r.json()["policy_snapshot"]
+    deadline = time.monotonic() + 5
+    while "kernel process" not in s.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [warning] = [line for line in s.log().splitlines() if "is unreachable" in line]
+    assert "WARNING" in warning and str(kernel_proc.socket_path) in warning
+    kernel_proc.start()
+    r = _readyz_until(s, "ready")
+    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
