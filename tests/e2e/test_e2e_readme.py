@@ -156,3 +156,16 @@ def test_runbook_runs_as_printed(shell: Shell) -> None:
         'gatehouse_decisions_total{decision="deny",rule="deny-destructive-exec",stage="submit"} 1.0'
         in metrics
     )
+
+
+def test_readme_policy_block_loads() -> None:
+    """The README's policy example is a bundle that loads, with the rules it describes."""
+    from gatehouse.policy import load
+
+    text = ROOT.joinpath("README.md").read_text()
+    block = re.search(r"## The policy language in one screen\s+```yaml\n(.*?)```", text, re.S)
+    assert block
+    policy = load(block.group(1))
+    assert [r.id for r in policy.rules][-1] == "no-deletes-on-prod-db"
+    decision = policy.decide({"topic": "job.deploy.apply", "labels": {"env": "prod"}})
+    assert decision.decision == "require_approval"
