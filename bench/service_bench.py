@@ -585,7 +585,7 @@ _LAYERS = (
     ("audit chain", "gatehouse/audit/"),
     ("policy kernel", "gatehouse/policy/"),
     ("policy kernel", "gatehouse/kernel/"),
-    ("gatehouse gates/jobs", "gatehouse/jobs/"),
+    ("gatehouse control", "gatehouse/control/"),
     ("gatehouse api", "gatehouse/api/"),
     ("gatehouse other", "gatehouse/"),
     ("prometheus_client", "prometheus_client"),

@@ -31,7 +31,7 @@ from gatehouse.api.routes import (
 )
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
-from gatehouse.server import ControlPlane
+from gatehouse.control.plane import ControlPlane
 
 __all__ = ["create_app"]
 

@@ -8,8 +8,8 @@ from fastapi import Request
 
 from gatehouse.api.ratelimit import parse_limit
 from gatehouse.audit.events import current_actor
+from gatehouse.domain.identity import Identity, hash_key
 from gatehouse.errors import Forbidden, Unauthorized
-from gatehouse.identity import Identity, hash_key
 
 __all__ = ["Principal", "authenticate", "rate_limited", "require_role"]
 

@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse.api.errors import error_response
 from gatehouse.audit.events import current_request_id
-from gatehouse.jobs.model import new_id
+from gatehouse.domain.ids import new_id
 
 __all__ = ["BodyLimit", "RequestId"]
 

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from gatehouse.audit.chain import redact_preview
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import BadRequest
-from gatehouse.jobs.model import DecisionRecord, Job
 from gatehouse.policy._durations import parse_duration
 
 __all__ = [

@@ -56,7 +56,7 @@ def sign(bundle: Path, key_path: Path, serial: int, expires: str | None, out: Pa
 def push(file: Path, url: str, key: str) -> None:
     """Install FILE (a bundle, or a signed envelope) on a running server."""
     from gatehouse.client import ApiError, Client
-    from gatehouse.kernel.installer import read_policy_file
+    from gatehouse.control.installer import read_policy_file
 
     text, signature = read_policy_file(file)
     with Client(url, api_key=key) as client:

@@ -90,7 +90,7 @@ def serve(
     from prometheus_client import start_http_server
 
     from gatehouse.api.app import create_app
-    from gatehouse.server import ControlPlane
+    from gatehouse.control.plane import ControlPlane
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(

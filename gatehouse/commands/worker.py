@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from gatehouse.client import ApiError, Client
-from gatehouse.jobs.failures import handler_failed
+from gatehouse.domain.failures import handler_failed
 from gatehouse.policy import compile_glob
 
 log = logging.getLogger("gatehouse.worker")

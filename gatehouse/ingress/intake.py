@@ -1,7 +1,7 @@
 """Intake: a job's untrusted body -> the labels, meta and attachments the gates judge.
 
 One pure function for every path that decides a job: the server's submit, simulate and explain
-(`gatehouse.jobs.gates`) and the offline `gatehouse policy simulate|explain|test|diff`. Were they
+(`gatehouse.control.submit`) and the offline `gatehouse policy simulate|explain|test|diff`. Were they
 two functions, the offline tools would judge a different job than the server does (a
 `rm -rf /` prompt allowed offline and denied on the server), and CI fixtures would test a
 different system.

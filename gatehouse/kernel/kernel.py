@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from gatehouse.domain.records import Verdict
 from gatehouse.kernel.cache import DecisionCache
 from gatehouse.metrics import Metrics
 from gatehouse.policy import ALLOW, DENY, Decision, Policy
@@ -21,20 +21,6 @@ __all__ = ["KERNEL_UNAVAILABLE", "Kernel", "Verdict"]
 
 log = logging.getLogger("gatehouse.kernel")
 KERNEL_UNAVAILABLE = "kernel_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    decision: Decision
-    snapshot: str | None
-    cached: bool = False
-    fail_mode_applied: bool = False
-    # Why the kernel could not decide, when it could not.
-    unavailable: str | None = None
-
-    @property
-    def result(self) -> str:
-        return self.decision.decision
 
 
 class Kernel:

@@ -14,9 +14,11 @@ from typing import Any
 
 from gatehouse.audit.chain import Checkpoint, Entry
 from gatehouse.audit.events import AuditEvent
-from gatehouse.identity import Identity
-from gatehouse.jobs.approvals import Approval
-from gatehouse.jobs.model import Containment, DecisionRecord, Job
+from gatehouse.domain.approvals import Approval
+from gatehouse.domain.containment import Containment
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
 
 __all__ = ["DecisionPage", "JobPage", "PolicyRow", "Store"]
 

@@ -34,11 +34,13 @@ from gatehouse.audit.events import (
     state_event,
 )
 from gatehouse.crypto import SigningKey
+from gatehouse.domain.approvals import Approval
+from gatehouse.domain.containment import Containment
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.states import next_state, sources
 from gatehouse.errors import Conflict
-from gatehouse.identity import Identity
-from gatehouse.jobs.approvals import Approval
-from gatehouse.jobs.model import Containment, DecisionRecord, Job
-from gatehouse.jobs.states import next_state, sources
 from gatehouse.store._commit import GroupCommit
 from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
 

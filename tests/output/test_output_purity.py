@@ -97,7 +97,7 @@ def test_imports_are_stdlib_or_gatehouse_policy_only(path: Path) -> None:
         "import yaml\n",
         "import orjson\n",
         "from gatehouse.store import sqlite\n",
-        "from gatehouse.jobs.model import Job\n",
+        "from gatehouse.domain.jobs import Job\n",
         "from ..api import app\n",
         "from gatehouse import kernel\n",
         "m = __import__('socket')\n",

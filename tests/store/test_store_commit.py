@@ -12,8 +12,8 @@ import pytest
 from gatehouse.audit.chain import StreamReport
 from gatehouse.audit.events import AuditEvent, current_actor
 from gatehouse.audit.verify import verify_store
-from gatehouse.identity import Identity
-from gatehouse.jobs.model import DecisionRecord
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.records import DecisionRecord
 from gatehouse.store.sqlite import SQLiteStore
 
 

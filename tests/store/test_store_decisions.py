@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gatehouse.jobs.model import DecisionRecord
+from gatehouse.domain.records import DecisionRecord
 from gatehouse.store.sqlite import SQLiteStore
 
 

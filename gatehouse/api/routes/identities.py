@@ -12,9 +12,9 @@ from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.api.ratelimit import parse_limit
 from gatehouse.api.schemas import IdentityIn
+from gatehouse.domain.identity import Identity, hash_key, new_api_key, validate_scope
+from gatehouse.domain.ids import new_id, now, rfc3339
 from gatehouse.errors import NotFound
-from gatehouse.identity import Identity, hash_key, new_api_key, validate_scope
-from gatehouse.jobs.model import new_id, now, rfc3339
 
 router = APIRouter(prefix="/api/v1/identities", tags=["identities"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]

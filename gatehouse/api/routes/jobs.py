@@ -11,9 +11,9 @@ from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute, openapi_body, parse
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import JobIn, RemediateIn
+from gatehouse.control.submit import Submitted
+from gatehouse.domain.states import STATES
 from gatehouse.errors import BadRequest, Denied, NotFound
-from gatehouse.jobs.gates import Submitted
-from gatehouse.jobs.states import STATES
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]

@@ -11,8 +11,8 @@ from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import DecideIn, PolicyIn
+from gatehouse.domain.ids import rfc3339
 from gatehouse.errors import NotFound
-from gatehouse.jobs.model import rfc3339
 
 router = APIRouter(prefix="/api/v1/policy", tags=["policy"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]

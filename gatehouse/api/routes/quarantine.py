@@ -11,7 +11,8 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
-from gatehouse.jobs.model import Job, rfc3339
+from gatehouse.domain.ids import rfc3339
+from gatehouse.domain.jobs import Job
 
 router = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]

@@ -12,7 +12,7 @@ from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import LeaseIn, ResultIn
-from gatehouse.jobs.model import rfc3339
+from gatehouse.domain.ids import rfc3339
 
 router = APIRouter(prefix="/api/v1/worker", tags=["worker"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]

@@ -1,43 +1,16 @@
-"""Jobs and decision records as values."""
+"""Jobs as values: the job, its hash, its policy context and the request a record keeps."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any
 
 from gatehouse.crypto import canonical
+from gatehouse.domain.ids import rfc3339
 
-__all__ = [
-    "Containment",
-    "DecisionRecord",
-    "Job",
-    "job_context",
-    "job_hash",
-    "new_id",
-    "now",
-    "request_of",
-    "rfc3339",
-]
-
-
-def now() -> float:
-    return time.time()
-
-
-def rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_id(prefix: str) -> str:
-    # Time-ordered prefix (ms, hex) + randomness: ids sort by creation and never collide.
-    return f"{prefix}_{int(time.time() * 1000):011x}{secrets.token_hex(8)}"
+__all__ = ["Job", "job_context", "job_hash", "request_of"]
 
 
 def job_hash(
@@ -152,51 +125,6 @@ def job_context(job: Job, *, approved: bool | None = None) -> dict[str, Any]:
 _JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One decision, as stored and returned (DESIGN.md section 3)."""
-
-    decision_id: str
-    timestamp: float
-    result: str
-    rule_id: str
-    reason: str
-    stage: str
-    policy_snapshot: str | None
-    job_hash: str | None
-    remediations: list[dict[str, Any]] = field(default_factory=list)
-    cached: bool = False
-    fail_mode_applied: bool = False
-    job_id: str | None = None
-    tenant: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The canonical request a submit decision judged, kept when no job row keeps it (a denied
-    # submit): its remediation is rebuilt from here. See `request_of`.
-    request: dict[str, Any] | None = None
-
-    def to_public(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "decision_id": self.decision_id,
-            "timestamp": rfc3339(self.timestamp),
-            "result": self.result,
-            # An alias of `result`, for clients that read `decision.decision` like the engine API.
-            "decision": self.result,
-            "rule_id": self.rule_id,
-            "reason": self.reason,
-            "stage": self.stage,
-            "policy_snapshot": self.policy_snapshot,
-            "job_hash": self.job_hash,
-            "remediations": self.remediations,
-            "cached": self.cached,
-            "fail_mode_applied": self.fail_mode_applied,
-            "job_id": self.job_id,
-        }
-        out.update(self.extra)
-        if self.request is not None:
-            out["request"] = self.request
-        return out
-
-
 def request_of(job: Job) -> dict[str, Any]:
     """The canonical request of a drafted job, as a decision record keeps it: what was judged,
     without attachment contents (names, types and sizes are enough to tell what was sent)."""
@@ -219,28 +147,3 @@ def request_of(job: Job) -> dict[str, Any]:
         "requester_roles": list(job.requester_roles),
         "idempotency_key": job.idempotency_key,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class Containment:
-    id: str
-    kind: str  # tenant | identity
-    target: str
-    reason: str
-    created_at: float
-    created_by: str | None
-    lifted_at: float | None = None
-    lifted_by: str | None = None
-
-    def to_public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "target": self.target,
-            "reason": self.reason,
-            "active": self.lifted_at is None,
-            "created_at": rfc3339(self.created_at),
-            "created_by": self.created_by,
-            "lifted_at": rfc3339(self.lifted_at),
-            "lifted_by": self.lifted_by,
-        }

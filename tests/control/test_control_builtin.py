@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gatehouse.jobs import builtin
-from gatehouse.jobs.model import Job
+from gatehouse.control import builtin
+from gatehouse.domain.jobs import Job
 
 
 class _Scheduler:

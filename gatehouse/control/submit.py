@@ -16,19 +16,21 @@ from typing import Any
 from gatehouse.api.schemas import DecideIn, JobIn
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
+from gatehouse.control.incidents import Incidents
+from gatehouse.domain import states
+from gatehouse.domain.approvals import new_request
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.jobs import Job, job_context, job_hash, request_of
+from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.errors import BadRequest, Conflict, Forbidden, MissingField, NotFound, PayloadTooLarge
-from gatehouse.identity import Identity
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, intake
-from gatehouse.jobs import states
-from gatehouse.jobs.approvals import new_request
-from gatehouse.jobs.incidents import Incidents
-from gatehouse.jobs.model import DecisionRecord, Job, job_context, job_hash, new_id, now, request_of
-from gatehouse.kernel import Kernel, Verdict
+from gatehouse.kernel import Kernel
 from gatehouse.metrics import Metrics
 from gatehouse.policy import DENY, Decision
 from gatehouse.store import Store
 
-__all__ = ["Gates", "Submitted", "make_record", "scope_verdict"]
+__all__ = ["Gates", "Submitted", "scope_verdict"]
 
 _SUBMIT_STAGE = "submit"
 
@@ -50,39 +52,6 @@ class Submitted:
     @property
     def stored(self) -> bool:
         return self.record.result != DENY
-
-
-def make_record(
-    verdict: Verdict,
-    *,
-    stage: str,
-    job_id: str | None,
-    tenant: str | None,
-    job_hash: str | None,
-    extra: Mapping[str, Any] | None = None,
-    request: dict[str, Any] | None = None,
-) -> DecisionRecord:
-    d = verdict.decision
-    more = dict(extra or {})
-    if verdict.unavailable:
-        more["kernel_error"] = verdict.unavailable
-    return DecisionRecord(
-        decision_id=new_id("dec"),
-        timestamp=now(),
-        result=d.decision,
-        rule_id=d.rule_id,
-        reason=d.reason,
-        stage=stage,
-        policy_snapshot=verdict.snapshot,
-        job_hash=job_hash,
-        remediations=[r.to_dict() for r in d.remediations],
-        cached=verdict.cached,
-        fail_mode_applied=verdict.fail_mode_applied,
-        job_id=job_id,
-        tenant=tenant,
-        extra=more,
-        request=request,
-    )
 
 
 def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: str | None) -> Verdict | None:

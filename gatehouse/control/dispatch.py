@@ -16,17 +16,18 @@ from typing import Any
 from gatehouse.audit.events import current_actor
 from gatehouse.bus import Bus
 from gatehouse.config import Settings
+from gatehouse.control.approvals import ApprovalFlow, approval_record
+from gatehouse.control.incidents import Incidents
+from gatehouse.control.outputs import OutputGate
 from gatehouse.crypto import SigningKey
+from gatehouse.domain import states
+from gatehouse.domain.approvals import Approval, new_request, token_problem
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import now
+from gatehouse.domain.jobs import Job, job_context
+from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.errors import BadRequest, Conflict, NotFound
-from gatehouse.identity import Identity
-from gatehouse.jobs import states
-from gatehouse.jobs.approval_flow import ApprovalFlow, approval_record
-from gatehouse.jobs.approvals import Approval, new_request, token_problem
-from gatehouse.jobs.gates import make_record
-from gatehouse.jobs.incidents import Incidents
-from gatehouse.jobs.model import DecisionRecord, Job, job_context, now
-from gatehouse.jobs.outputs import OutputGate
-from gatehouse.kernel import Kernel, Verdict
+from gatehouse.kernel import Kernel
 from gatehouse.metrics import Metrics
 from gatehouse.policy import Decision, compile_glob
 from gatehouse.policy.glob import GlobError

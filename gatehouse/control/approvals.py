@@ -3,7 +3,7 @@
 Only identities with the `approver` role act (an admin needs the role too); nobody approves a job
 they submitted; an approver of one tenant never sees another tenant's jobs (404). Approving issues
 a signed token and moves the job back to the queue in one transaction; the dispatch gate then
-checks the token (`gatehouse.jobs.approvals.token_problem`) and consumes its nonce as it leases.
+checks the token (`gatehouse.domain.approvals.token_problem`) and consumes its nonce as it leases.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Any
 from gatehouse.audit.events import AuditEvent, stream_for
 from gatehouse.bus import Bus
 from gatehouse.crypto import SigningKey
+from gatehouse.domain import states
+from gatehouse.domain.approvals import Approval, issue_token, token_problem
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict, Forbidden, NotFound
-from gatehouse.identity import Identity
-from gatehouse.jobs import states
-from gatehouse.jobs.approvals import Approval, issue_token, token_problem
-from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
 from gatehouse.metrics import Metrics
 from gatehouse.store import Store
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gatehouse.crypto import SigningKey, VerifyKey, canonical
-from gatehouse.jobs.model import Job, job_hash, new_id, rfc3339
+from gatehouse.domain.ids import new_id, rfc3339
+from gatehouse.domain.jobs import Job, job_hash
 
 __all__ = [
     "DEFAULT_TTL",

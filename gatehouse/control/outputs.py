@@ -18,11 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gatehouse.control.incidents import RULE_ID, Incidents
+from gatehouse.domain import states
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict, Forbidden, NotFound
-from gatehouse.identity import Identity
-from gatehouse.jobs import states
-from gatehouse.jobs.incidents import RULE_ID, Incidents
-from gatehouse.jobs.model import DecisionRecord, Job, new_id, now
 from gatehouse.kernel import Kernel
 from gatehouse.metrics import Metrics
 from gatehouse.output import OutputVerdict, applies, decide

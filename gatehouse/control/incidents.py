@@ -16,9 +16,10 @@ is refused rather than silently recorded.
 
 from __future__ import annotations
 
+from gatehouse.domain.containment import Containment
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import new_id, now
 from gatehouse.errors import BadRequest, Conflict, NotFound
-from gatehouse.identity import Identity
-from gatehouse.jobs.model import Containment, new_id, now
 from gatehouse.kernel import Verdict
 from gatehouse.metrics import Metrics
 from gatehouse.policy import DENY, Decision

@@ -57,7 +57,7 @@ class Identity:
         return "*" in self.capabilities or capability in self.capabilities
 
     def to_public(self) -> dict[str, object]:
-        from gatehouse.jobs.model import rfc3339
+        from gatehouse.domain.ids import rfc3339
 
         return {
             "id": self.id,

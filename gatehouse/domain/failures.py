@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gatehouse.jobs.model import new_id
+from gatehouse.domain.ids import new_id
 
 __all__ = ["HANDLER_ERROR", "HandlerFailure", "handler_failed"]
 

@@ -20,8 +20,8 @@ from typing import Any
 from gatehouse.audit.events import SYSTEM, AuditEvent
 from gatehouse.bus import Bus
 from gatehouse.crypto import VerifyKey
+from gatehouse.domain.ids import now
 from gatehouse.errors import BadRequest, PolicyError
-from gatehouse.jobs.model import now
 from gatehouse.kernel.bundles import BundleRefused, parse_envelope, verify_bundle
 from gatehouse.kernel.kernel import Kernel
 from gatehouse.metrics import Metrics

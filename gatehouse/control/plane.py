@@ -9,16 +9,16 @@ import sys
 
 from gatehouse.bus import Bus, MemoryBus
 from gatehouse.config import Settings
+from gatehouse.control.approvals import ApprovalFlow
+from gatehouse.control.builtin import run_builtin_worker
+from gatehouse.control.dispatch import Scheduler
+from gatehouse.control.incidents import Incidents
+from gatehouse.control.installer import PolicyInstaller
+from gatehouse.control.submit import Gates
 from gatehouse.crypto import VerifyKey, load_or_create_signing_key
-from gatehouse.identity import Identity, hash_key, new_api_key
-from gatehouse.jobs.approval_flow import ApprovalFlow
-from gatehouse.jobs.builtin import run_builtin_worker
-from gatehouse.jobs.gates import Gates
-from gatehouse.jobs.incidents import Incidents
-from gatehouse.jobs.model import new_id, now
-from gatehouse.jobs.scheduler import Scheduler
+from gatehouse.domain.identity import Identity, hash_key, new_api_key
+from gatehouse.domain.ids import new_id, now
 from gatehouse.kernel import Kernel
-from gatehouse.kernel.installer import PolicyInstaller
 from gatehouse.kernel.remote import RemoteKernel
 from gatehouse.metrics import Metrics
 from gatehouse.store import SQLiteStore, Store

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatehouse.audit.events import current_actor
-from gatehouse.jobs.failures import handler_failed
-from gatehouse.jobs.model import Job
-from gatehouse.jobs.scheduler import Scheduler
+from gatehouse.control.dispatch import Scheduler
+from gatehouse.domain.failures import handler_failed
+from gatehouse.domain.jobs import Job
 
 __all__ = ["BUILTIN_OWNER", "echo", "run_builtin_worker"]
 
