@@ -9,9 +9,10 @@ The script starts `python -m gatehouse serve` on the seed policy with a fresh da
 on free ports, creates an agent identity, and then measures, in one run:
 
   (a) `GET /api/v1/whoami` with the agent key: the floor cost of an authenticated route;
-  (b) `POST /api/v1/jobs` with a ~300-byte body on `job.bench.submit`, a topic no worker
-      serves: validation, identity scope, the policy decision, and the transaction that stores
-      the job and its decision record. Every response must be 201;
+  (b) `POST /api/v1/jobs` with a realistic body (a 150-character prompt, two labels, a
+      capability) on `job.bench.submit`, a topic no worker serves: validation, identity scope,
+      the policy decision, and the transaction that stores the job and its decision record.
+      Every response must be 201;
   (c) end-to-end completion: N `job.demo.echo` jobs submitted 64 at a time, which the built-in
       workers lease (dispatch gate) and finish; the clock stops when the server's
       `gatehouse_jobs_finished_total{state="succeeded"}` has grown by N.
@@ -208,18 +209,17 @@ def metric_value(text: str, name: str, labels: dict[str, str]) -> float:
 # --- requests --------------------------------------------------------------------------------
 
 
-def submit_body(topic: str, size: int = 300) -> bytes:
-    """A job body of about `size` bytes; the prompt is padded to get there."""
+def submit_body(topic: str, prompt_chars: int = 150) -> bytes:
+    """A realistic job body: a 150-character prompt, two labels, a capability and a risk tag
+    (what an agent's deploy or ops job carries; about 300 bytes in all)."""
+    base = "summarise the staging inventory and list the hosts that drifted from the baseline since "
+    base += "the last deploy, grouped by service, with the owning team for each host; "
     body: dict[str, Any] = {
         "topic": topic,
-        "prompt": "",
+        "prompt": (base * (prompt_chars // len(base) + 1))[:prompt_chars],
         "labels": {"env": "staging", "team": "core"},
         "meta": {"capability": "infra.read", "risk_tags": ["change"]},
     }
-    base = "summarise the staging inventory and list hosts that drifted from the baseline; "
-    bare = len(json.dumps(body, separators=(",", ":")))
-    need = max(size - bare, len(base))
-    body["prompt"] = (base * (need // len(base) + 1))[:need]
     return json.dumps(body, separators=(",", ":")).encode()
 
 
