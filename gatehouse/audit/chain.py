@@ -18,6 +18,7 @@ from typing import Any
 
 from gatehouse.crypto import SigningKey, VerifyKey, canonical
 from gatehouse.ingress.prefilter import fold
+from gatehouse.ingress.secrets import SECRET_SHAPES
 
 __all__ = [
     "GENESIS",
@@ -171,11 +172,10 @@ def verify_stream(
     return report
 
 
-_SECRET_SHAPES = (
-    r"AKIA[0-9A-Z]{16}|-----BEGIN[A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{20,}|"
-    r"xox[baprs]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|"
-    r"[A-Za-z0-9+/_=-]{32,}|"
-)
+# The shared table's shapes (`gatehouse.ingress.secrets`, the ones ingress and the output gate
+# use), then what only a preview masks: any long token-like run, which a random key of unknown
+# shape usually is. Masking too much costs a reader a few characters; too little leaks a key.
+_SECRET_SHAPES = "|".join(s.regex for s in SECRET_SHAPES) + r"|[A-Za-z0-9+/_=-]{32,}|"
 _SECRET_ASSIGNMENT = r"(?i:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+|"
 _CONTACT_SHAPES = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\b(?:\d[ -]?){13,19}\b"
 _SECRETISH = re.compile(f"({_SECRET_SHAPES}{_SECRET_ASSIGNMENT}{_CONTACT_SHAPES})")

@@ -3,7 +3,8 @@
 Phrase checks run on the cleaned text (`clean_text`), so `ign<ZWSP>ore previous instructions` is
 still the phrase; the hidden-character checks are `raw` and run on the text as sent, so the
 invisible characters themselves are reported too. Secret patterns are `sensitive`: their hit
-excerpts are masked.
+excerpts are masked. Their shapes come from `gatehouse.ingress.secrets`, the table the output
+gate and the audit preview share.
 
 Non-ASCII characters are written as escapes so that the table itself hides nothing.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatehouse.ingress.patterns import Pattern
+from gatehouse.ingress.secrets import PRIVATE_KEY_BEGIN, shape
 
 __all__ = ["RISK_PATTERNS"]
 
@@ -227,17 +229,17 @@ _SECRET_PATTERNS = (
     _risk(
         SECRETS,
         "aws_access_key",
-        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+        rf"\b(?:{shape('aws_access_key')})\b",
         "AWS access key id",
         ignore_case=False,
         sensitive=True,
-        examples=("key AKIAIOSFODNN7EXAMPLE here",),
-        counter_examples=("AKIA is a prefix", "AKIAIOSFODNN7EXAMPL"),
+        examples=("key AKIAIOSFODNN7EXAMPLE here", "ABIAY34FZKBOKMUTVV7A", "AGPAY34FZKBOKMUTVV7A"),
+        counter_examples=("AKIA is a prefix", "AKIAIOSFODNN7EXAMPL", "AKIAIOSFODNN7EXAMPLEX"),
     ),
     _risk(
         SECRETS,
         "private_key",
-        r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+        PRIVATE_KEY_BEGIN,
         "PEM / OpenSSH / PGP private key",
         ignore_case=False,
         sensitive=True,
@@ -252,7 +254,7 @@ _SECRET_PATTERNS = (
     _risk(
         SECRETS,
         "github_token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        rf"\b(?:{shape('github_token')})\b",
         "GitHub token",
         ignore_case=False,
         sensitive=True,
@@ -262,7 +264,7 @@ _SECRET_PATTERNS = (
     _risk(
         SECRETS,
         "slack_token",
-        r"\bxox[baprse]-[A-Za-z0-9-]{10,255}",
+        rf"\b(?:{shape('slack_token')})",
         "Slack token",
         ignore_case=False,
         sensitive=True,
@@ -287,7 +289,7 @@ _SECRET_PATTERNS = (
     _risk(
         SECRETS,
         "jwt",
-        r"\beyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+",
+        rf"\b(?:{shape('jwt')})",
         "JSON Web Token",
         ignore_case=False,
         sensitive=True,
@@ -296,12 +298,12 @@ _SECRET_PATTERNS = (
     ),
     _risk(
         SECRETS,
-        "openai_api_key",
-        r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,255}",
-        "OpenAI / Anthropic style API key",
+        "prefixed_api_key",
+        rf"\b(?:{shape('prefixed_api_key')})",
+        "API key with a vendor prefix (OpenAI / Anthropic sk-, Stripe, Google, GitLab)",
         ignore_case=False,
         sensitive=True,
-        examples=("sk-proj-abcdefghijklmnopqrstuvwx",),
+        examples=("sk-proj-abcdefghijklmnopqrstuvwx", "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
         counter_examples=("sk-learn is a library",),
     ),
     _risk(

@@ -8,15 +8,9 @@ Pure, like `gatehouse.policy`: no I/O, no clock; a test walks the imports to kee
 
 from __future__ import annotations
 
-from gatehouse.output.detectors import (
-    ALL_DETECTORS,
-    Detector,
-    get_detector,
-    iban_valid,
-    luhn_valid,
-    ssn_valid,
-)
+from gatehouse.output.detectors import ALL_DETECTORS, Detector, get_detector
 from gatehouse.output.gate import DEFAULT_MAX_CHARS, Finding, OutputVerdict, applies, decide, scan
+from gatehouse.output.validators import iban_valid, luhn_valid, ssn_valid
 
 __all__ = [
     "ALL_DETECTORS",

@@ -2,7 +2,10 @@
 
 Each `Detector` is a compiled regex that proposes candidates and an optional validator that
 throws the implausible ones away (a card number must pass Luhn, an IBAN mod-97, an IPv4 address
-must have octets <= 255, ...). Like the classifier table in `gatehouse.ingress.patterns`, every
+must have octets <= 255, ...; the validators live in `gatehouse.output.validators`). Secrets that
+have a shape of their own (AWS key ids, private keys, GitHub and Slack tokens, JWTs, prefixed API
+keys) take it from `gatehouse.ingress.secrets`, the one table ingress and the audit preview read
+too. Like the classifier table in `gatehouse.ingress.patterns`, every
 row carries `examples` it must find and `counter_examples` it must not, so the table documents
 itself and a test proves each row.
 
@@ -21,17 +24,28 @@ therefore stable, and the gate can re-scan redacted text to prove nothing is lef
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import json
-import math
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gatehouse.ingress.secrets import PRIVATE_KEY_BEGIN, PRIVATE_KEY_END, shape
+from gatehouse.output.validators import (
+    IBAN_LENGTHS,
+    MARKER_PREFIX,
+    api_key_valid,
+    aws_secret_valid,
+    card_valid,
+    email_valid,
+    has_digit,
+    iban_valid,
+    ip_valid,
+    jwt_valid,
+    password_valid,
+    phone_valid,
+    ssn_valid,
+    varied,
+)
 from gatehouse.policy.model import DETECTORS as DETECTOR_NAMES
 
 __all__ = [
@@ -39,13 +53,7 @@ __all__ = [
     "MARKER_PREFIX",
     "Detector",
     "get_detector",
-    "iban_valid",
-    "luhn_valid",
-    "ssn_valid",
 ]
-
-# What redaction writes; detectors must not match inside it (see the module docstring).
-MARKER_PREFIX = "[REDACTED:"
 
 # The group that, when a pattern defines it and it took part in the match, is the finding.
 _SECRET = "secret"
@@ -91,252 +99,17 @@ class Detector:
         return tuple(problems)
 
 
-# --- validators --------------------------------------------------------------------------------
-
-
-def luhn_valid(number: str) -> bool:
-    """The Luhn checksum of the digits in `number` (separators ignored); False without digits."""
-    digits = [int(c) for c in number if c.isdigit() and c.isascii()]
-    if not digits:
-        return False
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-# Issuer prefixes (inclusive ranges over the first 2-4 digits) and the lengths each issues.
-# Luhn alone passes one random number in ten; the issuer table turns away millisecond
-# timestamps, order numbers and the like that happen to pass it.
-_CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
-    (4, 4, frozenset({13, 16, 19})),  # Visa
-    (51, 55, frozenset({16})),  # Mastercard
-    (2221, 2720, frozenset({16})),  # Mastercard 2-series
-    (34, 34, frozenset({15})),  # American Express
-    (37, 37, frozenset({15})),
-    (300, 305, frozenset(range(14, 20))),  # Diners Club
-    (36, 36, frozenset(range(14, 20))),
-    (38, 39, frozenset(range(14, 20))),
-    (6011, 6011, frozenset(range(16, 20))),  # Discover
-    (644, 649, frozenset(range(16, 20))),
-    (65, 65, frozenset(range(16, 20))),
-    (3528, 3589, frozenset(range(16, 20))),  # JCB
-    (62, 62, frozenset(range(16, 20))),  # UnionPay
-    (2200, 2204, frozenset(range(16, 20))),  # Mir
-    (50, 50, frozenset(range(12, 20))),  # Maestro
-    (56, 58, frozenset(range(12, 20))),
-    (63, 63, frozenset(range(12, 20))),
-    (67, 67, frozenset(range(12, 20))),
-)
-
-
-def _card_valid(text: str) -> bool:
-    digits = "".join(c for c in text if c.isdigit())
-    if len(set(digits)) < 2:
-        return False
-    for low, high, lengths in _CARD_ISSUERS:
-        width = len(str(low))
-        if low <= int(digits[:width]) <= high and len(digits) in lengths:
-            return luhn_valid(digits)
-    return False
-
-
-# IBAN length by country (the SWIFT IBAN registry). A fixed length per country lets the regex
-# stop exactly where the IBAN ends, even when an upper-case word follows it.
-_IBAN_LENGTHS: Mapping[str, int] = MappingProxyType(
-    {
-        "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-        "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
-        "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-        "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
-        "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-        "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
-        "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
-        "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-        "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-    }
-)  # fmt: skip
-
-
-def iban_valid(text: str) -> bool:
-    """True for a well-formed IBAN: known country, its length, and the mod-97 check digits."""
-    compact = "".join(text.split()).upper()
-    if not compact.isascii() or not compact.isalnum() or len(compact) != _IBAN_LENGTHS.get(compact[:2]):
-        return False
-    if not compact[2:4].isdigit():
-        return False
-    rearranged = compact[4:] + compact[:4]
-    # int(c, 36) maps 0-9 to themselves and A..Z to 10..35, as ISO 13616 asks.
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-
-
-def ssn_valid(text: str) -> bool:
-    """A US social security number the SSA could have issued (area, group, serial rules)."""
-    digits = "".join(c for c in text if c.isdigit())
-    if len(digits) != 9:
-        return False
-    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
-    return area not in (0, 666) and area < 900 and group != 0 and serial != 0
-
-
-def _nanp_valid(ten: str) -> bool:
-    """North American numbers: area code and exchange start 2-9; N11 area codes are services."""
-    return len(ten) == 10 and ten[0] >= "2" and ten[3] >= "2" and ten[1:3] != "11"
-
-
-def _phone_valid(text: str) -> bool:
-    digits = "".join(c for c in text if c.isdigit())
-    if text.startswith("+"):
-        if not 8 <= len(digits) <= 15:  # E.164 allows at most 15 digits
-            return False
-        # Country code 1 is the NANP alone, and all its numbers have ten digits after it.
-        return _nanp_valid(digits[1:]) if digits[0] == "1" else True
-    if len(digits) == 11 and digits[0] == "1":
-        digits = digits[1:]
-    return _nanp_valid(digits)
-
-
-def _ip_valid(text: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    # Loopback, "any", multicast and reserved (netmasks such as 255.255.255.0 fall here) name no
-    # host and fill logs; reporting them would drown the addresses that matter.
-    return not (ip.is_loopback or ip.is_unspecified or ip.is_multicast or ip.is_reserved)
-
-
-# Image "addresses" such as `icon@2x.png` are file names, not mailboxes.
-_FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff"})
-
-
-def _email_valid(text: str) -> bool:
-    local, _, domain = text.rpartition("@")
-    if local.startswith(".") or local.endswith(".") or ".." in local:
-        return False
-    return domain.rpartition(".")[2].lower() not in _FILE_TLDS
-
-
-def _b64url_json_object(part: str) -> bool:
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        return isinstance(json.loads(raw), dict)
-    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return False
-
-
-def _jwt_valid(text: str) -> bool:
-    return _b64url_json_object(text.split(".", 1)[0])
-
-
-def _varied(text: str, minimum: int = 4) -> bool:
-    """Not a placeholder made of a few repeated characters (`xxxx`, `AKIA0000...`)."""
-    return len(set(text)) >= minimum
-
-
-def _has_digit(text: str) -> bool:
-    return any(c.isdigit() for c in text)
-
-
-def _aws_secret_valid(text: str) -> bool:
-    classes = (any(c.islower() for c in text), any(c.isupper() for c in text), _has_digit(text))
-    return sum(classes) >= 2 and _varied(text, 10)
-
-
-_PLACEHOLDER_WORDS = ("your", "xxxx", "placeholder", "changeme", "change_me", "redacted", "example_")
-_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,64}(?:\.[A-Za-z_][A-Za-z0-9_]{0,64}){1,16}")
-# Prefixes of well-known key formats: no keyword is needed before these.
-_KEY_PREFIXES = ("sk-", "sk_live_", "rk_live_", "AIza", "glpat-")
-
-
-def _is_code_reference(text: str) -> bool:
-    """`token = self.settings.token_v2` names a variable; it is not the key.
-
-    A JWT is dotted identifiers too, but its base64 segments are full of digits.
-    """
-    if not _DOTTED_NAME.fullmatch(text) or text.startswith("eyJ"):
-        return False
-    return all(sum(c.isdigit() for c in part) <= 2 for part in text.split("."))
-
-
-def _shannon_bits(text: str) -> float:
-    n = len(text)
-    return -sum(k / n * math.log2(k / n) for k in Counter(text).values())
-
-
-def _api_key_valid(text: str) -> bool:
-    if text.startswith(_KEY_PREFIXES):
-        return _varied(text[4:], 6)
-    lowered = text.lower()
-    if any(word in lowered for word in _PLACEHOLDER_WORDS) or text.startswith(("/", "./", "~/")):
-        return False
-    if _is_code_reference(text):
-        return False
-    has_letter = any(c.isalpha() for c in text)
-    # Random keys of 20+ characters mix letters and digits and spread over many symbols.
-    return has_letter and _has_digit(text) and _varied(text, 8) and _shannon_bits(text) >= 3.0
-
-
-_PASSWORD_PLACEHOLDERS = frozenset(
-    {
-        "null",
-        "none",
-        "nil",
-        "true",
-        "false",
-        "undefined",
-        "required",
-        "optional",
-        "string",
-        "str",
-        "password",
-        "secret",
-        "redacted",
-        "hidden",
-        "masked",
-        "empty",
-        "unset",
-        "changeme",
-        "example",
-    }
-)
-
-
-_CODE_CALL = re.compile(r"[A-Za-z_][\w.]{0,64}\(.{0,200}")
-
-
-def _password_valid(text: str) -> bool:
-    value = text.strip()
-    if len(value) < 3 or value.lower() in _PASSWORD_PLACEHOLDERS:
-        return False
-    # `${VAR}`, `<secret>`, `{{ var }}`, `%s`, `*****`, an absolute path (`pwd: /home/x`), a
-    # marker left by an earlier redaction: none of these is the password itself.
-    if value.startswith(("$", "<", "{", "%", "*", "/", "~/", "•", MARKER_PREFIX)):
-        return False
-    if set(value) <= set("*xX.•-_#"):
-        return False
-    # `password = getpass()`, `password: os.environ.get("PW")`: code reading a password.
-    return _CODE_CALL.fullmatch(value) is None
-
-
-# --- the table ---------------------------------------------------------------------------------
-
 # `key: value`, `key = value`, `"key": "value"`, `key := value`, `key => value`; quotes around
 # the key may be JSON-escaped (`\"password\": \"...\"`) when the output holds serialised JSON.
 _ASSIGN = r"""\\?["']?[ \t]{0,8}(?::=|=>|[:=])[ \t]{0,8}"""
 
-_PRIVATE_KEY_LABEL = r"-----{0}[ A-Z0-9]{{0,40}}PRIVATE KEY(?: BLOCK)?-----"
 _PRIVATE_KEY = (
-    _PRIVATE_KEY_LABEL.format("BEGIN")
+    PRIVATE_KEY_BEGIN
     + r"(?:"
     # A complete block: everything up to the END line. The body stops at the first `-----`, so
     # a run of headers without END lines costs one pass, not one pass per header.
     + r"(?:[^-]|-(?!----)){0,65536}+"
-    + _PRIVATE_KEY_LABEL.format("END")
+    + PRIVATE_KEY_END
     # A truncated block: the whole base64 lines that follow the header (real or escaped
     # newlines); a line of prose after them ends the block.
     + r"|(?:[ \t]{0,8}+(?:\r?\n|(?:\\r)?\\n)[A-Za-z0-9+/=]{1,256}+"
@@ -351,8 +124,7 @@ _API_KEY = (
     r"[_.-]?key|secret|token|credential)" + _ASSIGN + r"""\\?["']?"""
     r"|(?<![A-Za-z0-9])(?i:bearer)[ \t]{1,8}+"
     rf")(?P<secret>[{_VALUE_CHARS}]{{20,512}}+)(?![{_VALUE_CHARS}])"
-    r"|(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,250}+"
-    r"|[sr]k_live_[A-Za-z0-9]{16,250}+|AIza[0-9A-Za-z_-]{35}|glpat-[0-9A-Za-z_-]{20,64}+)"
+    rf"|(?<![A-Za-z0-9_-])(?:{shape('prefixed_api_key')})"
 )
 
 _PASSWORD = (
@@ -377,7 +149,7 @@ _PHONE = (
 _IBAN = (
     r"(?<![A-Za-z0-9])(?=[A-Z]{2}\d\d)(?:"
     + "|".join(
-        rf"{country}\d\d(?:[ ]?[A-Z0-9]){{{length - 4}}}" for country, length in sorted(_IBAN_LENGTHS.items())
+        rf"{country}\d\d(?:[ ]?[A-Z0-9]){{{length - 4}}}" for country, length in sorted(IBAN_LENGTHS.items())
     )
     + r")(?![A-Za-z0-9])"
 )
@@ -404,9 +176,9 @@ _TABLE: tuple[Detector, ...] = (
     ),
     Detector(
         name="aws_access_key",
-        regex=r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])",
-        description="an AWS access key id (long-term AKIA, temporary ASIA)",
-        validator=lambda s: _varied(s[4:]),
+        regex=rf"(?<![A-Za-z0-9])(?:{shape('aws_access_key')})(?![A-Za-z0-9])",
+        description="an AWS access key id (long-term AKIA, temporary ASIA, and the other id prefixes)",
+        validator=lambda s: varied(s[4:]),
         examples=("key AKIAIOSFODNN7EXAMPLE here", "ASIAY34FZKBOKMUTVV7A", "id=AKIA2E0A8F3B244C9986"),
         counter_examples=(
             "AKIA is a prefix",
@@ -425,7 +197,7 @@ _TABLE: tuple[Detector, ...] = (
             + r"""\\?["']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"""
         ),
         description="an AWS secret access key (40 base64 characters) assigned to a key name",
-        validator=_aws_secret_valid,
+        validator=aws_secret_valid,
         examples=(
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
@@ -440,9 +212,9 @@ _TABLE: tuple[Detector, ...] = (
     ),
     Detector(
         name="github_token",
-        regex=r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}+|github_pat_[A-Za-z0-9_]{22,244}+)",
+        regex=rf"(?<![A-Za-z0-9_])(?:{shape('github_token')})",
         description="a GitHub personal, OAuth, app or refresh token (ghp_, gho_, ghs_, github_pat_)",
-        validator=lambda s: _varied(s[4:]),
+        validator=lambda s: varied(s[4:]),
         examples=(
             "token ghp_" + "a1B2" * 9,
             "GH_TOKEN=gho_16C7e42F292c6912E7710c838347Ae178B4a",
@@ -452,12 +224,9 @@ _TABLE: tuple[Detector, ...] = (
     ),
     Detector(
         name="slack_token",
-        regex=(
-            r"(?<![A-Za-z0-9])(?:xox[abposre]-[A-Za-z0-9-]{10,250}+|xapp-\d-[A-Za-z0-9-]{10,250}+)"
-            r"|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,250}+"
-        ),
+        regex=rf"(?<![A-Za-z0-9])(?:{shape('slack_token')})",
         description="a Slack bot / user / app token or an incoming-webhook URL",
-        validator=_has_digit,
+        validator=has_digit,
         examples=(
             "xoxb-1234567890-abcdefghij",
             "SLACK_TOKEN=xoxp-1234-5678-91011-abcdef0123456789",
@@ -467,9 +236,9 @@ _TABLE: tuple[Detector, ...] = (
     ),
     Detector(
         name="jwt",
-        regex=r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,4096}+\.eyJ[A-Za-z0-9_-]{5,16384}+\.[A-Za-z0-9_-]{0,4096}+",
+        regex=rf"(?<![A-Za-z0-9_-])(?:{shape('jwt')})",
         description="a JSON Web Token (header and payload are base64url JSON objects)",
-        validator=_jwt_valid,
+        validator=jwt_valid,
         examples=(
             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123",
             "Authorization: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6"
@@ -485,7 +254,7 @@ _TABLE: tuple[Detector, ...] = (
         name="generic_api_key",
         regex=_API_KEY,
         description="a long random token assigned to a key-ish name, after `Bearer`, or with a known prefix",
-        validator=_api_key_valid,
+        validator=api_key_valid,
         examples=(
             "api_key=9f8e7d6c5b4a39281706f5e4d3c2b1a0",
             '{"apiKey": "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA=="}',
@@ -513,7 +282,7 @@ _TABLE: tuple[Detector, ...] = (
         name="password",
         regex=_PASSWORD,
         description="a literal password assigned to a password-ish name (`password=...`, JSON, YAML)",
-        validator=_password_valid,
+        validator=password_valid,
         examples=(
             "password=hunter22",
             "DB_PASSWORD=s3cr3t!",
@@ -544,7 +313,7 @@ _TABLE: tuple[Detector, ...] = (
             r"(?![A-Za-z0-9-]|:[\w~/])"
         ),
         description="an e-mail address",
-        validator=_email_valid,
+        validator=email_valid,
         examples=(
             "mail jane.doe@example.com today",
             "<j.smith+tag@sub.example.co.uk>",
@@ -570,7 +339,7 @@ _TABLE: tuple[Detector, ...] = (
             r"(?!\d|[.,-]\d)"
         ),
         description="a payment card number (issuer prefix and length, Luhn checksum)",
-        validator=_card_valid,
+        validator=card_valid,
         examples=(
             "charge 4111 1111 1111 1111 now",
             "4111-1111-1111-1111",
@@ -597,7 +366,7 @@ _TABLE: tuple[Detector, ...] = (
         name="phone",
         regex=_PHONE,
         description="a phone number: international (+country) or North American (NANP) formats",
-        validator=_phone_valid,
+        validator=phone_valid,
         examples=(
             "call +1 415 555 2671",
             "+44 20 7946 0958",
@@ -673,7 +442,7 @@ _TABLE: tuple[Detector, ...] = (
             r"|(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}+(?![\w:]|\.\d)"
         ),
         description="an IPv4 or IPv6 host address (not loopback, unspecified, multicast or reserved)",
-        validator=_ip_valid,
+        validator=ip_valid,
         examples=(
             "connect to 192.168.1.20:5432",
             "10.0.0.12",

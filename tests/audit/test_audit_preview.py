@@ -32,6 +32,9 @@ def test_the_keyword_shortcut_never_changes_the_preview(text: str) -> None:
         "TO\u212aEN: abc",  # Kelvin sign
         "mail jane.doe@example.com",
         "AKIAIOSFODNN7EXAMPLE",
+        "use ASIAY34FZKBOKMUTVV7A",  # a temporary key id: once left in clear
+        "ABIAY34FZKBOKMUTVV7A",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----",
     ],
 )
 def test_secrets_and_their_lookalike_spellings_are_masked(text: str) -> None:

@@ -1,4 +1,5 @@
-"""`gatehouse.output` is pure core: the standard library and `gatehouse.policy` only; no I/O.
+"""`gatehouse.output` is pure core: the standard library, `gatehouse.policy` and
+`gatehouse.ingress` (the shared table of secret shapes) only; no I/O.
 
 A worker's output is judged on the job's hot path and replayed in tests and benchmarks: the gate
 must give the same verdict for the same output and rules, whatever the clock, disk or network.
@@ -44,7 +45,7 @@ FORBIDDEN_STDLIB = frozenset(
         "uuid",
     }
 )
-ALLOWED_GATEHOUSE = ("gatehouse.policy", "gatehouse.output")
+ALLOWED_GATEHOUSE = ("gatehouse.policy", "gatehouse.output", "gatehouse.ingress")
 
 
 def imports(source: str, package: str = "gatehouse.output") -> list[tuple[str, int]]:
@@ -78,11 +79,11 @@ MODULES = sorted(PACKAGE.glob("*.py"))
 
 
 def test_the_package_has_modules_to_check() -> None:
-    assert {p.name for p in MODULES} >= {"__init__.py", "detectors.py", "gate.py"}
+    assert {p.name for p in MODULES} >= {"__init__.py", "detectors.py", "gate.py", "validators.py"}
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
-def test_imports_are_stdlib_or_gatehouse_policy_only(path: Path) -> None:
+def test_imports_are_stdlib_or_the_pure_core_only(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     bad = [f"{path.name}:{line} imports {mod}" for mod, line in imports(source) if not allowed(mod)]
     assert bad == []
@@ -114,6 +115,7 @@ def test_the_checker_rejects_impure_imports(source: str) -> None:
     [
         "from __future__ import annotations\nimport re, json, ipaddress, base64\n",
         "from gatehouse.policy import OutputRule\nfrom gatehouse.policy.glob import compile_glob\n",
+        "from gatehouse.ingress.secrets import shape\n",
         "from .detectors import Detector\nfrom . import gate\n",
     ],
 )
