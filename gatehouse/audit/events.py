@@ -1,5 +1,8 @@
 """What goes into the audit log, and who did it.
 
+Every driver builds its entries with the functions below (one per kind of change), so the log
+says the same thing whichever store wrote it; `audit.writer` chains them.
+
 The actor and request id travel in context variables, set once at the edge (authentication,
 the request id middleware, the scheduler's own tasks), so that the store can stamp every entry
 it writes inside the transaction of the change, without threading them through every call.
@@ -16,6 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from gatehouse.audit.chain import redact_preview
+from gatehouse.domain.containment import Containment
+from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import BadRequest
@@ -23,10 +28,16 @@ from gatehouse.policy._durations import parse_duration
 
 __all__ = [
     "AuditEvent",
+    "approval_consumed_event",
+    "contained_event",
     "current_actor",
     "current_request_id",
     "decision_event",
+    "identity_created_event",
+    "identity_revoked_event",
     "job_submitted_event",
+    "lifted_event",
+    "policy_installed_event",
     "state_event",
     "stream_for",
 ]
@@ -122,3 +133,42 @@ def state_event(job: Job, old: str, new: str, event: str, fields: dict[str, Any]
     if fields.get("error"):
         data["error_preview"] = redact_preview(str(fields["error"]))
     return AuditEvent(stream_for(job.tenant), "job.state", data)
+
+
+def identity_created_event(identity: Identity) -> AuditEvent:
+    return AuditEvent(SYSTEM, "identity.created", {**identity.to_public(), "tenant": identity.tenant})
+
+
+def identity_revoked_event(identity_id: str) -> AuditEvent:
+    return AuditEvent(SYSTEM, "identity.revoked", {"id": identity_id})
+
+
+def contained_event(containment: Containment) -> AuditEvent:
+    return AuditEvent(SYSTEM, "incident.contained", containment.to_public())
+
+
+def lifted_event(containment: Containment) -> AuditEvent:
+    return AuditEvent(SYSTEM, "incident.lifted", containment.to_public())
+
+
+def approval_consumed_event(nonce: str) -> AuditEvent:
+    # The nonce itself stays out of the log: its hash is enough to match a replay attempt.
+    return AuditEvent(SYSTEM, "approval.consumed", {"nonce_sha256": _sha(nonce)})
+
+
+def policy_installed_event(
+    *, snapshot: str, serial: int | None, signature: dict[str, Any] | None, installed_by: str | None
+) -> AuditEvent:
+    sig = signature or {}
+    return AuditEvent(
+        SYSTEM,
+        "policy.installed",
+        {
+            "snapshot": snapshot,
+            "serial": serial,
+            "signed": signature is not None,
+            "key_id": sig.get("key_id"),
+            "installed_by": installed_by,
+            "warning": None if signature else "unsigned bundle accepted (no trusted keys)",
+        },
+    )

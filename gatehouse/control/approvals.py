@@ -16,6 +16,7 @@ from gatehouse.bus import Bus
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
 from gatehouse.domain.approvals import Approval, issue_token, token_problem
+from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
@@ -140,7 +141,11 @@ class ApprovalFlow:
         """The pending request `who` may decide on, or the reason they may not."""
         if job.identity_id == who.id:
             raise Forbidden("nobody approves a job they submitted", code="self_approval")
-        if job.status != states.PENDING_APPROVAL or latest is None or latest.status != "pending":
+        if (
+            job.status != states.PENDING_APPROVAL
+            or latest is None
+            or latest.status != states.APPROVAL_PENDING
+        ):
             raise Conflict(
                 f"job `{job.id}` is `{job.status}`, not waiting for approval",
                 code="not_pending",
@@ -161,7 +166,7 @@ class ApprovalFlow:
             problem = token_problem(token, job, self.key.verify_key, now=now())
             if problem in ("forged", "wrong_job"):
                 await self._refuse_forgery(who, job, problem)
-            if latest is not None and latest.token == token and latest.status == "approved":
+            if latest is not None and latest.token == token and latest.status == states.APPROVAL_APPROVED:
                 return {
                     "job_id": job.id,
                     "status": job.status,
@@ -176,7 +181,12 @@ class ApprovalFlow:
         latest = await self._open_request(who, job, latest)
         issued = issue_token(latest, job, approver=who.id, key=self.key, at=now())
         result = await self._decide(
-            who, job, latest, "approved", comment, {"token": issued, "nonce": issued["claims"]["nonce"]}
+            who,
+            job,
+            latest,
+            states.APPROVAL_APPROVED,
+            comment,
+            {"token": issued, "nonce": issued["claims"]["nonce"]},
         )
         await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
         return {**result, "token": issued}
@@ -185,7 +195,7 @@ class ApprovalFlow:
         self._require_approver(who)
         job = await self._job(tenant, job_id)
         latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
-        return await self._decide(who, job, latest, "rejected", comment, {})
+        return await self._decide(who, job, latest, states.APPROVAL_REJECTED, comment, {})
 
     async def _decide(
         self,
@@ -199,20 +209,26 @@ class ApprovalFlow:
         """Record a person's decision: the approval row, the job and the decision record move
         together in one transaction (`approved` queues the job, `rejected` ends it)."""
         at = now()
-        verb = {"approved": "approve", "rejected": "reject"}[outcome]
+        verb = {states.APPROVAL_APPROVED: "approve", states.APPROVAL_REJECTED: "reject"}[outcome]
         reason = f"{outcome} by {who.name}" + (f": {comment}" if comment else "")
         record = approval_record(
-            job, latest, result="allow" if outcome == "approved" else "deny", event=outcome, reason=reason
+            job,
+            latest,
+            result="allow" if outcome == states.APPROVAL_APPROVED else "deny",
+            event=outcome,
+            reason=reason,
         )
-        changes = {"status": outcome, "approver_id": who.id, "decided_at": at, "comment": comment, **more}
-        moved = await self.store.transition(
-            job.id, verb, record=record, at=at, approval_update=(latest.id, "pending", changes)
-        )
+        update = ApprovalUpdate(latest.id, verb, approver_id=who.id, decided_at=at, comment=comment, **more)
+        moved = await self.store.transition(job.id, verb, record=record, at=at, approval=update)
         if moved is None:
             raise Conflict(f"job `{job.id}` changed state", code="not_pending")
         self.metrics.approval_event(outcome)
         self.metrics.approval_seconds.observe(at - latest.requested_at)
-        return {"job_id": job.id, "status": moved.status, "approval": latest.evolve(**changes).to_public()}
+        return {
+            "job_id": job.id,
+            "status": moved.status,
+            "approval": latest.evolve(**update.values()).to_public(),
+        }
 
     async def expire(self, approval: Approval) -> None:
         job = await self.store.get_job(approval.job_id)
@@ -222,7 +238,7 @@ class ApprovalFlow:
             job,
             approval,
             result="deny",
-            event="expired",
+            event=states.APPROVAL_EXPIRED,
             rule_id="approval_expired",
             reason="nobody approved the job in time",
         )
@@ -231,10 +247,10 @@ class ApprovalFlow:
             "approval_expire",
             record=record,
             at=now(),
-            approval_update=(approval.id, "pending", {"status": "expired"}),
+            approval=ApprovalUpdate(approval.id, "expire"),
         )
         if moved is not None:
-            self.metrics.approval_event("expired")
+            self.metrics.approval_event(states.APPROVAL_EXPIRED)
             self.metrics.jobs_finished.labels(states.EXPIRED).inc()
 
     async def expire_overdue(self) -> int:

@@ -22,6 +22,7 @@ from gatehouse.control.outputs import OutputGate
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
 from gatehouse.domain.approvals import Approval, new_request, token_problem
+from gatehouse.domain.changes import ApprovalUpdate, JobChanges
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import now
 from gatehouse.domain.jobs import Job, job_context
@@ -166,7 +167,11 @@ class Scheduler:
             verdict = self.incidents.verdict(contained, self.kernel.snapshot, "dispatch")
         else:
             approval = await self.store.latest_approval(job.id)
-            if approval is not None and approval.status == "approved" and self.approval_key is not None:
+            if (
+                approval is not None
+                and approval.status == states.APPROVAL_APPROVED
+                and self.approval_key is not None
+            ):
                 return await self._dispatch_approved(job, approval, owner=owner, lease_seconds=lease_seconds)
             verdict = await self.kernel.decide(job_context(job), stage="dispatch")
             if verdict.fail_mode_applied and verdict.result != "allow":
@@ -200,7 +205,7 @@ class Scheduler:
         if event == "dispatch_allow":
             fields.update(lease_owner=owner, lease_expires_at=at + lease_seconds)
             extra["consume_nonce"] = nonce
-            extra["count_attempt"] = True  # `attempts` counts the leases that handed it out
+            fields["add_attempt"] = True  # `attempts` counts the leases that handed it out
         elif event == "dispatch_require_approval":
             d = verdict.decision
             extra["new_approval"] = new_request(
@@ -212,8 +217,10 @@ class Scheduler:
                 at=at,
             )
             if stale is not None:
-                extra["approval_update"] = (stale.id, "approved", {"status": "stale"})
-        moved = await self.store.transition(job.id, event, record=record, at=at, **extra, **fields)
+                extra["approval"] = ApprovalUpdate(stale.id, "supersede")
+        moved = await self.store.transition(
+            job.id, event, record=record, at=at, changes=JobChanges(**fields), **extra
+        )
         if moved is not None and event == "dispatch_require_approval":
             self.metrics.approval_event("stale" if stale is not None else "requested")
         if moved is None:
@@ -249,11 +256,7 @@ class Scheduler:
                 event,
                 record=record,
                 at=at,
-                approval_update=(
-                    approval.id,
-                    "approved",
-                    {"status": "void" if problem != "expired" else "expired"},
-                ),
+                approval=ApprovalUpdate(approval.id, "lapse" if problem == "expired" else "void"),
             )
             if moved is not None:
                 self.metrics.jobs_finished.labels(moved.status).inc()
@@ -308,7 +311,9 @@ class Scheduler:
         at = now()
         moved: Job | None
         if job.status == states.DISPATCHED:
-            moved = await self.store.transition(job_id, "start", at=at, lease_expires_at=at + lease_seconds)
+            moved = await self.store.transition(
+                job_id, "start", at=at, changes=JobChanges(lease_expires_at=at + lease_seconds)
+            )
         else:
             moved = await self.store.extend_lease(job_id, owner, at + lease_seconds, at=at)
         if moved is None:
@@ -329,7 +334,7 @@ class Scheduler:
         # The output gate first: what the worker produced is judged before anything is stored.
         judged = self.outputs.judge(job, status=status, output=output, error=error)
         moved = await self.store.transition(
-            job.id, judged.event, record=judged.record, at=now(), **judged.fields
+            job.id, judged.event, record=judged.record, at=now(), changes=JobChanges(**judged.fields)
         )
         if moved is None:
             raise Conflict(f"job `{job_id}` changed state", code="invalid_state")
@@ -346,17 +351,16 @@ class Scheduler:
                     job.id,
                     "give_up",
                     at=now(),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    error="lease expired too many times",
+                    changes=JobChanges(
+                        lease_owner=None, lease_expires_at=None, error="lease expired too many times"
+                    ),
                 )
             else:
                 moved = await self.store.transition(
                     job.id,
                     "lease_expire",
                     at=now(),
-                    lease_owner=None,
-                    lease_expires_at=None,
+                    changes=JobChanges(lease_owner=None, lease_expires_at=None),
                 )
                 if moved is not None:
                     await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})

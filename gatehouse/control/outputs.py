@@ -20,6 +20,7 @@ from typing import Any
 
 from gatehouse.control.incidents import RULE_ID, Incidents
 from gatehouse.domain import states
+from gatehouse.domain.changes import JobChanges
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
@@ -176,7 +177,11 @@ class OutputGate:
             extra={"reviewer": who.id, "action": action},
         )
         moved = await self.store.transition(
-            job.id, event, record=record, at=now(), derived={**job.derived, "output": gate}, **fields
+            job.id,
+            event,
+            record=record,
+            at=now(),
+            changes=JobChanges(derived={**job.derived, "output": gate}, **fields),
         )
         if moved is None:
             raise Conflict(f"job `{job.id}` changed state", code="invalid_state")

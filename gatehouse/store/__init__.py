@@ -1,8 +1,9 @@
-"""Storage behind one interface: SQLite (embedded default); PostgreSQL for scale-out."""
+"""Storage behind per-concern interfaces (`base`): an in-memory twin (`memory`), SQLite (the
+embedded default, `sqlite/`); PostgreSQL for scale-out joins them with the same contract suite."""
 
 from __future__ import annotations
 
-from gatehouse.store.base import JobPage, PolicyRow, Store
+from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
 from gatehouse.store.sqlite import SQLiteStore
 
-__all__ = ["JobPage", "PolicyRow", "SQLiteStore", "Store"]
+__all__ = ["DecisionPage", "JobPage", "PolicyRow", "SQLiteStore", "Store"]

@@ -1,8 +1,25 @@
-"""The store interface. Routes and the scheduler speak only this; SQL lives in the drivers.
+"""The store interface, one small ABC per concern; `Store` is their union.
 
-Every method that changes a job applies one row of the state table as a compare-and-set and
-writes the decision record (if any) in the same transaction, so a crash never leaves a job
-moved without its record, or a record without its job.
+Services speak only these; storage lives in the drivers (`memory`, `sqlite`, later `postgres`),
+and `tests/contract/test_store.py` runs one suite over every driver.
+
+Rules every driver keeps:
+- Every method that changes a job applies one row of the state table (`domain.states`) as a
+  compare-and-set on the state it read, and writes the decision record, the approval changes and
+  the audit entries of that change in the same transaction: a crash never leaves a job moved
+  without its record, or a record without its job. A refused compare-and-set changes nothing
+  and answers None.
+- Audit entries are computed by `audit.writer.AuditWriter`, never by the driver; it only reads
+  heads and persists rows (see `AuditSink`).
+- A `tenant` argument filters: another tenant's object reads as absent. `None` means all tenants
+  (admin and system paths only).
+
+Errors (all in `gatehouse.errors`):
+- `BadRequest(code="invalid_cursor")`: a `cursor` that is not a `next_cursor` of this store.
+- `Conflict(code="duplicate_job")`: `insert_job` with a job id, or an (identity, idempotency key),
+  that is already stored.
+- `Conflict(code="already_contained")`: `add_containment` for a target already contained.
+- `ValueError`: a programming error (an unknown event, a change the event may not make).
 """
 
 from __future__ import annotations
@@ -15,12 +32,25 @@ from typing import Any
 from gatehouse.audit.chain import Checkpoint, Entry
 from gatehouse.audit.events import AuditEvent
 from gatehouse.domain.approvals import Approval
+from gatehouse.domain.changes import NO_CHANGES, ApprovalUpdate, JobChanges
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 
-__all__ = ["DecisionPage", "JobPage", "PolicyRow", "Store"]
+__all__ = [
+    "ApprovalStore",
+    "AuditStore",
+    "ContainmentStore",
+    "DecisionPage",
+    "DecisionStore",
+    "IdentityStore",
+    "JobPage",
+    "JobStore",
+    "PolicyRow",
+    "PolicyStore",
+    "Store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,44 +75,46 @@ class PolicyRow:
     serial: int | None
 
 
-class Store(ABC):
-    @abstractmethod
-    async def open(self) -> None: ...
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    # identities
+class IdentityStore(ABC):
     @abstractmethod
     async def add_identity(self, identity: Identity, key_hash: str) -> None: ...
 
     @abstractmethod
-    async def identity_by_key_hash(self, key_hash: str) -> Identity | None: ...
+    async def identity_by_key_hash(self, key_hash: str) -> Identity | None:
+        """The identity holding that key, revoked ones included (the caller checks). A driver
+        may cache; a revocation through the same store is seen at once."""
 
     @abstractmethod
     async def get_identity(self, identity_id: str) -> Identity | None: ...
 
     @abstractmethod
-    async def list_identities(self, tenant: str | None) -> list[Identity]: ...
+    async def list_identities(self, tenant: str | None) -> list[Identity]:
+        """Oldest first."""
 
     @abstractmethod
-    async def revoke_identity(self, identity_id: str, at: float) -> bool: ...
+    async def revoke_identity(self, identity_id: str, at: float) -> bool:
+        """False when there is no such identity or it was revoked already."""
 
-    # incident containments
+
+class ContainmentStore(ABC):
     @abstractmethod
-    async def add_containment(self, containment: Containment) -> None: ...
+    async def add_containment(self, containment: Containment) -> None:
+        """`Conflict(already_contained)` when that kind and target is contained already."""
 
     @abstractmethod
     async def lift_containment(self, containment_id: str, *, at: float, by: str) -> Containment | None:
         """Lift an active containment; None when there is no active one with that id."""
 
     @abstractmethod
-    async def containments(self, *, active_only: bool) -> list[Containment]: ...
+    async def containments(self, *, active_only: bool) -> list[Containment]:
+        """Oldest first."""
 
-    # jobs
+
+class JobStore(ABC):
     @abstractmethod
     async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
-        """Insert `job` with its submit decision (and approval request). Returns it with `seq`."""
+        """Insert `job` with its submit decision (and approval request). Returns it with `seq`.
+        `Conflict(duplicate_job)` when its id or its idempotency key is taken."""
 
     @abstractmethod
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None: ...
@@ -99,7 +131,8 @@ class Store(ABC):
         topic: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> JobPage: ...
+    ) -> JobPage:
+        """Newest first; `cursor` is the `next_cursor` of the previous page."""
 
     @abstractmethod
     async def transition(
@@ -107,22 +140,18 @@ class Store(ABC):
         job_id: str,
         event: str,
         *,
-        record: DecisionRecord | None = None,
         at: float,
+        record: DecisionRecord | None = None,
+        changes: JobChanges = NO_CHANGES,
         new_approval: Approval | None = None,
-        approval_update: tuple[str, str, dict[str, Any]] | None = None,
+        approval: ApprovalUpdate | None = None,
         consume_nonce: str | None = None,
-        count_attempt: bool = False,
-        **fields: Any,
     ) -> Job | None:
-        """Apply `event` if the job is in a state that allows it; None if it was not.
+        """Apply `event` with `changes` if the job is in a state that allows it; None if not.
 
-        `count_attempt` adds one to the job's `attempts` in the same compare-and-set (a lease
-        hands it to a worker), from the stored count rather than the caller's copy.
-
-        In the same transaction: insert `new_approval`, compare-and-set an approval
-        (`(id, expected status, changes)`), consume an approval `nonce`. If any of those fails,
-        nothing happens and the answer is None.
+        In the same transaction: insert `new_approval`, compare-and-set `approval` (its event
+        names the status it must be in), consume an approved approval's `nonce` (once ever). If
+        any of those fails, nothing happens and the answer is None.
         """
 
     @abstractmethod
@@ -136,8 +165,18 @@ class Store(ABC):
         """Push the lease of a running job held by `owner` to `expires_at`."""
 
     @abstractmethod
-    async def expired_leases(self, at: float, limit: int = 100) -> list[Job]: ...
+    async def expired_leases(self, at: float, limit: int = 100) -> list[Job]:
+        """Dispatched or running jobs whose lease ran out before `at`."""
 
+    @abstractmethod
+    async def count_by_status(self, tenant: str | None = None) -> dict[str, int]: ...
+
+    @abstractmethod
+    async def oldest_in_state(self, status: str) -> float | None:
+        """When the longest-waiting job in `status` entered it (None if there is none)."""
+
+
+class DecisionStore(ABC):
     @abstractmethod
     async def add_decision(self, record: DecisionRecord) -> None:
         """Store a record that moves no job (a denied submit, a simulation), with its audit entry,
@@ -147,7 +186,6 @@ class Store(ABC):
     async def decisions(self, job_id: str, tenant: str | None = None) -> list[DecisionRecord]:
         """The records that name `job_id`, oldest first (of `tenant` only, when given)."""
 
-    # the decision log
     @abstractmethod
     async def decision(self, decision_id: str, tenant: str | None = None) -> DecisionRecord | None: ...
 
@@ -163,17 +201,10 @@ class Store(ABC):
         limit: int = 50,
         cursor: str | None = None,
     ) -> DecisionPage:
-        """Newest first; `cursor` is the opaque `next_cursor` of the previous page (ValueError
-        when it is not one)."""
+        """Newest first; `cursor` is the `next_cursor` of the previous page."""
 
-    @abstractmethod
-    async def count_by_status(self, tenant: str | None = None) -> dict[str, int]: ...
 
-    @abstractmethod
-    async def oldest_in_state(self, status: str) -> float | None:
-        """When the longest-waiting job in `status` entered it (None if there is none)."""
-
-    # approvals
+class ApprovalStore(ABC):
     @abstractmethod
     async def approval(self, approval_id: str) -> Approval | None: ...
 
@@ -183,15 +214,23 @@ class Store(ABC):
     @abstractmethod
     async def list_approvals(
         self, tenant: str | None, status: str | None, limit: int = 200
-    ) -> list[Approval]: ...
+    ) -> list[Approval]:
+        """Oldest first."""
 
     @abstractmethod
-    async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]: ...
+    async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
+        """Pending approvals that expired before `at`, soonest expiry first."""
 
-    # audit
+
+class AuditStore(ABC):
     @abstractmethod
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
         """Append events that have no other change to travel with (e.g. a refused bundle)."""
+
+    @abstractmethod
+    async def seal_audit(self) -> list[Checkpoint]:
+        """Sign the head of every stream that moved since its last checkpoint (before an
+        export; `close` does it too). Returns the new checkpoints; none without a key."""
 
     @abstractmethod
     async def audit_streams(self) -> list[str]: ...
@@ -207,15 +246,27 @@ class Store(ABC):
     ) -> list[Entry]: ...
 
     @abstractmethod
-    async def audit_checkpoints(self, stream: str) -> list[Checkpoint]: ...
+    async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
+        """Oldest first."""
 
-    # policy
+
+class PolicyStore(ABC):
     @abstractmethod
     async def save_policy(self, row: PolicyRow) -> None: ...
 
     @abstractmethod
-    async def active_policy(self) -> PolicyRow | None: ...
-
-    @abstractmethod
     async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
         """Installed bundles, newest first."""
+
+
+class Store(
+    IdentityStore, ContainmentStore, JobStore, DecisionStore, ApprovalStore, AuditStore, PolicyStore
+):
+    """Every concern, opened and closed together."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush, sign the audit heads (`seal_audit`), release the backend."""

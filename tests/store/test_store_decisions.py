@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gatehouse.domain.records import DecisionRecord
+from gatehouse.errors import BadRequest
 from gatehouse.store.sqlite import SQLiteStore
 
 
@@ -97,8 +98,10 @@ def test_a_bad_cursor_is_refused(tmp_path: Path, cursor: str) -> None:
     async def go() -> None:
         store = await _filled(tmp_path / "g.db")
         try:
-            with pytest.raises(ValueError, match="bad cursor"):
+            # A documented error (a 400 at the edge), no longer a bare ValueError.
+            with pytest.raises(BadRequest, match="bad cursor") as raised:
                 await store.list_decisions("t1", cursor=cursor)
+            assert raised.value.code == "invalid_cursor"
         finally:
             await store.close()
 

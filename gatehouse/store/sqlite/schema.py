@@ -1,0 +1,183 @@
+"""The SQLite schema and its migrations.
+
+`SCHEMA` creates what a new data directory needs (idempotent: `IF NOT EXISTS`). A data directory
+made by an older version is brought forward by `migrate`: each step runs once, in order, and
+`PRAGMA user_version` remembers how far a database got.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Tx", "migrate"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    created_by TEXT,
+    revoked_at REAL,
+    rate_limit TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    identity_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    attachments TEXT NOT NULL,
+    status TEXT NOT NULL,
+    job_hash TEXT NOT NULL,
+    idempotency_key TEXT,
+    policy_snapshot TEXT,
+    requester_roles TEXT NOT NULL,
+    derived TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    remediated_from TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs (identity_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, topic, seq);
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, seq);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    job_id TEXT,
+    tenant TEXT,
+    timestamp REAL NOT NULL,
+    result TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    policy_snapshot TEXT,
+    job_hash TEXT,
+    remediations TEXT NOT NULL,
+    cached INTEGER NOT NULL,
+    fail_mode_applied INTEGER NOT NULL,
+    extra TEXT NOT NULL,
+    request TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_job ON decisions (job_id, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    actor TEXT,
+    request_id TEXT,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    time REAL NOT NULL,
+    key_id TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    job_hash TEXT NOT NULL,
+    policy_snapshot TEXT,
+    rule_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ttl INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    approver_id TEXT,
+    decided_at REAL,
+    comment TEXT,
+    token TEXT,
+    nonce TEXT UNIQUE,
+    consumed_at REAL
+);
+CREATE INDEX IF NOT EXISTS approvals_job ON approvals (job_id, seq);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (tenant, status, seq);
+CREATE TABLE IF NOT EXISTS containments (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT,
+    lifted_at REAL,
+    lifted_by TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS containments_active ON containments (kind, target)
+    WHERE lifted_at IS NULL;
+CREATE TABLE IF NOT EXISTS policies (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    snapshot TEXT NOT NULL,
+    text TEXT NOT NULL,
+    signature TEXT,
+    serial INTEGER,
+    installed_at REAL NOT NULL,
+    installed_by TEXT
+);
+"""
+
+SCHEMA_VERSION = 1
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+        if "tenant" not in columns:
+            db.execute("ALTER TABLE decisions ADD COLUMN tenant TEXT")
+        if "request" not in columns:
+            db.execute("ALTER TABLE decisions ADD COLUMN request TEXT")
+        # The decision log is read per tenant: records written before it was (or by a path
+        # that left the tenant out) take their job's tenant.
+        db.execute(
+            "UPDATE decisions SET tenant = (SELECT tenant FROM jobs WHERE jobs.id = decisions.job_id) "
+            "WHERE tenant IS NULL AND job_id IS NOT NULL"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS decisions_tenant ON decisions (tenant, seq)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+class Tx:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
