@@ -25,7 +25,6 @@ class Settings:
     max_attachments: int = 16
     builtin_workers: int = 2
     builtin_topics: tuple[str, ...] = ("job.demo.**",)
-    default_lease_seconds: int = 60
     max_lease_attempts: int = 5
     maintenance_interval: float = 0.5
     default_fail_mode: str = "closed"
@@ -37,10 +36,15 @@ class Settings:
     rate_limit_identity: str = "200/400"
     rate_limit_tenant: str = "1000/2000"
     audit_checkpoint_every: int = 100
+    # Where the drivers connect, by URL scheme (`gatehouse.control.drivers`). An empty store URL
+    # means the embedded default, `sqlite:///<data_dir>/gatehouse.db` (three slashes and a
+    # relative path, or four and an absolute one).
+    store_url: str = ""
+    bus_url: str = "memory://"
 
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "gatehouse.db"
+    def __post_init__(self) -> None:
+        if not self.store_url:
+            object.__setattr__(self, "store_url", f"sqlite:///{self.data_dir / 'gatehouse.db'}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -52,5 +56,9 @@ class Settings:
             env["data_dir"] = Path(d)
         if b := os.environ.get("GATEHOUSE_MAX_BODY_BYTES"):
             env["max_body_bytes"] = int(b)
+        if url := os.environ.get("GATEHOUSE_STORE_URL"):
+            env["store_url"] = url
+        if url := os.environ.get("GATEHOUSE_BUS_URL"):
+            env["bus_url"] = url
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

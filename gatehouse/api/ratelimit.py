@@ -73,6 +73,9 @@ class RateLimiter:
         self.tenant_limit = tenant
         self._clock = clock
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        # An identity's own limit, compiled once per distinct text (identities carry it as
+        # written), so a request costs a dictionary lookup, not a parse.
+        self._overrides: dict[str, Limit] = {}
         self._on_limited = on_limited or (lambda scope: None)
 
     def _bucket(self, scope: str, key: str, limit: Limit) -> TokenBucket:
@@ -83,9 +86,18 @@ class RateLimiter:
             bucket = self._buckets[(scope, key)] = TokenBucket(limit, self._clock)
         return bucket
 
-    def check(self, identity_id: str, tenant: str, override: Limit | None = None) -> None:
-        """Raise `RateLimited` (with `retry_after`) when either bucket is empty."""
-        limit = override or self.identity_limit
+    def _override(self, text: str) -> Limit:
+        limit = self._overrides.get(text)
+        if limit is None:
+            if len(self._overrides) > 10_000:  # texts of identities long gone: start over
+                self._overrides.clear()
+            limit = self._overrides[text] = parse_limit(text)
+        return limit
+
+    def check(self, identity_id: str, tenant: str, override: str | None = None) -> None:
+        """Raise `RateLimited` (with `retry_after`) when either bucket is empty. `override` is
+        the identity's own `RATE/BURST`, if it has one."""
+        limit = self._override(override) if override else self.identity_limit
         if not limit.unlimited:
             wait = self._bucket("identity", identity_id, limit).take()
             if wait:

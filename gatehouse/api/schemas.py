@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatehouse.domain.requests import LABEL_KEY_PATTERN, TOPIC_PATTERN, JobRequest
 
 __all__ = [
     "AttachmentIn",
@@ -18,8 +21,8 @@ __all__ = [
     "ResultIn",
 ]
 
-TOPIC_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.\-/]{1,128}$"
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_TOPIC = re.compile(TOPIC_PATTERN)
 
 
 class AttachmentIn(BaseModel):
@@ -57,14 +60,25 @@ class JobIn(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        import re
-
         for k, v in labels.items():
-            if not re.match(LABEL_KEY_PATTERN, k):
+            if not _LABEL_KEY.match(k):
                 raise ValueError(f"bad label key `{k}` (letters, digits, `_.-/`, up to 128)")
             if len(v) > 1024:
                 raise ValueError(f"label `{k}` is longer than 1024 characters")
         return labels
+
+    def to_request(self, *, idempotency_key: str | None = None, job_id: str | None = None) -> JobRequest:
+        """The domain value the gates take (`idempotency_key`: the header's, if the body has none)."""
+        return JobRequest(
+            topic=self.topic,
+            prompt=self.prompt,
+            labels=self.labels,
+            meta=self.meta.model_dump(exclude_none=True),
+            attachments=[a.model_dump() for a in self.attachments],
+            idempotency_key=self.idempotency_key or idempotency_key,
+            tenant=self.tenant,
+            job_id=job_id,
+        )
 
 
 class DecideIn(JobIn):
@@ -76,11 +90,12 @@ class DecideIn(JobIn):
     @field_validator("topic")
     @classmethod
     def _topic(cls, topic: str) -> str:
-        import re
-
-        if topic and not re.match(TOPIC_PATTERN, topic):
+        if topic and not _TOPIC.match(topic):
             raise ValueError("topic must be dot-separated segments of [A-Za-z0-9_-]")
         return topic
+
+    def to_request(self, *, idempotency_key: str | None = None, job_id: str | None = None) -> JobRequest:
+        return super().to_request(idempotency_key=idempotency_key, job_id=job_id or self.job_id)
 
 
 class RemediateIn(BaseModel):

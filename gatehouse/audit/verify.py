@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gatehouse.audit.chain import Checkpoint, Entry, StreamReport, verify_stream
+from gatehouse.audit.reader import AuditReader
 from gatehouse.crypto import VerifyKey
-from gatehouse.store.base import Store
 
 __all__ = ["EXPORT_FORMAT", "export_lines", "verify_file", "verify_store"]
 
@@ -17,7 +17,7 @@ EXPORT_FORMAT = "gatehouse-audit/1"
 
 
 async def verify_store(
-    store: Store, keys: Mapping[str, VerifyKey], streams: Iterable[str] | None = None
+    store: AuditReader, keys: Mapping[str, VerifyKey], streams: Iterable[str] | None = None
 ) -> list[StreamReport]:
     names = list(streams) if streams is not None else await store.audit_streams()
     return [

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gatehouse.bus.base import Bus, Handler
+from gatehouse.bus.base import Bus, Handler, Subscription
 from gatehouse.bus.memory import MemoryBus
+from gatehouse.bus.subjects import IDENTITY_REVOKED, JOBS_QUEUED, POLICY_CHANGED
 
-__all__ = ["Bus", "Handler", "MemoryBus"]
+__all__ = ["IDENTITY_REVOKED", "JOBS_QUEUED", "POLICY_CHANGED", "Bus", "Handler", "MemoryBus", "Subscription"]

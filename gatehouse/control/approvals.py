@@ -12,7 +12,9 @@ import logging
 from typing import Any
 
 from gatehouse.audit.events import AuditEvent, stream_for
-from gatehouse.bus import Bus
+from gatehouse.bus.subjects import JOBS_QUEUED
+from gatehouse.control.deps import Deps
+from gatehouse.control.lookup import moved_or_conflict, require_job
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
 from gatehouse.domain.approvals import Approval, issue_token, token_problem
@@ -21,9 +23,7 @@ from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
-from gatehouse.errors import Conflict, Forbidden, NotFound
-from gatehouse.metrics import Metrics
-from gatehouse.store import Store
+from gatehouse.errors import Conflict, Forbidden
 
 __all__ = ["ApprovalFlow", "approval_record"]
 
@@ -58,21 +58,16 @@ def approval_record(
 
 
 class ApprovalFlow:
-    def __init__(self, *, store: Store, bus: Bus, metrics: Metrics, key: SigningKey) -> None:
-        self.store = store
-        self.bus = bus
-        self.metrics = metrics
+    def __init__(self, *, deps: Deps, key: SigningKey) -> None:
+        self.store = deps.store
+        self.bus = deps.bus
+        self.metrics = deps.metrics
         self.key = key
 
-    def _require_approver(self, who: Identity) -> None:
-        if "approver" not in who.roles:
-            raise Forbidden(f"identity `{who.name}` does not have the approver role", code="missing_role")
-
-    async def _job(self, tenant: str, job_id: str) -> Job:
-        job = await self.store.get_job(job_id, tenant)
-        if job is None:
-            raise NotFound(f"no job `{job_id}`", code="job_not_found")
-        return job
+    @staticmethod
+    def _require_approver(who: Identity) -> None:
+        # Approving is a person's judgement: an admin needs the approver role like anybody else.
+        who.require_role("approver", admin=False)
 
     async def pending(self, who: Identity, tenant: str, status: str | None) -> list[dict[str, Any]]:
         self._require_approver(who)
@@ -160,7 +155,7 @@ class ApprovalFlow:
         self, who: Identity, tenant: str, job_id: str, comment: str | None, token: Any = None
     ) -> dict[str, Any]:
         self._require_approver(who)
-        job = await self._job(tenant, job_id)
+        job = await require_job(self.store, job_id, tenant)
         latest = await self.store.latest_approval(job.id)
         if token is not None:
             problem = token_problem(token, job, self.key.verify_key, now=now())
@@ -188,12 +183,12 @@ class ApprovalFlow:
             comment,
             {"token": issued, "nonce": issued["claims"]["nonce"]},
         )
-        await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
+        await self.bus.publish(JOBS_QUEUED, {"job_id": job.id, "topic": job.topic})
         return {**result, "token": issued}
 
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
-        job = await self._job(tenant, job_id)
+        job = await require_job(self.store, job_id, tenant)
         latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
         return await self._decide(who, job, latest, states.APPROVAL_REJECTED, comment, {})
 
@@ -219,9 +214,11 @@ class ApprovalFlow:
             reason=reason,
         )
         update = ApprovalUpdate(latest.id, verb, approver_id=who.id, decided_at=at, comment=comment, **more)
-        moved = await self.store.transition(job.id, verb, record=record, at=at, approval=update)
-        if moved is None:
-            raise Conflict(f"job `{job.id}` changed state", code="not_pending")
+        moved = moved_or_conflict(
+            await self.store.transition(job.id, verb, record=record, at=at, approval=update),
+            job.id,
+            code="not_pending",
+        )
         self.metrics.approval_event(outcome)
         self.metrics.approval_seconds.observe(at - latest.requested_at)
         return {

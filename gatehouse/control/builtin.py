@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatehouse.audit.events import current_actor
-from gatehouse.control.dispatch import Scheduler
+from gatehouse.control.leases import Leases
 from gatehouse.domain.failures import handler_failed
 from gatehouse.domain.jobs import Job
 
@@ -27,12 +27,12 @@ def echo(job: Job) -> dict[str, Any]:
     return {"echo": job.prompt, "topic": job.topic}
 
 
-async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index: int) -> None:
+async def run_builtin_worker(leases: Leases, topics: Sequence[str], index: int) -> None:
     owner = f"{BUILTIN_OWNER}-{index}"
     current_actor.set(owner)
     while True:
         try:
-            jobs = await scheduler.lease(
+            jobs = await leases.lease(
                 owner=owner, topics=topics, max_jobs=16, lease_seconds=30, wait_seconds=1.0
             )
             for job in jobs:
@@ -41,7 +41,7 @@ async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index:
                 except Exception as exc:
                     # Reported like an external worker's failure: an error id, never the traceback.
                     failure = handler_failed(log, job.id, exc)
-                    await scheduler.finish(
+                    await leases.finish(
                         owner=owner,
                         job_id=job.id,
                         status="failed",
@@ -49,7 +49,7 @@ async def run_builtin_worker(scheduler: Scheduler, topics: Sequence[str], index:
                         error=failure.message,
                     )
                     continue
-                await scheduler.finish(owner=owner, job_id=job.id, status="succeeded", output=output)
+                await leases.finish(owner=owner, job_id=job.id, status="succeeded", output=output)
         except asyncio.CancelledError:
             raise
         except Exception:

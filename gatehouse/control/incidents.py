@@ -16,14 +16,13 @@ is refused rather than silently recorded.
 
 from __future__ import annotations
 
+from gatehouse.control.deps import Deps
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.records import Verdict
 from gatehouse.errors import BadRequest, Conflict, NotFound
-from gatehouse.kernel import Verdict
-from gatehouse.metrics import Metrics
 from gatehouse.policy import DENY, Decision
-from gatehouse.store import Store
 
 __all__ = ["RULE_ID", "Containment", "Incidents"]
 
@@ -32,9 +31,9 @@ KINDS = ("tenant", "identity")
 
 
 class Incidents:
-    def __init__(self, *, store: Store, metrics: Metrics) -> None:
-        self.store = store
-        self.metrics = metrics
+    def __init__(self, *, deps: Deps) -> None:
+        self.store = deps.store
+        self.metrics = deps.metrics
         self._active: dict[tuple[str, str], Containment] = {}
 
     async def load(self) -> None:
@@ -52,10 +51,13 @@ class Incidents:
     def identity(self, identity_id: str) -> Containment | None:
         return self._active.get(("identity", identity_id)) if self._active else None
 
+    @staticmethod
+    def why(c: Containment) -> str:
+        return f"{c.kind} `{c.target}` is contained (incident {c.id}): {c.reason}"
+
     def verdict(self, c: Containment, snapshot: str | None, stage: str) -> Verdict:
         self.metrics.decision(stage, DENY, RULE_ID)
-        why = f"{c.kind} `{c.target}` is contained (incident {c.id}): {c.reason}"
-        return Verdict(decision=Decision(DENY, RULE_ID, why), snapshot=snapshot)
+        return Verdict(decision=Decision(DENY, RULE_ID, self.why(c)), snapshot=snapshot)
 
     async def contain(
         self, who: Identity, *, kind: str, target: str, reason: str, force: bool = False

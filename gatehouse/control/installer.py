@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from gatehouse.audit.events import SYSTEM, AuditEvent
-from gatehouse.bus import Bus
+from gatehouse.bus.subjects import POLICY_CHANGED
+from gatehouse.control.deps import Deps
 from gatehouse.crypto import VerifyKey
 from gatehouse.domain.ids import now
 from gatehouse.errors import BadRequest, PolicyError
 from gatehouse.kernel.bundles import BundleRefused, parse_envelope, verify_bundle
-from gatehouse.kernel.kernel import Kernel
-from gatehouse.metrics import Metrics
 from gatehouse.policy import Policy, load
-from gatehouse.store import PolicyRow, Store
+from gatehouse.store import PolicyRow
 
 __all__ = ["PolicyInstaller", "read_policy_file"]
 
@@ -57,25 +56,16 @@ class Installed:
 
 
 class PolicyInstaller:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        kernel: Kernel,
-        bus: Bus,
-        metrics: Metrics,
-        trusted: dict[str, VerifyKey] | None = None,
-    ) -> None:
-        self.store = store
-        self.kernel = kernel
-        self.bus = bus
-        self.metrics = metrics
+    def __init__(self, *, deps: Deps, trusted: dict[str, VerifyKey] | None = None) -> None:
+        self.store = deps.store
+        self.kernel = deps.kernel
+        self.bus = deps.bus
+        self.metrics = deps.metrics
         self.trusted = dict(trusted or {})
         self.current: Installed | None = None
         # Why the running bundle is not the one asked for (e.g. the policy file was refused).
         self.degraded: str | None = None
         self._lock = asyncio.Lock()
-        bus.subscribe("policy.changed", self._on_changed)
 
     @property
     def serial(self) -> int | None:
@@ -197,7 +187,7 @@ class PolicyInstaller:
             )
             self._activate(installed)
             self.degraded = None
-        await self.bus.publish("policy.changed", {"snapshot": policy.snapshot})
+        await self.bus.publish(POLICY_CHANGED, {"snapshot": policy.snapshot})
         return policy
 
     async def watch(self, path: Path, interval: float = 0.5) -> None:
@@ -218,8 +208,9 @@ class PolicyInstaller:
                 seen = digest
             await asyncio.sleep(interval)
 
-    async def _on_changed(self, data: dict[str, Any]) -> None:
-        # Another replica installed a bundle: pick it up from the store.
+    async def on_changed(self, data: dict[str, Any]) -> None:
+        """The `policy.changed` handler: another replica installed a bundle; load it from the
+        store (the message names the snapshot only; the store has the text and signature)."""
         if data.get("snapshot") == self.kernel.snapshot:
             return
         lkg = await self._last_known_good()

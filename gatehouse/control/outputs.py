@@ -18,18 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import RULE_ID, Incidents
+from gatehouse.control.lookup import moved_or_conflict, require_job
 from gatehouse.domain import states
 from gatehouse.domain.changes import JobChanges
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
-from gatehouse.errors import Conflict, Forbidden, NotFound
-from gatehouse.kernel import Kernel
-from gatehouse.metrics import Metrics
-from gatehouse.output import OutputVerdict, applies, decide
-from gatehouse.store import Store
+from gatehouse.errors import Conflict, Forbidden
+from gatehouse.output import OutputVerdict
 
 __all__ = ["Judged", "OutputGate"]
 
@@ -46,15 +45,17 @@ class Judged:
 
 
 class OutputGate:
-    def __init__(self, *, store: Store, kernel: Kernel, metrics: Metrics, incidents: Incidents) -> None:
+    def __init__(self, *, deps: Deps, incidents: Incidents) -> None:
         self.incidents = incidents
-        self.store = store
-        self.kernel = kernel
-        self.metrics = metrics
+        self.store = deps.store
+        self.kernel = deps.kernel
+        self.metrics = deps.metrics
 
     def judge(self, job: Job, *, status: str, output: Any, error: str | None) -> Judged:
-        policy = self.kernel.policy
-        if policy is None:
+        # Snapshot first: the kernel is asked synchronously below, so no bundle swap falls between.
+        snapshot = self.kernel.snapshot
+        judged = self.kernel.judge_output(output, topic=job.topic)
+        if judged is None:
             verdict = OutputVerdict(
                 decision="quarantine",
                 rule_id="kernel_unavailable",
@@ -63,11 +64,9 @@ class OutputGate:
                 redacted=None,
                 complete=False,
             )
-            snapshot = None
         else:
-            verdict = decide(output, policy.output_rules, topic=job.topic)
-            snapshot = policy.snapshot
-            if not verdict.complete and any(applies(r, job.topic) for r in policy.output_rules):
+            verdict = judged
+            if not verdict.complete and self.kernel.output_rules_apply(job.topic):
                 verdict = _hold(
                     verdict,
                     "output_not_fully_scanned",
@@ -108,7 +107,7 @@ class OutputGate:
             stage="output",
             policy_snapshot=snapshot,
             job_hash=job.job_hash,
-            fail_mode_applied=policy is None,
+            fail_mode_applied=judged is None,
             job_id=job.id,
             tenant=job.tenant,
             extra={"findings": gate["findings"], "complete": verdict.complete, "worker_status": status},
@@ -137,9 +136,7 @@ class OutputGate:
 
     async def _held(self, who: Identity, tenant: str | None, job_id: str) -> Job:
         """The quarantined job `who` may review (never its own)."""
-        job = await self.store.get_job(job_id, tenant)
-        if job is None:
-            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        job = await require_job(self.store, job_id, tenant)
         if job.status != states.QUARANTINED:
             raise Conflict(
                 f"job `{job_id}` is `{job.status}`, not quarantined",
@@ -176,15 +173,16 @@ class OutputGate:
             tenant=job.tenant,
             extra={"reviewer": who.id, "action": action},
         )
-        moved = await self.store.transition(
+        moved = moved_or_conflict(
+            await self.store.transition(
+                job.id,
+                event,
+                record=record,
+                at=now(),
+                changes=JobChanges(derived={**job.derived, "output": gate}, **fields),
+            ),
             job.id,
-            event,
-            record=record,
-            at=now(),
-            changes=JobChanges(derived={**job.derived, "output": gate}, **fields),
         )
-        if moved is None:
-            raise Conflict(f"job `{job.id}` changed state", code="invalid_state")
         self.metrics.jobs_finished.labels(moved.status).inc()
         self.metrics.output_decisions.labels(f"reviewer_{action}").inc()
         return moved

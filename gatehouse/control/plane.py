@@ -1,4 +1,10 @@
-"""The control plane assembled: store, bus, kernel, gates, scheduler, built-in workers."""
+"""The control plane assembled: drivers, kernel, the decision pipeline, the services, and the
+background loops (maintenance, queue depth, policy file watch, built-in workers).
+
+Every service is built here from one `Deps` value and the few services it needs, in the order
+they depend on each other; nothing is wired after construction. Bus subscriptions are made in
+`start` (subscribing is I/O for a network bus) and dropped in `stop`.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,30 @@ import gc
 import logging
 import sys
 
-from gatehouse.bus import Bus, MemoryBus
+from gatehouse.audit.events import current_actor
+from gatehouse.bus import Bus, Subscription
+from gatehouse.bus.subjects import JOBS_QUEUED, POLICY_CHANGED
 from gatehouse.config import Settings
 from gatehouse.control.approvals import ApprovalFlow
+from gatehouse.control.auth import Authenticator
 from gatehouse.control.builtin import run_builtin_worker
-from gatehouse.control.dispatch import Scheduler
+from gatehouse.control.decide import DecisionPipeline
+from gatehouse.control.deps import Deps
+from gatehouse.control.dispatch import DispatchGate
+from gatehouse.control.drivers import open_bus, open_store
+from gatehouse.control.identities import Identities
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.installer import PolicyInstaller
-from gatehouse.control.submit import Gates
+from gatehouse.control.leases import Leases
+from gatehouse.control.outputs import OutputGate
+from gatehouse.control.submit import SubmitGate
 from gatehouse.crypto import VerifyKey, load_or_create_signing_key
 from gatehouse.domain.identity import Identity, hash_key, new_api_key
 from gatehouse.domain.ids import new_id, now
 from gatehouse.kernel import Kernel
 from gatehouse.kernel.remote import RemoteKernel
 from gatehouse.metrics import Metrics
-from gatehouse.store import SQLiteStore, Store
+from gatehouse.store import Store
 
 __all__ = ["ControlPlane"]
 
@@ -33,13 +48,13 @@ class ControlPlane:
         self.settings = settings
         self.metrics = Metrics()
         self.signing_key = load_or_create_signing_key(settings.data_dir / "keys" / "server.key")
-        self.store: Store = store or SQLiteStore(
-            path=settings.db_path,
+        self.store: Store = store or open_store(
+            settings.store_url,
             audit_key=self.signing_key,
             checkpoint_every=settings.audit_checkpoint_every,
             audit=settings.audit,
         )
-        self.bus: Bus = bus or MemoryBus()
+        self.bus: Bus = bus or open_bus(settings.bus_url)
         self.kernel: Kernel
         if settings.kernel_socket is not None:
             self.kernel = RemoteKernel(
@@ -50,32 +65,21 @@ class ControlPlane:
             )
         else:
             self.kernel = Kernel(metrics=self.metrics, default_fail_mode=settings.default_fail_mode)
-        common = dict(
-            store=self.store,
-            kernel=self.kernel,
-            bus=self.bus,
-            metrics=self.metrics,
-            settings=settings,
+        deps = Deps(
+            store=self.store, bus=self.bus, kernel=self.kernel, metrics=self.metrics, settings=settings
         )
-        self.incidents = Incidents(store=self.store, metrics=self.metrics)
-        self.gates = Gates(**common, incidents=self.incidents)  # type: ignore[arg-type]
-        self.scheduler = Scheduler(
-            **common,  # type: ignore[arg-type]
-            approval_key=self.signing_key,
-            incidents=self.incidents,
-        )
-        self.approvals = ApprovalFlow(
-            store=self.store, bus=self.bus, metrics=self.metrics, key=self.signing_key
-        )
-        self.scheduler.approval_flow = self.approvals
+        self.incidents = Incidents(deps=deps)
+        self.auth = Authenticator(store=self.store, incidents=self.incidents)
+        self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
+        self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)
+        self.approvals = ApprovalFlow(deps=deps, key=self.signing_key)
+        self.outputs = OutputGate(deps=deps, incidents=self.incidents)
+        self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
+        self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)
+        self.identities = Identities(deps=deps)
         trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
-        self.installer = PolicyInstaller(
-            store=self.store,
-            kernel=self.kernel,
-            bus=self.bus,
-            metrics=self.metrics,
-            trusted=trusted,
-        )
+        self.installer = PolicyInstaller(deps=deps, trusted=trusted)
+        self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._counts: dict[str, int] = {}
         self._oldest_pending: float | None = None
@@ -83,17 +87,21 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.open()
         await self.bus.open()
+        self._subscriptions = [
+            await self.bus.subscribe(JOBS_QUEUED, self.leases.on_queued),
+            await self.bus.subscribe(POLICY_CHANGED, self.installer.on_changed),
+        ]
         await self.installer.startup(self.settings.policy_file)
         await self.incidents.load()
         await self._bootstrap_admin()
         self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
-        self._tasks.append(asyncio.create_task(self.scheduler.run_maintenance()))
+        self._tasks.append(asyncio.create_task(self._maintain()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
         if self.settings.policy_file is not None and self.settings.watch_policy:
             self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
         for i in range(self.settings.builtin_workers):
             self._tasks.append(
-                asyncio.create_task(run_builtin_worker(self.scheduler, self.settings.builtin_topics, i))
+                asyncio.create_task(run_builtin_worker(self.leases, self.settings.builtin_topics, i))
             )
         # Everything allocated so far (modules, the compiled policy) lives as long as the
         # process: keep it out of the cyclic collector's full passes, which otherwise walk all
@@ -106,10 +114,24 @@ class ControlPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()
+        self._subscriptions.clear()
         if isinstance(self.kernel, RemoteKernel):
             await self.kernel.close()
         await self.bus.close()
         await self.store.close()
+
+    async def _maintain(self) -> None:
+        """Expire overdue leases and approval requests, every `maintenance_interval` seconds."""
+        current_actor.set("system:scheduler")
+        while True:
+            try:
+                await self.leases.expire_leases()
+                await self.approvals.expire_overdue()
+            except Exception:
+                log.exception("maintenance pass failed")
+            await asyncio.sleep(self.settings.maintenance_interval)
 
     async def _refresh_counts(self) -> None:
         # Queue depth for /metrics, refreshed off the scrape path.

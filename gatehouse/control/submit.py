@@ -1,7 +1,8 @@
-"""The submit gate, and the decision records every gate writes.
+"""The submit gate: submit, simulate and explain, cancel, remediate.
 
 Enforcement order on submit (DESIGN.md section 1): the caller is authenticated and the body
-validated before we get here; then identity scope, then the policy decision, and only then is
+validated before we get here (the edge hands over a `JobRequest`); then ingress, then the
+decision pipeline (`control/decide.py`: containment, identity scope, policy), and only then is
 anything persisted. A denied submit leaves no job row: its decision record, holding the canonical
 request it judged, goes to the decision log with its audit entry (one transaction), so the 403 is
 traceable and its remediations can still be applied (`remediate_decision`).
@@ -9,28 +10,26 @@ traceable and its remediations can still be applied (`remediate_decision`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gatehouse.api.schemas import DecideIn, JobIn
-from gatehouse.bus import Bus
-from gatehouse.config import Settings
-from gatehouse.control.incidents import Incidents
+from gatehouse.bus.subjects import JOBS_QUEUED
+from gatehouse.control.decide import DecisionPipeline, job_scope
+from gatehouse.control.deps import Deps
+from gatehouse.control.lookup import moved_or_conflict, require_job
 from gatehouse.domain import states
 from gatehouse.domain.approvals import new_request
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job, job_context, job_hash, request_of
 from gatehouse.domain.records import DecisionRecord, Verdict, make_record
+from gatehouse.domain.requests import JobRequest, check_request
 from gatehouse.errors import BadRequest, Conflict, Forbidden, MissingField, NotFound, PayloadTooLarge
-from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, intake
-from gatehouse.kernel import Kernel
-from gatehouse.metrics import Metrics
-from gatehouse.policy import DENY, Decision
-from gatehouse.store import Store
+from gatehouse.ingress import intake
+from gatehouse.policy import DENY
 
-__all__ = ["Gates", "Submitted", "scope_verdict"]
+__all__ = ["SubmitGate", "Submitted"]
 
 _SUBMIT_STAGE = "submit"
 
@@ -54,42 +53,18 @@ class Submitted:
         return self.record.result != DENY
 
 
-def scope_verdict(who: Identity, topic: str, capability: str | None, snapshot: str | None) -> Verdict | None:
-    """A deny when the job is outside the identity's least-privilege scope, else None."""
-    if not who.may_use_topic(topic):
-        why = f"topic `{topic}` is outside the scope of identity `{who.name}`"
-    elif not who.may_use_capability(capability):
-        why = f"capability `{capability}` is outside the scope of identity `{who.name}`"
-    else:
-        return None
-    return Verdict(decision=Decision(DENY, "identity_scope", why), snapshot=snapshot)
+class SubmitGate:
+    """Submit, simulate, explain, cancel and remediate: every way a request becomes a job."""
 
+    def __init__(self, *, deps: Deps, pipeline: DecisionPipeline) -> None:
+        self.store = deps.store
+        self.bus = deps.bus
+        self.kernel = deps.kernel
+        self.metrics = deps.metrics
+        self.settings = deps.settings
+        self.pipeline = pipeline
 
-class Gates:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        kernel: Kernel,
-        bus: Bus,
-        metrics: Metrics,
-        settings: Settings,
-        incidents: Incidents,
-    ) -> None:
-        self.incidents = incidents
-        self.store = store
-        self.kernel = kernel
-        self.bus = bus
-        self.metrics = metrics
-        self.settings = settings
-
-    def _classifier(self) -> Classifier:
-        """The default pattern table, extended by the running bundle's `classifiers` (compiled
-        when the bundle loaded, the same table `gatehouse policy simulate` runs)."""
-        policy = self.kernel.policy
-        return DEFAULT_CLASSIFIER if policy is None else policy.classifier
-
-    def _draft(self, who: Identity, tenant: str, body: JobIn) -> Job:
+    def _draft(self, who: Identity, tenant: str, body: JobRequest) -> Job:
         """The job as it would be stored, before any decision (pure: no I/O)."""
         if len(body.labels) > self.settings.max_labels:
             raise BadRequest(
@@ -114,21 +89,16 @@ class Gates:
         taken = intake(
             prompt=body.prompt,
             labels=body.labels,
-            meta=body.meta.model_dump(exclude_none=True),
-            attachments=[a.model_dump() for a in body.attachments],
-            classifier=self._classifier(),
+            meta=body.meta,
+            attachments=body.attachments,
+            classifier=self.kernel.classifier,
             max_attachment_chars=self.settings.max_classified_attachment_chars,
         )
         labels, meta, attachments, derived = taken.labels, taken.meta, taken.attachments, taken.derived
-        policy = self.kernel.policy
         # Fields the policy requires (`require:`), before any decision. Out-of-scope callers are
         # left to the scope check, which denies them without telling what the policy asks for.
-        if (
-            policy is not None
-            and who.may_use_topic(body.topic)
-            and who.may_use_capability(meta.get("capability"))
-        ):
-            missing = policy.missing_fields(
+        if who.may_use_topic(body.topic) and who.may_use_capability(meta.get("capability")):
+            missing = self.kernel.missing_fields(
                 body.topic, {"prompt": body.prompt, "labels": labels, "meta": meta}
             )
             if missing:
@@ -160,17 +130,16 @@ class Gates:
         )
 
     async def _verdict(self, who: Identity, job: Job, stage: str) -> Verdict:
-        contained = self.incidents.check(job.tenant, who.id)
-        if contained is not None:  # a kill switch comes before everything else
-            return self.incidents.verdict(contained, self.kernel.snapshot, stage)
-        scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
-        if scoped is not None:
-            self.metrics.decision(stage, DENY, "identity_scope")
-            return scoped
-        return await self.kernel.decide(job_context(job), stage=stage)
+        return await self.pipeline.judge(
+            tenant=job.tenant,
+            identity_id=who.id,
+            ctx=job_context(job),
+            stage=stage,
+            checks=(job_scope(who, job.topic, job.meta.get("capability")),),
+        )
 
     async def submit(
-        self, who: Identity, tenant: str, body: JobIn, *, remediated_from: str | None = None
+        self, who: Identity, tenant: str, body: JobRequest, *, remediated_from: str | None = None
     ) -> Submitted:
         draft = self._draft(who, tenant, body)
         if draft.idempotency_key is not None:
@@ -213,7 +182,7 @@ class Gates:
         if approval is not None:
             self.metrics.approval_event("requested")
         if status == states.QUEUED:
-            await self.bus.publish("jobs.queued", {"job_id": job.id, "topic": job.topic})
+            await self.bus.publish(JOBS_QUEUED, {"job_id": job.id, "topic": job.topic})
         return Submitted(job=job, record=record)
 
     async def _denied(self, draft: Job, verdict: Verdict, remediated_from: str | None) -> Submitted:
@@ -251,7 +220,7 @@ class Gates:
         submit = next(r for r in records if r.stage == "submit")
         return Submitted(job=existing, record=submit, replayed=True)
 
-    async def _decide_body(self, who: Identity, tenant: str, body: DecideIn) -> tuple[Job, str | None]:
+    async def _decide_body(self, who: Identity, tenant: str, body: JobRequest) -> tuple[Job, str | None]:
         """The job to judge, and the `job_id` its record carries. With a topic the body is the
         job and `job_id` only a label (a runbook's `sim-prod-write-1` need not exist); with a
         `job_id` alone, the tenant's stored job is re-judged."""
@@ -261,12 +230,10 @@ class Gates:
             raise BadRequest("a topic or a job_id is required", code="invalid_topic")
         if body.tenant is not None and body.tenant != tenant:
             raise Forbidden(f"tenant `{body.tenant}` is not the caller's tenant", code="tenant_mismatch")
-        stored = await self.store.get_job(body.job_id, tenant)
-        if stored is None:
-            raise NotFound(f"no job `{body.job_id}`", code="job_not_found")
+        stored = await require_job(self.store, body.job_id, tenant)
         return stored, stored.id
 
-    async def simulate(self, who: Identity, tenant: str, body: DecideIn) -> DecisionRecord:
+    async def simulate(self, who: Identity, tenant: str, body: JobRequest) -> DecisionRecord:
         """The decision the job would get now. Side effect: only a `simulate` record."""
         job, job_id = await self._decide_body(who, tenant, body)
         verdict = await self._verdict(who, job, "simulate")
@@ -281,53 +248,39 @@ class Gates:
         await self.store.add_decision(record)
         return record
 
-    async def explain(self, who: Identity, tenant: str, body: DecideIn) -> dict[str, Any]:
+    async def explain(self, who: Identity, tenant: str, body: JobRequest) -> dict[str, Any]:
         job, _ = await self._decide_body(who, tenant, body)
         ctx = job_context(job)
-        policy = self.kernel.policy
-        scoped = scope_verdict(who, job.topic, job.meta.get("capability"), self.kernel.snapshot)
-        out: dict[str, Any]
-        if policy is None:
-            verdict = await self.kernel.decide(ctx, stage="explain")
-            out = {
-                "decision": verdict.decision.to_dict(),
-                "winner": verdict.decision.rule_id,
-                "why": f"kernel unavailable: {verdict.unavailable}",
-                "rules": [],
-                "policy_snapshot": None,
-            }
-        else:
-            out = policy.explain(ctx).to_dict()
-        if scoped is not None:
-            out["decision"] = scoped.decision.to_dict()
-            out["winner"] = "identity_scope"
-            out["why"] = scoped.decision.reason + " (checked before policy)"
-        out["identity_scope"] = "ok" if scoped is None else "denied"
+        out = await self.pipeline.explain(
+            tenant=job.tenant,
+            identity_id=who.id,
+            ctx=ctx,
+            checks=(job_scope(who, job.topic, job.meta.get("capability")),),
+        )
         out["context"] = ctx
         out["derived"] = job.derived
         return out
 
     async def cancel(self, who: Identity, tenant: str, job_id: str) -> Job:
-        job = await self.store.get_job(job_id, tenant)
-        if job is None:
-            raise NotFound(f"no job `{job_id}`", code="job_not_found")
-        if job.identity_id != who.id and not who.has_role("admin", "approver"):
-            raise Forbidden("only the submitter, an approver or an admin may cancel a job")
-        moved = await self.store.transition(job_id, "cancel", at=now())
-        if moved is None:
-            raise Conflict(
-                f"job `{job_id}` is `{job.status}` and can no longer be cancelled",
-                code="invalid_state",
-                details={"status": job.status},
+        job = await require_job(self.store, job_id, tenant)
+        if job.identity_id != who.id:
+            who.require_role(
+                "approver",
+                message="only the submitter, an approver or an admin may cancel a job",
+                code=Forbidden.code,
             )
+        moved = moved_or_conflict(
+            await self.store.transition(job_id, "cancel", at=now()),
+            job_id,
+            message=f"job `{job_id}` is `{job.status}` and can no longer be cancelled",
+            details={"status": job.status},
+        )
         self.metrics.jobs_finished.labels("cancelled").inc()
         return moved
 
     async def remediate(self, who: Identity, tenant: str, job_id: str, remediation_id: str) -> Submitted:
         """Submit a new job with an offered remediation applied; it is judged afresh."""
-        job = await self.store.get_job(job_id, tenant)
-        if job is None:
-            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        job = await require_job(self.store, job_id, tenant)
         offered: dict[str, Any] | None = None
         for record in reversed(await self.store.decisions(job_id, tenant)):
             offered = _offered(record, remediation_id)
@@ -386,23 +339,25 @@ def _remediated(
     prompt: str,
     labels: Mapping[str, str],
     meta: Mapping[str, Any],
-    attachments: list[dict[str, Any]],
+    attachments: Sequence[Mapping[str, Any]],
     offered: Mapping[str, Any],
-) -> JobIn:
-    """The job body with the rewrite `offered` applied."""
+) -> JobRequest:
+    """The job body with the rewrite `offered` applied, checked as the API checks a body (the
+    rewrite comes from the policy, the rest from a request that was checked when it came in)."""
     sets = offered.get("set", {})
-    meta = {**meta}
+    # As the API's body model leaves it: absent, not null.
+    meta = {k: v for k, v in meta.items() if v is not None}
     if "capability" in sets:
         meta["capability"] = sets["capability"]
     if "risk_tags" in sets:
         meta["risk_tags"] = sets["risk_tags"]
     # Derived labels are dropped by the sanitiser and derived afresh from the new job.
-    return JobIn.model_validate(
-        {
-            "topic": sets.get("topic", topic),
-            "prompt": sets.get("prompt", prompt),
-            "labels": {**labels, **offered.get("set_labels", {})},
-            "meta": meta,
-            "attachments": attachments,
-        }
+    request = JobRequest(
+        topic=sets.get("topic", topic),
+        prompt=sets.get("prompt", prompt),
+        labels={**labels, **offered.get("set_labels", {})},
+        meta=meta,
+        attachments=attachments,
     )
+    check_request(request, code="invalid_remediation")
+    return request

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gatehouse.errors import BadRequest
+from gatehouse.errors import BadRequest, Forbidden
 from gatehouse.policy.glob import GlobError, compile_glob
 
 __all__ = ["ROLES", "Identity", "hash_key", "new_api_key", "validate_scope"]
@@ -47,6 +47,26 @@ class Identity:
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
+
+    def require_role(
+        self,
+        *roles: str,
+        admin: bool = True,
+        message: str | None = None,
+        code: str = "missing_role",
+    ) -> None:
+        """Raise `Forbidden` unless the identity has one of `roles`.
+
+        The one role check of the control plane and the API. An admin passes by default; where
+        a person's judgement is the control (approving a job), `admin=False` makes an admin
+        need the role like anybody else.
+        """
+        if self.has_role(*roles) or (admin and self.is_admin):
+            return
+        raise Forbidden(
+            message or f"identity `{self.name}` needs one of the roles {', '.join(roles)}",
+            code=code,
+        )
 
     def may_use_topic(self, topic: str) -> bool:
         return any(compile_glob(p).matches(topic) for p in self.topics)

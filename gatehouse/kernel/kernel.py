@@ -13,8 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from gatehouse.domain.records import Verdict
+from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier
 from gatehouse.kernel.cache import DecisionCache
 from gatehouse.metrics import Metrics
+from gatehouse.output import OutputVerdict, applies
+from gatehouse.output import decide as decide_output
 from gatehouse.policy import ALLOW, DENY, Decision, Policy
 
 __all__ = ["KERNEL_UNAVAILABLE", "Kernel", "Verdict"]
@@ -43,6 +46,36 @@ class Kernel:
     @property
     def snapshot(self) -> str | None:
         return self._policy.snapshot if self._policy is not None else None
+
+    # What the services ask of the running bundle besides a decision. They ask the kernel, never
+    # `kernel.policy`, so that a swap between two reads of one request cannot mix two bundles
+    # and a kernel in another process can answer the same questions.
+
+    @property
+    def classifier(self) -> Classifier:
+        """The ingress classifier: the default table extended by the bundle's `classifiers`."""
+        policy = self._policy
+        return DEFAULT_CLASSIFIER if policy is None else policy.classifier
+
+    def missing_fields(self, topic: str, job: Mapping[str, Any]) -> list[str]:
+        """The fields the bundle's `require:` asks of jobs on `topic` that `job` lacks."""
+        policy = self._policy
+        return [] if policy is None else policy.missing_fields(topic, job)
+
+    def explain(self, ctx: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The per-rule trace for `ctx`, or None with no bundle loaded."""
+        policy = self._policy
+        return None if policy is None else policy.explain(ctx).to_dict()
+
+    def judge_output(self, output: Any, *, topic: str) -> OutputVerdict | None:
+        """The output rules' verdict on the output of a job on `topic`; None with no bundle."""
+        policy = self._policy
+        return None if policy is None else decide_output(output, policy.output_rules, topic=topic)
+
+    def output_rules_apply(self, topic: str) -> bool:
+        """Whether any output rule judges the outputs of jobs on `topic`."""
+        policy = self._policy
+        return policy is not None and any(applies(r, topic) for r in policy.output_rules)
 
     def install(self, policy: Policy | None) -> None:
         # Clear first, then swap: no lookup after the swap can see an entry of the old snapshot

@@ -76,6 +76,6 @@ async def get_decision(decision_id: str, request: Request, who: Auth) -> Respons
 
 @router.post("/{decision_id}/remediate", status_code=201)
 async def remediate_decision(decision_id: str, body: RemediateIn, request: Request, who: Limited) -> Response:
-    gates = request.app.state.plane.gates
-    submitted = await gates.remediate_decision(who.identity, who.tenant, decision_id, body.remediation_id)
+    gate = request.app.state.plane.submit_gate
+    submitted = await gate.remediate_decision(who.identity, who.tenant, decision_id, body.remediation_id)
     return submitted_response(submitted)

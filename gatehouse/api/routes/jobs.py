@@ -11,9 +11,10 @@ from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute, openapi_body, parse
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import JobIn, RemediateIn
+from gatehouse.control.lookup import require_job
 from gatehouse.control.submit import Submitted
 from gatehouse.domain.states import STATES
-from gatehouse.errors import BadRequest, Denied, NotFound
+from gatehouse.errors import BadRequest, Denied
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
@@ -62,10 +63,9 @@ async def submit_job(request: Request) -> Response:
         raise BadRequest(
             "the Idempotency-Key header must have 1 to 128 characters", code="invalid_idempotency_key"
         )
-    if idempotency_key and not body.idempotency_key:
-        body = body.model_copy(update={"idempotency_key": idempotency_key})
-    gates = request.app.state.plane.gates
-    return submitted_response(await gates.submit(who.identity, who.tenant, body))
+    gate = request.app.state.plane.submit_gate
+    submitted = await gate.submit(who.identity, who.tenant, body.to_request(idempotency_key=idempotency_key))
+    return submitted_response(submitted)
 
 
 @router.get("")
@@ -90,28 +90,25 @@ async def list_jobs(
 
 @router.get("/{job_id}")
 async def get_job(job_id: str, request: Request, who: Auth) -> Response:
-    job = await request.app.state.store.get_job(job_id, who.tenant)
-    if job is None:
-        raise NotFound(f"no job `{job_id}`", code="job_not_found")
+    job = await require_job(request.app.state.store, job_id, who.tenant)
     return json_response(job.to_public())
 
 
 @router.get("/{job_id}/decisions")
 async def job_decisions(job_id: str, request: Request, who: Auth) -> Response:
     store = request.app.state.store
-    if await store.get_job(job_id, who.tenant) is None:
-        raise NotFound(f"no job `{job_id}`", code="job_not_found")
+    await require_job(store, job_id, who.tenant)
     records = await store.decisions(job_id, who.tenant)
     return json_response({"job_id": job_id, "decisions": [r.to_public() for r in records]})
 
 
 @router.post("/{job_id}/cancel")
 async def cancel_job(job_id: str, request: Request, who: Auth) -> Response:
-    job = await request.app.state.plane.gates.cancel(who.identity, who.tenant, job_id)
+    job = await request.app.state.plane.submit_gate.cancel(who.identity, who.tenant, job_id)
     return json_response(job.to_public())
 
 
 @router.post("/{job_id}/remediate", status_code=201)
 async def remediate_job(job_id: str, body: RemediateIn, request: Request, who: Limited) -> Response:
-    gates = request.app.state.plane.gates
-    return submitted_response(await gates.remediate(who.identity, who.tenant, job_id, body.remediation_id))
+    gate = request.app.state.plane.submit_gate
+    return submitted_response(await gate.remediate(who.identity, who.tenant, job_id, body.remediation_id))

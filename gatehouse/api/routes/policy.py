@@ -62,10 +62,11 @@ async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
 
 @router.post("/simulate")
 async def simulate(body: DecideIn, request: Request, who: Limited) -> Response:
-    record = await request.app.state.plane.gates.simulate(who.identity, who.tenant, body)
+    record = await request.app.state.plane.submit_gate.simulate(who.identity, who.tenant, body.to_request())
     return json_response(record.to_public())
 
 
 @router.post("/explain")
 async def explain(body: DecideIn, request: Request, who: Limited) -> Response:
-    return json_response(await request.app.state.plane.gates.explain(who.identity, who.tenant, body))
+    gate = request.app.state.plane.submit_gate
+    return json_response(await gate.explain(who.identity, who.tenant, body.to_request()))

@@ -49,7 +49,7 @@ async def list_quarantine(
     request: Request, who: Auth, limit: Annotated[int, Query(ge=1, le=500)] = 200
 ) -> Response:
     _reviewer(who)
-    jobs = await request.app.state.plane.scheduler.outputs.quarantined(who.tenant, limit)
+    jobs = await request.app.state.plane.outputs.quarantined(who.tenant, limit)
     return json_response({"quarantine": [held(j) for j in jobs]})
 
 
@@ -57,7 +57,7 @@ async def _review(
     request: Request, who: Principal, job_id: str, action: str, body: ReviewIn | None
 ) -> Response:
     _reviewer(who)
-    gate = request.app.state.plane.scheduler.outputs
+    gate = request.app.state.plane.outputs
     comment = body.comment if body is not None else ""
     op = gate.release if action == "release" else gate.discard
     moved = await op(who.identity, who.tenant, job_id, comment)

@@ -25,7 +25,7 @@ class HeartbeatIn(BaseModel):
 @router.post("/lease")
 async def lease(body: LeaseIn, request: Request, who: Auth) -> Response:
     who.require("worker")
-    jobs = await request.app.state.plane.scheduler.lease(
+    jobs = await request.app.state.plane.leases.lease(
         owner=who.identity.id,
         topics=body.topics,
         max_jobs=body.max_jobs,
@@ -56,7 +56,7 @@ async def lease(body: LeaseIn, request: Request, who: Auth) -> Response:
 @router.post("/jobs/{job_id}/heartbeat")
 async def heartbeat(job_id: str, body: HeartbeatIn, request: Request, who: Auth) -> Response:
     who.require("worker")
-    job = await request.app.state.plane.scheduler.heartbeat(
+    job = await request.app.state.plane.leases.heartbeat(
         owner=who.identity.id, job_id=job_id, lease_seconds=body.lease_seconds, tenant=who.tenant
     )
     return json_response(job.to_public())
@@ -65,7 +65,7 @@ async def heartbeat(job_id: str, body: HeartbeatIn, request: Request, who: Auth)
 @router.post("/jobs/{job_id}/result")
 async def result(job_id: str, body: ResultIn, request: Request, who: Auth) -> Response:
     who.require("worker")
-    job = await request.app.state.plane.scheduler.finish(
+    job = await request.app.state.plane.leases.finish(
         owner=who.identity.id,
         job_id=job_id,
         status=body.status,
