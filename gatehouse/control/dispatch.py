@@ -116,7 +116,7 @@ class DispatchGate:
             job.id, event, record=record, at=at, changes=JobChanges(**fields), **extra
         )
         if moved is not None and event == "dispatch_require_approval":
-            self.metrics.approval_event("stale" if stale is not None else "requested")
+            self.metrics.approval_event(states.APPROVAL_STALE if stale is not None else "requested")
         if moved is None:
             return None  # somebody else moved it first, or the approval was used already
         if moved.status == states.DENIED:
@@ -149,7 +149,7 @@ class DispatchGate:
                 event,
                 record=record,
                 at=at,
-                approval=ApprovalUpdate(approval.id, "lapse" if problem == "expired" else "void"),
+                approval=ApprovalUpdate(approval.id, "lapse" if problem == "expired" else "invalidate"),
             )
             if moved is not None:
                 self.metrics.jobs_finished.labels(moved.status).inc()

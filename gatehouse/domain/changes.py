@@ -30,6 +30,16 @@ class _Unset:
     def __bool__(self) -> bool:
         return False
 
+    # One sentinel, whatever copies it: `is UNSET` must hold after a deepcopy too.
+    def __copy__(self) -> _Unset:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Unset:
+        return self
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
 
 UNSET: Final[Any] = _Unset()
 

@@ -15,7 +15,7 @@ the current state, so two actors can never both move the same job or the same ap
 
     approval:  pending --approve--> approved --consume--> consumed   (the dispatch that used it)
                pending --reject / expire--> rejected / expired
-               approved --lapse / void / supersede--> expired / void / stale
+               approved --lapse / invalidate / supersede--> expired / void / stale
 
 The fields a job event may change are in `CHANGES`, and those an approval event may change in
 `APPROVAL_CHANGES`: the legal keys of a change are decided here, not by a driver's columns.
@@ -145,7 +145,7 @@ APPROVAL_TRANSITIONS: dict[tuple[str | None, str], str] = {
     (APPROVAL_PENDING, "expire"): APPROVAL_EXPIRED,  # nobody decided in time
     (APPROVAL_APPROVED, "consume"): APPROVAL_CONSUMED,  # its nonce released the job, once
     (APPROVAL_APPROVED, "lapse"): APPROVAL_EXPIRED,  # the token expired before dispatch
-    (APPROVAL_APPROVED, "void"): APPROVAL_VOID,
+    (APPROVAL_APPROVED, "invalidate"): APPROVAL_VOID,
     (APPROVAL_APPROVED, "supersede"): APPROVAL_STALE,
 }
 
@@ -158,7 +158,7 @@ APPROVAL_CHANGES: dict[str, frozenset[str]] = {
     "expire": frozenset(),
     "consume": frozenset({"consumed_at"}),
     "lapse": frozenset(),
-    "void": frozenset(),
+    "invalidate": frozenset(),
     "supersede": frozenset(),
 }
 

@@ -1,0 +1,571 @@
+"""One contract for every store: each test runs on every backend of `conftest.STORES`.
+
+Every method of `Store` is exercised here, with the attacks that matter run concurrently
+(`asyncio.gather`): a nonce released once, a job dispatched once, an idempotency key mapped
+once, compare-and-set refusals that change nothing, tenant filters on every read, an audit chain
+that verifies after the writes, and a signed checkpoint at close and at export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+from conftest import CHECKPOINT_EVERY
+
+from gatehouse.audit.events import AuditEvent
+from gatehouse.audit.verify import verify_store
+from gatehouse.crypto import SigningKey
+from gatehouse.domain import states
+from gatehouse.domain.approvals import Approval
+from gatehouse.domain.changes import ApprovalUpdate, JobChanges
+from gatehouse.domain.containment import Containment
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord
+from gatehouse.errors import BadRequest, Conflict
+from gatehouse.store.base import PolicyRow, Store
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_000.0
+
+
+def job(n: int | str, *, tenant: str = "t1", topic: str = "job.demo.echo", **kw: Any) -> Job:
+    fields: dict[str, Any] = {
+        "id": f"job-{n}",
+        "tenant": tenant,
+        "identity_id": kw.pop("identity_id", "idn-a"),
+        "topic": topic,
+        "prompt": "echo hi",
+        "labels": {"env": "dev"},
+        "meta": {"capability": "demo"},
+        "status": kw.pop("status", states.QUEUED),
+        "job_hash": f"hash-{n}",
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    fields.update(kw)
+    return Job(**fields)
+
+
+def record(n: int | str, *, job_id: str | None = None, tenant: str = "t1", **kw: Any) -> DecisionRecord:
+    fields: dict[str, Any] = {
+        "decision_id": f"dec-{n}",
+        "timestamp": T0,
+        "result": "allow",
+        "rule_id": "default",
+        "reason": "",
+        "stage": "submit",
+        "policy_snapshot": "snap",
+        "job_hash": None,
+        "job_id": job_id,
+        "tenant": tenant,
+    }
+    fields.update(kw)
+    return DecisionRecord(**fields)
+
+
+def approval(n: int | str, j: Job, **kw: Any) -> Approval:
+    fields: dict[str, Any] = {
+        "id": f"apr-{n}",
+        "job_id": j.id,
+        "tenant": j.tenant,
+        "job_hash": j.job_hash,
+        "policy_snapshot": "snap",
+        "rule_id": "needs-approval",
+        "reason": "prod",
+        "status": states.APPROVAL_PENDING,
+        "requested_at": T0,
+        "expires_at": T0 + 900,
+        "ttl": 900,
+        "requested_by": j.identity_id,
+    }
+    fields.update(kw)
+    return Approval(**fields)
+
+
+def identity(n: int | str, tenant: str = "t1", created_at: float = T0) -> Identity:
+    return Identity(
+        id=f"idn-{n}",
+        name=f"agent-{n}",
+        tenant=tenant,
+        roles=("agent",),
+        topics=("job.**",),
+        capabilities=(),
+        created_at=created_at,
+    )
+
+
+async def submitted(store: Store, n: int | str, **kw: Any) -> Job:
+    j = job(n, **kw)
+    return await store.insert_job(j, record(f"s{n}", job_id=j.id, tenant=j.tenant))
+
+
+async def approved(store: Store, n: int | str, nonce: str = "nonce-1") -> tuple[Job, Approval]:
+    """A job whose approval was granted: queued, with an approved approval holding `nonce`."""
+    j = job(n, status=states.PENDING_APPROVAL)
+    a = approval(n, j)
+    await store.insert_job(j, record(f"s{n}", job_id=j.id), a)
+    moved = await store.transition(
+        j.id,
+        "approve",
+        at=T0 + 1,
+        approval=ApprovalUpdate(
+            a.id, "approve", approver_id="idn-b", decided_at=T0 + 1, comment=None, token={"t": 1}, nonce=nonce
+        ),
+    )
+    assert moved is not None and moved.status == states.QUEUED
+    got = await store.approval(a.id)
+    assert got is not None
+    return moved, got
+
+
+def dispatch(owner: str) -> JobChanges:
+    return JobChanges(policy_snapshot="snap", lease_owner=owner, lease_expires_at=T0 + 60, add_attempt=True)
+
+
+# identities ---------------------------------------------------------------------------------
+async def test_identities_add_find_list_revoke(store: Store) -> None:
+    await store.add_identity(identity("a", "t1", T0), "hash-a")
+    await store.add_identity(identity("b", "t2", T0 + 1), "hash-b")
+    await store.add_identity(identity("c", "t1", T0 + 2), "hash-c")
+    found = await store.identity_by_key_hash("hash-a")
+    assert found is not None and found.id == "idn-a" and found.roles == ("agent",)
+    assert await store.identity_by_key_hash("hash-nobody") is None
+    assert (await store.get_identity("idn-b")) == identity("b", "t2", T0 + 1)
+    assert await store.get_identity("idn-nobody") is None
+    assert [i.id for i in await store.list_identities("t1")] == ["idn-a", "idn-c"]
+    assert [i.id for i in await store.list_identities(None)] == ["idn-a", "idn-b", "idn-c"]
+    assert await store.revoke_identity("idn-a", T0 + 5) is True
+    assert await store.revoke_identity("idn-a", T0 + 6) is False  # once
+    assert await store.revoke_identity("idn-nobody", T0 + 6) is False
+    revoked = await store.identity_by_key_hash("hash-a")  # seen at once, cache or not
+    assert revoked is not None and revoked.revoked_at == T0 + 5
+
+
+# containments -------------------------------------------------------------------------------
+async def test_containments_one_active_per_target_and_lifted_once(store: Store) -> None:
+    c = Containment("inc-1", "tenant", "t1", "leak", T0, "idn-admin")
+    await store.add_containment(c)
+    with pytest.raises(Conflict) as raised:
+        await store.add_containment(Containment("inc-2", "tenant", "t1", "again", T0 + 1, None))
+    assert raised.value.code == "already_contained"
+    await store.add_containment(Containment("inc-3", "identity", "idn-x", "bad", T0 + 2, None))
+    assert [x.id for x in await store.containments(active_only=True)] == ["inc-1", "inc-3"]
+    lifted = await store.lift_containment("inc-1", at=T0 + 5, by="idn-admin")
+    assert lifted is not None and lifted.lifted_at == T0 + 5 and lifted.lifted_by == "idn-admin"
+    assert await store.lift_containment("inc-1", at=T0 + 6, by="idn-admin") is None
+    assert await store.lift_containment("inc-nope", at=T0 + 6, by="idn-admin") is None
+    assert [x.id for x in await store.containments(active_only=True)] == ["inc-3"]
+    assert [x.id for x in await store.containments(active_only=False)] == ["inc-1", "inc-3"]
+    await store.add_containment(Containment("inc-4", "tenant", "t1", "relapse", T0 + 7, None))
+
+
+# jobs ---------------------------------------------------------------------------------------
+async def test_insert_get_and_tenant_isolation(store: Store) -> None:
+    stored = await submitted(store, 1, idempotency_key="k1", labels={"env": "dev", "team": "a"})
+    assert stored.seq > 0
+    got = await store.get_job("job-1")
+    assert got is not None and got.labels == {"env": "dev", "team": "a"} and got.seq == stored.seq
+    assert await store.get_job("job-1", "t1") == got
+    assert await store.get_job("job-1", "t2") is None  # another tenant's job reads as absent
+    assert await store.get_job("job-none") is None
+    assert await store.job_by_idempotency_key("idn-a", "k1") == got
+    assert await store.job_by_idempotency_key("idn-b", "k1") is None
+    with pytest.raises(Conflict) as raised:
+        await store.insert_job(job(1), record("other", job_id="job-1"))
+    assert raised.value.code == "duplicate_job"
+
+
+async def test_a_stored_job_is_not_the_callers_object(store: Store) -> None:
+    j = job(1)
+    await store.insert_job(j, record(1, job_id=j.id))
+    j.labels["env"] = "prod"  # the caller mutates its copy afterwards
+    got = await store.get_job("job-1")
+    assert got is not None and got.labels == {"env": "dev"}
+
+
+async def test_an_idempotency_key_is_mapped_once_under_concurrency(store: Store) -> None:
+    attempts = [job(n, idempotency_key="same") for n in range(8)]
+    results = await asyncio.gather(
+        *(store.insert_job(j, record(n, job_id=j.id)) for n, j in enumerate(attempts)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Job)]
+    losers = [r for r in results if not isinstance(r, Job)]
+    assert len(winners) == 1
+    assert all(isinstance(r, Conflict) and r.code == "duplicate_job" for r in losers)
+    mapped = await store.job_by_idempotency_key("idn-a", "same")
+    assert mapped is not None and mapped.id == winners[0].id
+    assert [j.id for j in (await store.list_jobs(None)).jobs] == [winners[0].id]
+    # The refused inserts left no decision record and no audit entry behind.
+    page = await store.list_decisions(None, limit=100)
+    assert len(page.decisions) == 1
+    submitted_entries = [e for e in await store.audit_entries("tenant:t1") if e.type == "job.submitted"]
+    assert len(submitted_entries) == 1
+
+
+async def test_list_jobs_pages_filters_and_tenant(store: Store) -> None:
+    for n in range(5):
+        await submitted(store, n, topic="job.a" if n % 2 else "job.b")
+    await submitted(store, 9, tenant="t2")
+    await store.transition("job-0", "cancel", at=T0 + 1)
+    first = await store.list_jobs("t1", limit=2)
+    assert [j.id for j in first.jobs] == ["job-4", "job-3"] and first.next_cursor
+    second = await store.list_jobs("t1", limit=2, cursor=first.next_cursor)
+    assert [j.id for j in second.jobs] == ["job-2", "job-1"] and second.next_cursor
+    third = await store.list_jobs("t1", limit=2, cursor=second.next_cursor)
+    assert [j.id for j in third.jobs] == ["job-0"] and third.next_cursor is None
+    assert [j.id for j in (await store.list_jobs("t1", topic="job.a")).jobs] == ["job-3", "job-1"]
+    assert [j.id for j in (await store.list_jobs("t1", status=states.CANCELLED)).jobs] == ["job-0"]
+    assert [j.id for j in (await store.list_jobs("t2")).jobs] == ["job-9"]
+    assert len((await store.list_jobs(None, limit=50)).jobs) == 6
+
+
+@pytest.mark.parametrize("cursor", ["!!", "bm9wZQ", "czEyYQ"])
+async def test_a_bad_cursor_is_a_bad_request(store: Store, cursor: str) -> None:
+    for call in (store.list_jobs("t1", cursor=cursor), store.list_decisions("t1", cursor=cursor)):
+        with pytest.raises(BadRequest) as raised:
+            await call
+        assert raised.value.code == "invalid_cursor"
+
+
+# transitions --------------------------------------------------------------------------------
+async def test_a_transition_applies_its_changes_and_record_together(store: Store) -> None:
+    await submitted(store, 1)
+    moved = await store.transition(
+        "job-1",
+        "dispatch_allow",
+        at=T0 + 2,
+        record=record("d1", job_id="job-1", stage="dispatch"),
+        changes=dispatch("w1"),
+    )
+    assert moved is not None
+    assert (moved.status, moved.lease_owner, moved.attempts, moved.updated_at) == (
+        states.DISPATCHED,
+        "w1",
+        1,
+        T0 + 2,
+    )
+    assert await store.get_job("job-1") == moved
+    assert [r.decision_id for r in await store.decisions("job-1")] == ["dec-s1", "dec-d1"]
+    state = [e.data for e in await store.audit_entries("tenant:t1") if e.type == "job.state"]
+    assert state == [
+        {
+            "job_id": "job-1",
+            "from": "queued",
+            "to": "dispatched",
+            "event": "dispatch_allow",
+            "lease_owner": "w1",
+        }
+    ]
+
+
+async def test_compare_and_set_refusals_change_nothing(store: Store) -> None:
+    await submitted(store, 1)
+    before = await store.get_job("job-1")
+    entries = len(await store.audit_entries("tenant:t1"))
+    # `start` is not a row from `queued`: refused, and its record is not stored either.
+    assert await store.transition("job-1", "start", at=T0 + 1, record=record("x", job_id="job-1")) is None
+    assert await store.transition("job-none", "cancel", at=T0 + 1) is None
+    assert await store.get_job("job-1") == before
+    assert await store.decision("dec-x") is None
+    assert len(await store.audit_entries("tenant:t1")) == entries
+    with pytest.raises(ValueError):
+        await store.transition("job-1", "no_such_event", at=T0 + 1)
+    with pytest.raises(ValueError, match="cannot change"):  # the event decides the legal fields
+        await store.transition("job-1", "cancel", at=T0 + 1, changes=JobChanges(result={"x": 1}))
+    assert await store.get_job("job-1") == before
+
+
+async def test_a_job_is_dispatched_once_under_concurrency(store: Store) -> None:
+    await submitted(store, 1)
+    results = await asyncio.gather(
+        *(
+            store.transition("job-1", "dispatch_allow", at=T0 + 1, changes=dispatch(f"w{n}"))
+            for n in range(10)
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = await store.get_job("job-1")
+    assert stored is not None and stored.lease_owner == winners[0].lease_owner and stored.attempts == 1
+
+
+async def test_attempts_count_from_the_stored_value(store: Store) -> None:
+    await submitted(store, 1)
+    for round_ in range(3):
+        moved = await store.transition("job-1", "dispatch_allow", at=T0 + round_, changes=dispatch("w"))
+        assert moved is not None and moved.attempts == round_ + 1
+        assert await store.transition(
+            "job-1",
+            "lease_expire",
+            at=T0 + round_,
+            changes=JobChanges(lease_owner=None, lease_expires_at=None),
+        )
+
+
+async def test_an_approval_nonce_releases_a_job_once(store: Store) -> None:
+    _, a = await approved(store, 1)
+    assert a.status == states.APPROVAL_APPROVED and a.nonce == "nonce-1" and a.approver_id == "idn-b"
+    # Two dispatchers race with the same token: one wins.
+    results = await asyncio.gather(
+        *(
+            store.transition(
+                "job-1", "dispatch_allow", at=T0 + 2, changes=dispatch(f"w{n}"), consume_nonce="nonce-1"
+            )
+            for n in range(4)
+        )
+    )
+    assert sum(r is not None for r in results) == 1
+    used = await store.approval(a.id)
+    assert used is not None and used.status == states.APPROVAL_CONSUMED and used.consumed_at == T0 + 2
+    # The job comes back to the queue (its lease expired): the same nonce cannot release it again.
+    back = await store.transition(
+        "job-1", "lease_expire", at=T0 + 3, changes=JobChanges(lease_owner=None, lease_expires_at=None)
+    )
+    assert back is not None and back.status == states.QUEUED
+    replay = await store.transition(
+        "job-1", "dispatch_allow", at=T0 + 4, changes=dispatch("w-replay"), consume_nonce="nonce-1"
+    )
+    assert replay is None
+    stored = await store.get_job("job-1")
+    assert stored is not None and stored.status == states.QUEUED and stored.lease_owner is None
+    # An unknown nonce releases nothing either.
+    assert (
+        await store.transition(
+            "job-1", "dispatch_allow", at=T0 + 5, changes=dispatch("w"), consume_nonce="forged"
+        )
+        is None
+    )
+    consumed = [e for e in await store.audit_entries("system") if e.type == "approval.consumed"]
+    assert len(consumed) == 1 and "nonce-1" not in str(consumed[0].data)
+
+
+async def test_an_approval_compare_and_set_refusal_keeps_the_job_where_it_was(store: Store) -> None:
+    j, a = await approved(store, 1)
+    # A second approver acts on the already-approved request: its update expects `pending`.
+    late = await store.transition(
+        "job-1",
+        "cancel",
+        at=T0 + 2,
+        record=record("late", job_id="job-1"),
+        approval=ApprovalUpdate(a.id, "reject", approver_id="idn-c", decided_at=T0 + 2, comment="no"),
+    )
+    assert late is None
+    assert (await store.get_job("job-1")) == j
+    assert (await store.approval(a.id)) == a
+    assert await store.decision("dec-late") is None
+
+
+async def test_approvals_through_their_lifecycle(store: Store) -> None:
+    j, a = await approved(store, 1)
+    # The policy changed: the job asks again; the old approval goes stale in the same move.
+    fresh = approval("2", j, requested_at=T0 + 3, expires_at=T0 + 10)
+    moved = await store.transition(
+        "job-1",
+        "dispatch_require_approval",
+        at=T0 + 3,
+        changes=JobChanges(policy_snapshot="snap-2"),
+        new_approval=fresh,
+        approval=ApprovalUpdate(a.id, "supersede"),
+    )
+    assert moved is not None and moved.status == states.PENDING_APPROVAL and moved.policy_snapshot == "snap-2"
+    assert (await store.approval(a.id)).status == states.APPROVAL_STALE  # type: ignore[union-attr]
+    assert await store.latest_approval("job-1") == fresh
+    assert await store.latest_approval("job-none") is None
+    assert await store.approval("apr-none") is None
+    assert await store.overdue_approvals(T0 + 5) == []
+    assert [x.id for x in await store.overdue_approvals(T0 + 11)] == ["apr-2"]
+    expired = await store.transition(
+        "job-1", "approval_expire", at=T0 + 11, approval=ApprovalUpdate(fresh.id, "expire")
+    )
+    assert expired is not None and expired.status == states.EXPIRED
+    assert await store.overdue_approvals(T0 + 11) == []
+    assert [x.status for x in await store.list_approvals("t1", None)] == [
+        states.APPROVAL_STALE,
+        states.APPROVAL_EXPIRED,
+    ]
+    assert [x.id for x in await store.list_approvals("t1", states.APPROVAL_EXPIRED)] == ["apr-2"]
+    assert await store.list_approvals("t2", None) == []
+    assert len(await store.list_approvals(None, None, limit=1)) == 1
+
+
+# leases and the queue -----------------------------------------------------------------------
+async def test_queue_leases_and_counts(store: Store) -> None:
+    await submitted(store, 1, topic="job.demo.echo")
+    await submitted(store, 2, topic="job.exec.shell")
+    await submitted(store, 3, topic="job.demo.other", tenant="t2")
+    assert [j.id for j in await store.queued_jobs([""], 10)] == ["job-1", "job-2", "job-3"]
+    assert [j.id for j in await store.queued_jobs(["job.demo."], 10)] == ["job-1", "job-3"]
+    assert [j.id for j in await store.queued_jobs(["job.demo.", "job.exec."], 10, tenant="t1")] == [
+        "job-1",
+        "job-2",
+    ]
+    assert [j.id for j in await store.queued_jobs([""], 1)] == ["job-1"]
+    await store.transition("job-1", "dispatch_allow", at=T0 + 1, changes=dispatch("w1"))
+    # A lease is extended only for a running job, by its holder.
+    assert await store.extend_lease("job-1", "w1", T0 + 100, at=T0 + 2) is None
+    started = await store.transition(
+        "job-1", "start", at=T0 + 2, changes=JobChanges(lease_expires_at=T0 + 60)
+    )
+    assert started is not None and started.status == states.RUNNING
+    assert await store.extend_lease("job-1", "w2", T0 + 100, at=T0 + 3) is None
+    extended = await store.extend_lease("job-1", "w1", T0 + 100, at=T0 + 3)
+    assert extended is not None and extended.lease_expires_at == T0 + 100 and extended.updated_at == T0 + 3
+    assert await store.expired_leases(T0 + 50) == []
+    assert [j.id for j in await store.expired_leases(T0 + 101)] == ["job-1"]
+    assert await store.count_by_status() == {states.QUEUED: 2, states.RUNNING: 1}
+    assert await store.count_by_status("t2") == {states.QUEUED: 1}
+    assert await store.oldest_in_state(states.RUNNING) == T0 + 3
+    assert await store.oldest_in_state(states.QUARANTINED) is None
+
+
+async def test_a_finish_records_the_output_and_clears_the_lease(store: Store) -> None:
+    await submitted(store, 1)
+    await store.transition("job-1", "dispatch_allow", at=T0 + 1, changes=dispatch("w1"))
+    done = await store.transition(
+        "job-1",
+        "succeed",
+        at=T0 + 2,
+        record=record("out", job_id="job-1", stage="output"),
+        changes=JobChanges(
+            result={"text": "hi"},
+            error=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            derived={"output": {"decision": "allow"}},
+        ),
+    )
+    assert done is not None
+    stored = await store.get_job("job-1")
+    assert stored == done
+    assert (stored.status, stored.result, stored.lease_owner, stored.derived) == (
+        states.SUCCEEDED,
+        {"text": "hi"},
+        None,
+        {"output": {"decision": "allow"}},
+    )
+
+
+# the decision log ---------------------------------------------------------------------------
+async def test_the_decision_log(store: Store) -> None:
+    await store.add_decision(record("a", stage="submit", result="deny", rule_id="r1", timestamp=T0))
+    await store.add_decision(record("b", stage="simulate", timestamp=T0 + 10))
+    await store.add_decision(record("c", stage="submit", result="deny", rule_id="r2", timestamp=T0 + 20))
+    await store.add_decision(record("d", tenant="t2", timestamp=T0 + 30))
+    await submitted(store, 1)
+    assert (await store.decision("dec-a")) == record("a", stage="submit", result="deny", rule_id="r1")
+    assert await store.decision("dec-a", "t2") is None
+    assert await store.decision("dec-none") is None
+    first = await store.list_decisions("t1", limit=2)
+    assert [r.decision_id for r in first.decisions] == ["dec-s1", "dec-c"] and first.next_cursor
+    rest = await store.list_decisions("t1", limit=5, cursor=first.next_cursor)
+    assert [r.decision_id for r in rest.decisions] == ["dec-b", "dec-a"] and rest.next_cursor is None
+    assert [r.decision_id for r in (await store.list_decisions("t1", result="deny")).decisions] == [
+        "dec-c",
+        "dec-a",
+    ]
+    assert [r.decision_id for r in (await store.list_decisions("t1", rule_id="r1")).decisions] == ["dec-a"]
+    assert [r.decision_id for r in (await store.list_decisions("t1", stage="simulate")).decisions] == [
+        "dec-b"
+    ]
+    assert [
+        r.decision_id for r in (await store.list_decisions("t1", since=T0 + 10, stage="submit")).decisions
+    ] == ["dec-c"]
+    assert [r.decision_id for r in (await store.list_decisions("t2")).decisions] == ["dec-d"]
+    assert [r.decision_id for r in await store.decisions("job-1")] == ["dec-s1"]
+    assert await store.decisions("job-1", "t2") == []
+
+
+# audit --------------------------------------------------------------------------------------
+async def test_the_audit_chain_verifies_after_writes(store: Store, audit_key: SigningKey) -> None:
+    keys = {audit_key.key_id: audit_key.verify_key}
+    await store.add_identity(identity("a"), "hash-a")
+    for n in range(7):
+        await submitted(store, n)
+    await store.transition("job-0", "cancel", at=T0 + 1)
+    await store.append_audit([AuditEvent("system", "policy.refused", {"why": "bad signature"})])
+    assert await store.audit_streams() == ["system", "tenant:t1"]
+    reports = await verify_store(store, keys)
+    assert all(r.ok for r in reports), [r.to_dict() for r in reports]
+    tenant = await store.audit_entries("tenant:t1")
+    assert [e.seq for e in tenant] == list(range(1, len(tenant) + 1))
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(tenant))
+    # Every `checkpoint_every` entries the head is signed.
+    assert [c.seq for c in await store.audit_checkpoints("tenant:t1")] == list(
+        range(CHECKPOINT_EVERY, len(tenant) + 1, CHECKPOINT_EVERY)
+    )
+    assert [e.seq for e in await store.audit_entries("tenant:t1", since_seq=10, limit=2)] == [11, 12]
+    assert await store.audit_entries("tenant:t1", since_ts=tenant[-1].ts + 3600) == []
+    assert await store.audit_entries("tenant:none") == []
+
+
+async def test_a_failed_write_leaves_the_chain_whole(store: Store, audit_key: SigningKey) -> None:
+    await submitted(store, 1)
+    with pytest.raises(Conflict):
+        await submitted(store, 1)  # refused after nothing was written, audit included
+    await asyncio.gather(
+        submitted(store, 2), submitted(store, 2), submitted(store, 3), return_exceptions=True
+    )
+    await submitted(store, 4)
+    reports = await verify_store(store, {audit_key.key_id: audit_key.verify_key})
+    assert all(r.ok for r in reports), [r.to_dict() for r in reports]
+    types = [e.type for e in await store.audit_entries("tenant:t1")]
+    assert types.count("job.submitted") == 4
+
+
+async def test_seal_signs_every_moved_head_for_an_export(store: Store, audit_key: SigningKey) -> None:
+    await store.add_identity(identity("a"), "hash-a")  # one entry: far below `checkpoint_every`
+    await submitted(store, 1)
+    sealed = await store.seal_audit()
+    heads = {s: (await store.audit_entries(s))[-1] for s in await store.audit_streams()}
+    assert {(c.stream, c.seq, c.hash) for c in sealed} == {(s, e.seq, e.hash) for s, e in heads.items()}
+    assert all(c.key_id == audit_key.key_id for c in sealed)
+    assert await store.seal_audit() == []  # nothing moved since
+    reports = await verify_store(store, {audit_key.key_id: audit_key.verify_key})
+    assert all(r.ok and r.checkpoints >= 1 for r in reports)
+
+
+async def test_close_signs_the_heads(store: Store, audit_key: SigningKey) -> None:
+    await store.add_identity(identity("a"), "hash-a")
+    await submitted(store, 1)
+    await store.close()
+    await store.open()
+    for stream in await store.audit_streams():
+        last = (await store.audit_entries(stream))[-1]
+        cps = await store.audit_checkpoints(stream)
+        assert cps and (cps[-1].seq, cps[-1].hash) == (last.seq, last.hash), stream
+    reports = await verify_store(store, {audit_key.key_id: audit_key.verify_key})
+    assert all(r.ok for r in reports)
+
+
+async def test_a_store_without_audit_writes_no_entries(store: Store) -> None:
+    store.writer.enabled = False  # type: ignore[attr-defined]
+    await submitted(store, 1)
+    assert await store.audit_streams() == []
+    assert await store.get_job("job-1") is not None
+
+
+# policies -----------------------------------------------------------------------------------
+async def test_policy_history_newest_first(store: Store) -> None:
+    for n in range(3):
+        await store.save_policy(
+            PolicyRow(
+                snapshot=f"s{n}",
+                text=f"v{n}",
+                signature={"key_id": "k"} if n else None,
+                installed_at=T0 + n,
+                installed_by="idn-admin",
+                serial=n,
+            )
+        )
+    history = await store.policy_history()
+    assert [p.snapshot for p in history] == ["s2", "s1", "s0"]
+    assert history[0].signature == {"key_id": "k"} and history[2].signature is None
+    assert [p.snapshot for p in await store.policy_history(limit=1)] == ["s2"]
+    installed = [e.data for e in await store.audit_entries("system") if e.type == "policy.installed"]
+    assert [d["signed"] for d in installed] == [False, True, True]
