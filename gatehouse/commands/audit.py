@@ -37,12 +37,17 @@ def _server_keys(data_dir: Path) -> dict[str, VerifyKey]:
 
 
 async def _open_store(data_dir: Path) -> Any:
+    from gatehouse.crypto import SigningKey
     from gatehouse.store.sqlite import SQLiteStore
 
     db = data_dir / "gatehouse.db"
     if not db.exists():
         raise click.ClickException(f"no database at `{db}`")
-    store = SQLiteStore(path=db, audit=False)
+    # With the server's key an export can sign the heads it ships (`seal_audit`); `audit=False`:
+    # these commands append no entries of their own.
+    key_file = data_dir / "keys" / "server.key"
+    key = SigningKey.load(key_file) if key_file.exists() else None
+    store = SQLiteStore(path=db, audit=False, audit_key=key)
     await store.open()
     return store
 
@@ -167,6 +172,7 @@ def export(
         async def run() -> None:
             store = await _open_store(data_dir)
             try:
+                await store.seal_audit()  # so the file carries a signature over its last entries
                 for name in streams or await store.audit_streams():
                     got = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts)
                     entries.extend(got)

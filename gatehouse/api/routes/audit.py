@@ -37,6 +37,7 @@ async def audit_entries(
     name = _stream(who, stream)
     since_seq, since_ts = parse_since(since)
     store = request.app.state.store
+    await store.seal_audit()  # an export always ends on a signed head, however short the stream
     entries = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts, limit=limit)
     checkpoints = [
         c.to_dict() for c in await store.audit_checkpoints(name) if not entries or c.seq >= entries[0].seq

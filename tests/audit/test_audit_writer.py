@@ -1,0 +1,161 @@
+"""The audit writer on its own (heads, chaining, checkpoints, rollback), and the seal an export
+carries: a stream far shorter than `checkpoint_every` still verifies against a signature."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, verify_stream
+from gatehouse.audit.events import AuditEvent, current_actor
+from gatehouse.audit.verify import verify_file
+from gatehouse.audit.writer import AuditWriter, Head, HeadMoved
+from gatehouse.commands.audit import audit
+from gatehouse.crypto import SigningKey, write_keypair
+from gatehouse.domain.identity import Identity
+from gatehouse.store.sqlite import SQLiteStore
+
+
+class ListSink:
+    """Audit rows in lists; `reads` counts head reads (the cache saves them)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[Entry]] = {}
+        self.checkpoints: list[Checkpoint] = []
+        self.reads = 0
+
+    def head(self, stream: str) -> Head | None:
+        self.reads += 1
+        rows = self.entries.get(stream)
+        return Head(rows[-1].seq, rows[-1].hash) if rows else None
+
+    def insert_entry(self, entry: Entry, data_json: str) -> None:
+        rows = self.entries.setdefault(entry.stream, [])
+        if entry.seq != len(rows) + 1:
+            raise HeadMoved(entry.stream)
+        assert json.loads(data_json) == entry.data
+        rows.append(entry)
+
+    def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.checkpoints.append(checkpoint)
+
+    def unsealed(self) -> list[tuple[str, Head]]:
+        out = []
+        for stream, rows in sorted(self.entries.items()):
+            signed = max((c.seq for c in self.checkpoints if c.stream == stream), default=0)
+            if rows and rows[-1].seq > signed:
+                out.append((stream, Head(rows[-1].seq, rows[-1].hash)))
+        return out
+
+
+def events(n: int, stream: str = "system") -> list[AuditEvent]:
+    return [AuditEvent(stream, "test.event", {"n": i}) for i in range(n)]
+
+
+@pytest.fixture
+def key() -> SigningKey:
+    return SigningKey.generate()
+
+
+def test_entries_chain_and_checkpoints_fall_every_n(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key, checkpoint_every=3)
+    current_actor.set("idn-test")
+    writer.append(events(4) + events(2, "tenant:t1"), sink)
+    writer.append(events(3), sink)
+    rows = sink.entries["system"]
+    assert [e.seq for e in rows] == list(range(1, 8)) and rows[0].prev_hash == GENESIS
+    assert rows[0].actor == "idn-test"
+    assert [(c.stream, c.seq) for c in sink.checkpoints] == [("system", 3), ("system", 6)]
+    report = verify_stream("system", rows, sink.checkpoints, {key.key_id: key.verify_key})
+    assert report.ok and report.checkpoints == 2
+    # One head read per stream: after that the writer knows the heads.
+    assert sink.reads == 2
+
+
+def test_a_rolled_back_write_undoes_its_head_moves(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key)
+    writer.append(events(2), sink)
+    kept = list(sink.entries["system"])
+    with pytest.raises(RuntimeError), writer.atomic():
+        writer.append(events(2), sink)
+        del sink.entries["system"][2:]  # what the driver's rollback does to its rows
+        raise RuntimeError("rolled back")
+    writer.append(events(1), sink)
+    assert sink.entries["system"][:2] == kept
+    assert verify_stream("system", sink.entries["system"], [], {}).ok
+
+
+def test_a_stale_head_is_read_again_once(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key)
+    writer.append(events(1), sink)
+    other = AuditWriter(key=key)  # a second writer on the same rows, against advice
+    other.append(events(2), sink)
+    writer.append(events(1), sink)  # its cached head is stale: it re-reads and chains on
+    assert [e.seq for e in sink.entries["system"]] == [1, 2, 3, 4]
+    assert verify_stream("system", sink.entries["system"], [], {}).ok
+
+
+def test_without_the_head_cache_every_append_reads_the_head(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key, single_writer=False)
+    for _ in range(3):
+        writer.append(events(1), sink)
+    assert sink.reads == 3  # a driver with several writers locks the head row each time
+
+
+def test_seal_signs_only_moved_heads(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key, checkpoint_every=100)
+    writer.append(events(2) + events(1, "tenant:t1"), sink)
+    assert [(c.stream, c.seq) for c in writer.seal(sink)] == [("system", 2), ("tenant:t1", 1)]
+    assert writer.seal(sink) == []
+    writer.append(events(1), sink)
+    assert [(c.stream, c.seq) for c in writer.seal(sink)] == [("system", 3)]
+    assert AuditWriter(key=None).seal(sink) == []
+
+
+def test_a_disabled_writer_writes_nothing(key: SigningKey) -> None:
+    sink = ListSink()
+    AuditWriter(key=key, enabled=False).append(events(3), sink)
+    assert sink.entries == {}
+
+
+def test_an_export_of_a_short_stream_checks_a_signature(tmp_path: Path) -> None:
+    """The newcomer review: a stream under 100 entries had 0 signed checkpoints, so
+    `verify --file --trust-key` printed ok without checking any signature."""
+    data = tmp_path / "data"
+    write_keypair(data / "keys" / "server")
+    key = SigningKey.load(data / "keys" / "server.key")
+
+    async def fill() -> None:
+        # A server that never reached a checkpoint and never shut down cleanly: no seal yet.
+        store = SQLiteStore(path=data / "gatehouse.db", audit_key=None)
+        await store.open()
+        for n in range(3):
+            await store.add_identity(
+                Identity(f"idn-{n}", f"a{n}", "t1", ("agent",), ("job.**",), (), 1.0), f"h{n}"
+            )
+        await store.close()
+
+    asyncio.run(fill())
+    out = tmp_path / "audit.jsonl"
+    runner = CliRunner()
+    exported = runner.invoke(audit, ["export", "--data-dir", str(data), "--to", str(out)])
+    assert exported.exit_code == 0, exported.output
+    pinned = {key.key_id: key.verify_key}
+    reports = verify_file(out, pinned)
+    assert [(r.stream, r.ok, r.checkpoints) for r in reports] == [("system", True, 1)]
+    checked = runner.invoke(
+        audit, ["verify", "--file", str(out), "--trust-key", str(data / "keys" / "server.pub")]
+    )
+    assert checked.exit_code == 0 and "1 checkpoints" in checked.output
+    # A forged checkpoint is now caught, as is a forged chain it would have to cover.
+    lines = out.read_text().splitlines()
+    forged = [json.loads(line) for line in lines]
+    for record in forged:
+        if record.get("record") == "checkpoint":
+            record["sig"] = SigningKey.generate().sign(b"not it")
+    out.write_text("\n".join(json.dumps(r) for r in forged) + "\n")
+    assert not all(r.ok for r in verify_file(out, pinned))
