@@ -11,11 +11,12 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.domain.states import APPROVAL_STATUSES
 from gatehouse.errors import BadRequest
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
-_STATUSES = ("pending", "approved", "rejected", "expired", "stale", "consumed", "void")
+_STATUSES = APPROVAL_STATUSES
 
 
 class DecisionIn(BaseModel):

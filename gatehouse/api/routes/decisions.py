@@ -49,18 +49,16 @@ async def list_decisions(
             f"`since` must be an RFC 3339 time or a time ago such as `1h`, not `{since}`",
             code="invalid_since",
         )
-    try:
-        page = await request.app.state.store.list_decisions(
-            who.tenant,
-            stage=stage,
-            result=result,
-            rule_id=rule_id,
-            since=since_ts,
-            limit=limit,
-            cursor=cursor,
-        )
-    except ValueError as exc:
-        raise BadRequest(str(exc), code="invalid_cursor") from None
+    # A bad cursor is BadRequest(invalid_cursor) from the store itself (store/base.py).
+    page = await request.app.state.store.list_decisions(
+        who.tenant,
+        stage=stage,
+        result=result,
+        rule_id=rule_id,
+        since=since_ts,
+        limit=limit,
+        cursor=cursor,
+    )
     return json_response(
         {"decisions": [r.to_public() for r in page.decisions], "next_cursor": page.next_cursor}
     )

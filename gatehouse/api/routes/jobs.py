@@ -79,12 +79,10 @@ async def list_jobs(
 ) -> Response:
     if status is not None and status not in STATES:
         raise BadRequest(f"unknown status `{status}`", code="invalid_status")
-    try:
-        page = await request.app.state.store.list_jobs(
-            who.tenant, status=status, topic=topic, limit=limit, cursor=cursor
-        )
-    except ValueError as exc:
-        raise BadRequest(str(exc), code="invalid_cursor") from None
+    # A bad cursor is BadRequest(invalid_cursor) from the store itself (store/base.py).
+    page = await request.app.state.store.list_jobs(
+        who.tenant, status=status, topic=topic, limit=limit, cursor=cursor
+    )
     return json_response({"jobs": [j.to_public() for j in page.jobs], "next_cursor": page.next_cursor})
 
 
