@@ -259,9 +259,7 @@ class PolicyStore(ABC):
         """Installed bundles, newest first."""
 
 
-class Store(
-    IdentityStore, ContainmentStore, JobStore, DecisionStore, ApprovalStore, AuditStore, PolicyStore
-):
+class Store(IdentityStore, ContainmentStore, JobStore, DecisionStore, ApprovalStore, AuditStore, PolicyStore):
     """Every concern, opened and closed together."""
 
     @abstractmethod

@@ -51,6 +51,7 @@ JOB_COLUMNS = (
 # Job fields stored as JSON text (a transition's changes are encoded by the same rule).
 JSON_FIELDS = frozenset({"labels", "meta", "attachments", "derived", "result", "requester_roles"})
 
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -242,7 +243,6 @@ def insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
             dumps(r.request) if r.request is not None else None,
         ),
     )
-
 
 
 ENTRY_COLUMNS = "stream, seq, ts, type, actor, request_id, data, prev_hash, hash"
