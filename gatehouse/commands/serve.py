@@ -67,6 +67,12 @@ from gatehouse.config import Settings
 )
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
+@click.option(
+    "--store-url",
+    default=None,
+    help="where the store lives (default sqlite:///<data-dir>/gatehouse.db; env GATEHOUSE_STORE_URL)",
+)
+@click.option("--bus-url", default=None, help="the bus (default memory://; env GATEHOUSE_BUS_URL)")
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
@@ -83,6 +89,8 @@ def serve(
     no_audit: bool,
     max_body_bytes: int | None,
     builtin_workers: int,
+    store_url: str | None,
+    bus_url: str | None,
     log_level: str,
 ) -> None:
     """Run the control plane (API, scheduler, built-in workers) on SQLite."""
@@ -108,6 +116,8 @@ def serve(
         audit=False if no_audit else None,
         max_body_bytes=max_body_bytes,
         builtin_workers=builtin_workers,
+        store_url=store_url,
+        bus_url=bus_url,
     )
     from gatehouse.api.ratelimit import parse_limit
     from gatehouse.errors import BadRequest
@@ -115,9 +125,9 @@ def serve(
     try:
         parse_limit(settings.rate_limit_identity)
         parse_limit(settings.rate_limit_tenant)
+        plane = ControlPlane(settings)  # an unknown store or bus URL is refused here
     except BadRequest as exc:
         raise click.BadParameter(exc.message) from None
-    plane = ControlPlane(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=host, registry=plane.metrics.registry)
     app = create_app(settings, plane)
