@@ -1,41 +1,52 @@
 """A bounded decision cache in front of `Policy.decide`.
 
-The key is the policy snapshot plus only the context fields the policy reads (`Policy.fields`),
-so prompts, job ids and labels no rule looks at cannot defeat it, and an entry can never answer
-for another snapshot. Installing a bundle clears it at once anyway. Fail-mode verdicts are never
-stored: they describe the kernel's health, not the policy.
+The key is the policy snapshot plus only the context fields the policy reads (`Policy.fields`,
+each read as the engine reads it: `labels.env`, `params.a.b`), so prompts, job ids and labels no
+rule looks at cannot defeat it, and an entry can never answer for another snapshot. Values are
+keyed with their type where the engine tells types apart (`approved: 1` is not `true`, a
+parameter `1` is not `"1"`): two contexts share an entry only if every rule sees them alike.
+Installing a bundle clears it at once anyway. Fail-mode verdicts are never stored: they
+describe the kernel's health, not the policy.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from gatehouse.policy import Decision, Policy
+from gatehouse.policy.compiler import ABSENT, field_getter
 
 __all__ = ["DecisionCache", "cache_key"]
 
 _SEQ = (list, tuple, set, frozenset)
 
 
+def _text(value: Any) -> str:
+    """A canonical text of any JSON-like value in which `1`, `"1"` and `true` differ."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+
+
 def _freeze(value: Any) -> Hashable:
+    if type(value) is str or value is None or value is ABSENT:
+        # Absent and null are alike to every rule (`exists` is false for both).
+        return None if value is ABSENT else value
+    if isinstance(value, bool | int | float):
+        # Hashing alone would make `True`, `1` and `1.0` one key; a rule tells them apart.
+        return (type(value).__name__, value)
     if isinstance(value, _SEQ):
-        return tuple(sorted(map(str, value)))
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
-    return value  # type: ignore[no-any-return]
+        # Set-like: a list matches when any item does, whatever the order.
+        return ("seq", tuple(sorted(map(_text, value))))
+    return ("json", _text(value))
 
 
 def cache_key(policy: Policy, fields: tuple[str, ...], ctx: Mapping[str, Any]) -> Hashable:
-    labels = ctx.get("labels") or {}
     parts: list[Hashable] = [policy.snapshot]
     for f in fields:
-        if f.startswith("labels."):
-            parts.append(labels.get(f[7:]) if isinstance(labels, Mapping) else None)
-        else:
-            parts.append(_freeze(ctx.get(f)))
+        parts.append(_freeze(field_getter(f)(ctx)))
     return tuple(parts)
 
 

@@ -2,13 +2,23 @@
 
 Theory of operation. Each rule is filed under exactly one *index key*, the most selective fields
 it constrains: its topic patterns if it has any (exact topics in a hash map, wildcard patterns in
-a segment trie under their literal prefix); else all of its capability, tenant and label
-constraints together (rules grouped by which of those fields they constrain, one hash lookup per
-group); else its risk tags or roles; else the short list of rules that apply everywhere. A lookup gathers the
-candidates for a context from each map, and evaluates them in *rank* order: rank sorts by
-severity first (deny, require_approval, allow) and rule position second, so the first candidate
-that fully matches is exactly the winner that "most restrictive wins, ties to the first listed"
-asks for, and evaluation stops there.
+a segment trie under their literal prefix); else its *equality constraints* together (rules
+grouped by which fields they constrain, one hash lookup per group); else the short list of rules
+that apply everywhere. A lookup gathers the candidates for a context from each map, and
+evaluates them in *rank* order: rank sorts by severity first (deny, require_approval, allow) and
+rule position second, so the first candidate that fully matches is exactly the winner that
+"most restrictive wins, ties to the first listed" asks for, and evaluation stops there.
+
+The equality constraints are derived from the rules, not from a fixed list of job fields (as
+OPA's rule index is built from whatever refs the rules compare): every `field is one of these
+strings` a rule cannot match without, from its match (`capabilities`, `tenants`, `labels.<key>`,
+`risk_tags`, `requester_roles`) and from its conditions (an `eq` or `in` of strings, at the top
+level or under `all`, on any field of the stage's schema: `params.a.b`, `adapter`,
+`labels.env`, ...). The key of a rule is its match's constraints when it has any, else its
+conditions'; fields whose value is a list (`ContextSchema.sets`: `risk_tags`, roles) only when
+nothing else is constrained, and then the first alone, since a list fans the lookup out. A rule
+whose topic or target patterns are all bare wildcards (`**`, `adapter:*:*`) would sit where
+every context finds it; it is grouped by its constraints instead when it has some.
 
 The topic part of the lookup depends only on the topic, so it is memoised per policy.
 
@@ -26,38 +36,52 @@ sits in a short fallback list filtered by its capability check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
 
 from gatehouse.policy.glob import TopicGlob, capability_glob, compile_glob, compile_target
-from gatehouse.policy.model import Condition, Decision, Rule, severity
+from gatehouse.policy.model import JOB_CONTEXT, STEP_CONTEXT, Condition, Decision, Rule, severity
 
-__all__ = ["Check", "CompiledRule", "Index", "compile_rules"]
+__all__ = ["ABSENT", "Check", "CompiledRule", "Index", "compile_rules", "field_getter"]
 
 Check = Callable[[Mapping[str, Any]], bool]
-_ABSENT: Any = object()
+Getter = Callable[[Mapping[str, Any]], Any]
+# What a getter answers for a field the context does not carry.
+ABSENT: Any = object()
+_ABSENT = ABSENT
 _SEQ = (list, tuple, set, frozenset)
+# Roots addressed by one key (`labels.<key>`) and by a path through nested mappings
+# (`params.a.b`), in any stage (the loader has already refused what a stage does not declare).
+_KEYED = frozenset(JOB_CONTEXT.keyed) | frozenset(STEP_CONTEXT.keyed)
+_NESTED = frozenset(JOB_CONTEXT.nested) | frozenset(STEP_CONTEXT.nested)
 
 
-def _getter(field_name: str) -> Callable[[Mapping[str, Any]], Any]:
-    if field_name.startswith("labels."):
-        key = field_name[7:]
+@cache
+def field_getter(field_name: str) -> Getter:
+    """A function that reads `field_name` from a context, `ABSENT` when it is not there.
 
-        def get_label(ctx: Mapping[str, Any]) -> Any:
-            labels = ctx.get("labels")
-            return labels.get(key, _ABSENT) if labels else _ABSENT
+    `labels.<key>` is one key of the `labels` mapping; `params.a.b` (and `session.<path>`)
+    walks nested mappings, and anything but a mapping on the way makes the field absent.
+    """
+    root, dot, rest = field_name.partition(".")
+    if dot and root in _KEYED:
 
-        return get_label
-    if field_name.startswith(("params.", "session.")):
-        # A step's nested fields: `params.a.b` walks mappings; anything else on the way is absent.
+        def get_key(ctx: Mapping[str, Any]) -> Any:
+            value = ctx.get(root)
+            if type(value) is dict or isinstance(value, Mapping):
+                return value.get(rest, _ABSENT)
+            return _ABSENT
+
+        return get_key
+    if dot and root in _NESTED:
         path = tuple(field_name.split("."))
 
         def get_path(ctx: Mapping[str, Any]) -> Any:
             v: Any = ctx
             for part in path:
-                if not isinstance(v, Mapping):
+                if type(v) is not dict and not isinstance(v, Mapping):
                     return _ABSENT
                 v = v.get(part, _ABSENT)
                 if v is _ABSENT:
@@ -70,6 +94,9 @@ def _getter(field_name: str) -> Callable[[Mapping[str, Any]], Any]:
         return ctx.get(field_name, _ABSENT)
 
     return get
+
+
+_getter = field_getter
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -110,7 +137,12 @@ def compile_condition(cond: Condition) -> Check:
     others = frozenset(x for x in cond.value if not isinstance(x, bool))
 
     def one_in(v: Any) -> bool:
-        return v in bools if isinstance(v, bool) else v in others
+        if isinstance(v, bool):
+            return v in bools
+        try:
+            return v in others
+        except TypeError:  # an unhashable value (a nested list or mapping in params) is no string
+            return False
 
     def in_(ctx: Mapping[str, Any]) -> bool:
         v = get(ctx)
@@ -275,11 +307,84 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
         approval_ttl=rule.approval_ttl,
         audit=rule.audit,
     )
-    indexed = "targets" if rule.is_step else "topics"
+    # The trie guarantees the patterns of a rule filed under them; a grouped rule checks its own.
+    indexed = ("targets" if rule.is_step else "topics") if _in_trie(rule) else ""
     hot = _all_of([c for name, c in checks if name not in (indexed, "targets")])
     return CompiledRule(
         rank=rank, position=position, rule=rule, decision=decision, checks=tuple(checks), hot=hot
     )
+
+
+def _conjuncts(conds: Sequence[Condition]) -> Iterator[Condition]:
+    """The conditions a rule cannot match without: the top level, and inside `all`."""
+    for cond in conds:
+        if cond.op == "all":
+            yield from _conjuncts(cond.children)
+        else:
+            yield cond
+
+
+Constraint = tuple[str, tuple[str, ...]]
+
+
+def constraints(rule: Rule) -> tuple[list[Constraint], list[Constraint]]:
+    """The rule's equality constraints `(field, strings)`, from its match and from its conditions.
+
+    Each is necessary: a context matches the rule only if the field's value (or, for a list, one
+    of its items) is one of the strings. Values other than strings are never index keys (a
+    boolean must not meet `1` in a hash map); such a test stays with the rule's own checks.
+    """
+    m = rule.match
+    matched: list[Constraint] = []
+    if m.capabilities and not any(capability_glob(c) is not None for c in m.capabilities):
+        matched.append(("capability", tuple(m.capabilities)))
+    if m.tenants:
+        matched.append(("tenant", tuple(m.tenants)))
+    matched += [(f"labels.{k}", tuple(v)) for k, v in sorted(m.labels.items())]
+    if m.risk_tags:
+        matched.append(("risk_tags", tuple(m.risk_tags)))
+    if m.requester_roles:
+        matched.append(("requester_role", tuple(m.requester_roles)))
+    conditioned: dict[str, tuple[str, ...]] = {}
+    for cond in _conjuncts(rule.conditions):
+        if cond.op == "eq" and type(cond.value) is str:
+            values: tuple[str, ...] = (cond.value,)
+        elif cond.op == "in" and all(type(v) is str for v in cond.value):
+            values = tuple(cond.value)
+        else:
+            continue
+        # Two constraints on one field: either is necessary; keep the narrower.
+        if cond.field not in conditioned or len(values) < len(conditioned[cond.field]):
+            conditioned[cond.field] = values
+    return matched, sorted(conditioned.items())
+
+
+def _group_fields(cs: list[Constraint], sets: frozenset[str]) -> list[Constraint]:
+    """The constraints a rule is grouped by (see the module docstring): the single-valued ones
+    together, else the first on a list-valued field alone."""
+    single = [c for c in cs if c[0] not in sets]
+    if single:
+        return single
+    return cs[:1]
+
+
+def _broad(g: TopicGlob, key: str) -> bool:
+    """A wildcard with no literal prefix (every target starts with `adapter`): every context
+    would find a rule filed under it."""
+    return g.kind != "exact" and len(g.prefix) <= (1 if key == "target" else 0)
+
+
+def _in_trie(rule: Rule) -> bool:
+    """Whether the rule is filed under its topic (or target) patterns rather than grouped."""
+    key = "target" if rule.is_step else "topic"
+    patterns = rule.match.targets if rule.is_step else rule.match.topics
+    if not patterns:
+        return False
+    compile_ = compile_target if rule.is_step else compile_glob
+    if not all(_broad(compile_(p), key) for p in patterns):
+        return True
+    matched, conditioned = constraints(rule)
+    return not (matched or conditioned)
 
 
 @dataclass
@@ -300,28 +405,31 @@ class Index:
         self.key = key
         self.sep = ":" if key == "target" else "."
         self._compile: Callable[[str], TopicGlob] = compile_target if key == "target" else compile_glob
+        self._sets = (STEP_CONTEXT if key == "target" else JOB_CONTEXT).sets
         self.exact: dict[str, list[int]] = {}
         self.root = _Node()
-        # Topicless rules, grouped by the equality fields they constrain: one dict lookup per
-        # group with the context's values for all those fields at once (see `_add_grouped`).
+        # Rules grouped by the equality fields they constrain: one dict lookup per group with
+        # the context's values for all those fields at once (see `_add_grouped`).
         self.groups: dict[tuple[str, ...], dict[tuple[str, ...], list[int]]] = {}
-        self.by_tag: dict[str, list[int]] = {}
-        self.by_role: dict[str, list[int]] = {}
         # Rules filed under nothing but a capability glob: (capability check, rank).
         self.cap_globs: list[tuple[Check, int]] = []
         self.always: list[int] = []
         for cr in rules:
             self._add(cr)
+        # (getters of the group's fields, value tuple -> ranks), as `candidates` walks them.
+        self._lookups: tuple[tuple[tuple[Getter, ...], dict[tuple[str, ...], list[int]]], ...] = tuple(
+            (tuple(field_getter(f) for f in fields), by_key) for fields, by_key in self.groups.items()
+        )
         self.topic_candidates = lru_cache(maxsize=8192)(self._topic_candidates)
 
     def _add(self, cr: CompiledRule) -> None:
         m, r = cr.rule.match, cr.rank
         patterns = m.targets if self.key == "target" else m.topics
-        if patterns:
-            for pattern in dict.fromkeys(patterns):
-                g = self._compile(pattern)
+        matched, conditioned = constraints(cr.rule)
+        if _in_trie(cr.rule):
+            for g in (self._compile(p) for p in dict.fromkeys(patterns)):
                 if g.kind == "exact":
-                    self.exact.setdefault(pattern, []).append(r)
+                    self.exact.setdefault(g.pattern, []).append(r)
                     continue
                 node = self.root
                 for seg in g.prefix:
@@ -332,26 +440,15 @@ class Index:
                     node.dstar.append(r)
                 else:
                     node.regex.append((g.regex, r))
-        elif m.capabilities or m.labels or m.tenants:
-            self._add_grouped(cr)
-        elif m.risk_tags:
-            for t in m.risk_tags:
-                self.by_tag.setdefault(t, []).append(r)
-        elif m.requester_roles:
-            for role in m.requester_roles:
-                self.by_role.setdefault(role, []).append(r)
+        elif matched or conditioned:
+            self._add_grouped(cr, _group_fields(matched or conditioned, self._sets))
+        elif m.capabilities:
+            # A capability glob and nothing else to hash on: filter by the capability itself.
+            self.cap_globs.append((_capability_check(tuple(m.capabilities)), r))
         else:
             self.always.append(r)
 
-    def _add_grouped(self, cr: CompiledRule) -> None:
-        m = cr.rule.match
-        fields: list[tuple[str, tuple[str, ...]]] = []
-        globbed = any(capability_glob(c) is not None for c in m.capabilities)
-        if m.capabilities and not globbed:
-            fields.append(("capability", tuple(m.capabilities)))
-        if m.tenants:
-            fields.append(("tenant", tuple(m.tenants)))
-        fields += [(f"labels.{k}", tuple(v)) for k, v in sorted(m.labels.items())]
+    def _add_grouped(self, cr: CompiledRule, fields: list[Constraint]) -> None:
         # Expand any-of lists into every combination of values, keeping the expansion small (a
         # field left out of the key is still checked by the rule itself).
         keys: list[tuple[str, ...]] = [()]
@@ -361,29 +458,9 @@ class Index:
                 continue
             keys = [(*k, v) for k in keys for v in values]
             used.append(name)
-        if globbed and not used:
-            # A capability glob and nothing else to hash on: filter by the capability itself.
-            self.cap_globs.append((_capability_check(tuple(m.capabilities)), cr.rank))
-            return
         group = self.groups.setdefault(tuple(used), {})
         for key in dict.fromkeys(keys):
             group.setdefault(key, []).append(cr.rank)
-
-    def _group_keys(self, fields: tuple[str, ...], ctx: Mapping[str, Any]) -> list[tuple[str, ...]]:
-        """The context's value tuples for `fields` (several when a value is a list)."""
-        labels = ctx.get("labels") or {}
-        keys: list[tuple[str, ...]] = [()]
-        for f in fields:
-            v = labels.get(f[7:]) if f.startswith("labels.") else ctx.get(f)
-            if isinstance(v, str):
-                keys = [(*k, v) for k in keys]
-            elif isinstance(v, _SEQ):
-                keys = [(*k, item) for k in keys for item in v if isinstance(item, str)]
-            else:
-                return []
-            if not keys:
-                return []
-        return keys
 
     def _topic_candidates(self, topic: str | None) -> tuple[int, ...]:
         found: set[int] = set(self.always)
@@ -415,26 +492,44 @@ class Index:
         topic = ctx.get(self.key)
         base = self.topic_candidates(topic if isinstance(topic, str) else None)
         extra: list[int] = [r for check, r in self.cap_globs if check(ctx)]
-        # A list-valued capability, tenant or role matches when any item does (as `_one_of`).
-        for fields, by_key in self.groups.items():
-            for key in self._group_keys(fields, ctx):
+        # A list-valued field (risk tags, a list of roles) matches when any item does.
+        for getters, by_key in self._lookups:
+            if len(getters) == 1:
+                v = getters[0](ctx)
+                if type(v) is str:
+                    hit = by_key.get((v,))
+                    if hit:
+                        extra.extend(hit)
+                elif isinstance(v, _SEQ):
+                    for item in v:
+                        if type(item) is str and (hit := by_key.get((item,))):
+                            extra.extend(hit)
+                continue
+            for key in _group_keys(getters, ctx):
                 hit = by_key.get(key)
                 if hit:
                     extra.extend(hit)
-        if self.by_tag:
-            for tag in ctx.get("risk_tags") or ():
-                if isinstance(tag, str):
-                    extra.extend(self.by_tag.get(tag, ()))
-        if self.by_role:
-            roles = ctx.get("requester_role")
-            for role in roles if isinstance(roles, _SEQ) else (roles,):
-                if isinstance(role, str):
-                    extra.extend(self.by_role.get(role, ()))
         if not extra:
             return base
         # Posting lists rarely overlap (a rule sits under one key per value combination); a
         # duplicate is only checked twice, never answered differently.
         return sorted(base + tuple(extra))
+
+
+def _group_keys(getters: tuple[Getter, ...], ctx: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The context's value tuples for a group's fields (several when a value is a list)."""
+    keys: list[tuple[str, ...]] = [()]
+    for get in getters:
+        v = get(ctx)
+        if type(v) is str:
+            keys = [(*k, v) for k in keys]
+        elif isinstance(v, _SEQ):
+            keys = [(*k, item) for k in keys for item in v if type(item) is str]
+            if not keys:
+                return keys
+        else:
+            return []
+    return keys
 
 
 def compile_rules(

@@ -4,8 +4,10 @@
     policy.decide({"topic": "job.deploy.apply", "labels": {"env": "prod"}})
     -> Decision(decision="require_approval", rule_id="require-approval-prod-write", ...)
 
-The context is flat (DESIGN.md section 3): `topic`, `tenant`, `labels` (str -> str),
-`capability`, `risk_tags` (list), `requester_role`, `approved` (bool). Missing keys mean absent.
+The context is flat, with the fields its stage declares (`gatehouse.policy.model.JOB_CONTEXT`,
+DESIGN.md section 3): `topic`, `tenant`, `labels` (str -> str), `capability`, `risk_tags`
+(list), `requester_role`, `approved` (bool); a step (`STEP_CONTEXT`, section 9) adds `target`,
+`adapter`, `action`, `effect`, `detected`, `params` and `session`. Missing keys mean absent.
 
 A context with a `target` (`adapter:<adapter>:<action>`) is a tool call: `decide` judges it by
 the step rules alone (rules that name `targets`), and any other context by the job rules alone,
@@ -25,6 +27,8 @@ from gatehouse.policy.compiler import compile_rules
 from gatehouse.policy.glob import compile_glob
 from gatehouse.policy.loader import Bundle, parse_bundle
 from gatehouse.policy.model import (
+    JOB_CONTEXT,
+    STEP_CONTEXT,
     Condition,
     Decision,
     Explanation,
@@ -46,7 +50,9 @@ class EvaluationError(GatehouseError):
 
 _SEQUENCES = (list, tuple, set, frozenset)
 _SCALARS = (str, int, float)  # bool is an int
-_FIELDS = ("topic", "tenant", "capability", "risk_tags", "requester_role", "approved")
+# The fields read whole, which must hold a scalar or a flat list: a job's, and a step's besides.
+_FIELDS = JOB_CONTEXT.fields
+_STEP_FIELDS = tuple(f for f in STEP_CONTEXT.fields if f not in JOB_CONTEXT.fields and f != "target")
 
 
 def _bad_value(v: Any) -> bool:
@@ -79,8 +85,13 @@ def _check_context(ctx: Any) -> None:
         if v is not None and type(v) is not str and _bad_value(v):
             raise EvaluationError(f"`{name}` must be a string or a list of strings")
     target = get("target")
-    if target is not None and type(target) is not str:
-        raise EvaluationError("`target` must be a string")
+    if target is not None:
+        if type(target) is not str:
+            raise EvaluationError("`target` must be a string")
+        for name in _STEP_FIELDS:
+            v = get(name)
+            if v is not None and type(v) is not str and _bad_value(v):
+                raise EvaluationError(f"`{name}` must be a string or a list of strings")
     tags = get("risk_tags")
     if tags is not None and not isinstance(tags, _SEQUENCES):
         raise EvaluationError("`risk_tags` must be a list of strings")
@@ -102,7 +113,8 @@ class Policy:
     """An immutable, compiled policy bundle."""
 
     def __init__(self, bundle: Bundle, text: str = "") -> None:
-        self._bundle = bundle
+        # The validated bundle this policy was compiled from (`canonical_data` writes it).
+        self.bundle: Bundle = bundle
         self.text = text
         self.name: str = bundle.name
         self.version: int = bundle.version
@@ -126,11 +138,6 @@ class Policy:
             reason=f"no rule matched; default_decision is {bundle.default_decision}",
         )
         self.fields: frozenset[str] = _fields_read(bundle)
-
-    @property
-    def bundle(self) -> Bundle:
-        """The validated bundle this policy was compiled from (`canonical_data` writes it)."""
-        return self._bundle
 
     def __repr__(self) -> str:
         return f"<Policy {self.name!r} rules={len(self.rules)} snapshot={self.snapshot[:12]}>"
@@ -248,10 +255,8 @@ def _blank(value: Any) -> bool:
 
 
 def _condition_fields(cond: Condition, out: set[str]) -> None:
-    if cond.field.startswith(("params.", "session.")):
-        # The cache keys on top-level fields; a nested path is read through its root.
-        out.add(cond.field.split(".")[0])
-    elif cond.field:
+    # `labels.env` and `params.a.b` alike: the cache reads each with `field_getter`.
+    if cond.field:
         out.add(cond.field)
     for child in cond.children:
         _condition_fields(child, out)

@@ -6,20 +6,23 @@ I/O. Decisions are ranked `deny` > `require_approval` > `allow` ("most restricti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 __all__ = [
     "ALLOW",
-    "CONTEXT_FIELDS",
+    "CONTEXTS",
     "DECISIONS",
     "DENY",
     "DETECTORS",
+    "JOB_CONTEXT",
     "OUTPUT_DECISIONS",
     "REQUIRE_APPROVAL",
-    "STEP_FIELDS",
+    "STEP_CONTEXT",
     "Condition",
+    "ContextSchema",
     "Decision",
     "Explanation",
     "FailModeOverride",
@@ -42,21 +45,74 @@ FAIL_MODES = ("closed", "open")
 # Lower is more restrictive; used to rank candidate rules.
 _SEVERITY = {DENY: 0, REQUIRE_APPROVAL: 1, ALLOW: 2}
 
-# The flat request context the engine reads (DESIGN.md section 3). `labels.<key>` addresses one
-# label. Conditions may name only these, so a misspelt operator is an error, not a silent field.
-CONTEXT_FIELDS = (
-    "topic",
-    "tenant",
-    "labels",
-    "capability",
-    "risk_tags",
-    "requester_role",
-    "approved",
+# A label key (`labels.<key>`: the whole rest is one key, dots and slashes included) and a path
+# into a nested mapping (`params.a.b`: one key per segment).
+LABEL_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,128}")
+_PATH = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSchema:
+    """The context fields the rules of one stage may compare (DESIGN.md sections 3 and 9).
+
+    `fields` are read whole (`tenant`); each root in `keyed` addresses one key of a mapping
+    (`labels.<key>`), each in `nested` a path through nested mappings (`params.a.b`). `sets`
+    are the fields whose value is usually a list, any item of which may match (`risk_tags`):
+    the compiler prefers the others as index keys, since a list fans a lookup out. The loader
+    refuses a condition on a field the schema does not declare, so a misspelt operator or field
+    is an error with its line, not a field that is never present.
+    """
+
+    stage: str
+    fields: tuple[str, ...]
+    keyed: tuple[str, ...] = ()
+    nested: tuple[str, ...] = ()
+    sets: frozenset[str] = frozenset()
+
+    def declares(self, name: str) -> bool:
+        """True when a rule of this stage may compare the field `name`."""
+        if name in self.fields:
+            return True
+        root, dot, rest = name.partition(".")
+        if not dot:
+            return False
+        if root in self.keyed:
+            return LABEL_KEY.fullmatch(rest) is not None
+        return root in self.nested and _PATH.fullmatch(rest) is not None
+
+    def describe(self) -> str:
+        """The declared fields as an error message lists them."""
+        return ", ".join(
+            (
+                *self.fields,
+                *(f"{root}.<key>" for root in self.keyed),
+                *(f"{root}.<path>" for root in self.nested),
+            )
+        )
+
+
+_JOB_FIELDS = ("topic", "tenant", "capability", "risk_tags", "requester_role", "approved")
+
+# A job (DESIGN.md section 3): the flat context the API builds from a job.
+JOB_CONTEXT = ContextSchema(
+    stage="job",
+    fields=_JOB_FIELDS,
+    keyed=("labels",),
+    sets=frozenset({"risk_tags", "requester_role"}),
 )
 
-# Fields only a step (a proposed tool call, DESIGN.md section 9) carries, besides the job fields
-# above. `params.<path>` and `session.<name>` address into the step's params and its session.
-STEP_FIELDS = ("target", "adapter", "action", "effect", "detected")
+# A step, a proposed tool call (DESIGN.md section 9): the job's fields, the call (`target` is
+# `adapter:<adapter>:<action>`, `params` its arguments), what the catalog and the detectors say
+# of it (`effect`, `detected`) and the session's history (`session.step_count`, ...).
+STEP_CONTEXT = ContextSchema(
+    stage="step",
+    fields=(*_JOB_FIELDS, "target", "adapter", "action", "effect", "detected"),
+    keyed=("labels",),
+    nested=("params", "session"),
+    sets=frozenset({"risk_tags", "requester_role", "detected"}),
+)
+
+CONTEXTS: Mapping[str, ContextSchema] = {"job": JOB_CONTEXT, "step": STEP_CONTEXT}
 
 # Output detectors a bundle may name; `gatehouse.output` implements them.
 DETECTORS = (
@@ -75,8 +131,6 @@ DETECTORS = (
     "iban",
     "ip_address",
 )
-
-DecisionName = Literal["allow", "deny", "require_approval"]
 
 
 def severity(decision: str) -> int:

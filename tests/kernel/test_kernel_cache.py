@@ -103,3 +103,42 @@ def test_evaluation_error_falls_to_the_fail_mode_of_the_topic() -> None:
     v = asyncio.run(k.decide({"topic": "job.deploy.x", "labels": ["bad"]}, stage="submit"))
     assert v.fail_mode_applied and v.decision.decision == "deny"
     assert v.decision.reason == "kernel_unavailable"
+
+
+STEP_POLICY = """
+default_decision: allow
+rules:
+  - id: evil-domain
+    decision: deny
+    target: "adapter:mail:send"
+    conditions: [{eq: {params.to.domain: evil}}, {eq: {params.count: 1}}]
+  - id: unapproved
+    decision: require_approval
+    conditions: [{not: {approved: true}}]
+"""
+
+
+def test_nested_params_are_keyed_by_their_path_and_their_type() -> None:
+    cache, policy = DecisionCache(), load(STEP_POLICY)
+    assert {"params.to.domain", "params.count", "approved", "target"} <= policy.fields
+    step = {"target": "adapter:mail:send", "params": {"to": {"domain": "evil"}, "count": 1, "body": "hi"}}
+    key = cache.key(policy, step)
+    # A parameter no rule reads shares the entry; the value at a path a rule reads does not.
+    assert cache.key(policy, {**step, "params": {**step["params"], "body": "other"}}) == key
+    assert cache.key(policy, {**step, "params": {**step["params"], "to": {"domain": "corp"}}}) != key
+    # `1`, `"1"` and `true` are different values to a rule, so they are different keys.
+    assert policy.decide(step).rule_id == "evil-domain"
+    for other in ("1", True, 1.5):
+        changed = {**step, "params": {**step["params"], "count": other}}
+        assert cache.key(policy, changed) != key
+        assert policy.decide(changed).rule_id == "default"
+
+
+def test_approved_one_is_not_keyed_as_approved_true() -> None:
+    cache, policy = DecisionCache(), load(STEP_POLICY)
+    job = {"topic": "job.x", "approved": True}
+    assert policy.decide(job).rule_id == "default"
+    assert policy.decide({**job, "approved": 1}).rule_id == "unapproved"
+    assert cache.key(policy, job) != cache.key(policy, {**job, "approved": 1})
+    # Absent and null are alike to every rule, so they may share an entry.
+    assert cache.key(policy, {"topic": "job.x"}) == cache.key(policy, {"topic": "job.x", "approved": None})

@@ -944,8 +944,8 @@ def test_a_broken_bundle_raises_and_yields_no_policy(seed_text: str, seed: gp.Po
 
 def test_loading_does_not_retain_parsed_nodes(seed_text: str) -> None:
     # Regression: the shared YAML scalar constructor memoised every node of every load forever.
-    from gatehouse.policy import loader
+    from gatehouse.policy import _nodes
 
     for _ in range(5):
         gp.load(seed_text)
-    assert loader._scalar_constructor.constructed_objects == {}
+    assert _nodes._scalar_constructor.constructed_objects == {}

@@ -338,6 +338,79 @@ def test_rules_without_topics_use_the_other_indexes(
         _check(policy, ctx)
 
 
+# Step rules compare the tool call: `params.<path>` through nested mappings, `adapter`, `action`.
+STEP_FIELD_VALUES: dict[str, list[Any]] = {
+    "params.to": ["ops", "eve", 3],
+    "params.to.domain": ["corp", "evil"],
+    "params.amount": ["100", 100, True],
+    "adapter": ["github", "bank"],
+    "action": ["list", "delete"],
+    "labels.env": ["prod", "dev"],
+}
+PARAM_VALUES: list[Any] = [
+    "ops", "eve", "corp", 3, 100, "100", True, None, [], ["ops", "eve"], ["ops", {"x": 1}],
+    {"domain": "corp"}, {"domain": "evil"}, {"domain": ["corp", "x"]}, {"domain": {"deep": 1}},
+]  # fmt: skip
+
+
+@st.composite
+def _step_condition(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    kind = draw(st.integers(0, 6 if depth < 1 else 4))
+    if kind == 5:
+        return {"all": [draw(_step_condition(depth + 1)) for _ in range(draw(st.integers(1, 2)))]}
+    if kind == 6:
+        return {"not": draw(_step_condition(depth + 1))}
+    field = draw(st.sampled_from(sorted(STEP_FIELD_VALUES)))
+    values = STEP_FIELD_VALUES[field]
+    if kind == 0:
+        return {"exists": field}
+    if kind == 1:
+        return {"eq": {field: draw(st.sampled_from(values))}}
+    chosen = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
+    return {"not_in" if kind == 4 else "in": {field: chosen}}
+
+
+@st.composite
+def _step_context(draw: st.DrawFn) -> dict[str, Any]:
+    adapter, action = draw(st.sampled_from(["github", "bank"])), draw(st.sampled_from(["list", "delete"]))
+    ctx: dict[str, Any] = {"target": f"adapter:{adapter}:{action}", "adapter": adapter, "action": action}
+    if draw(st.booleans()):
+        ctx["params"] = {
+            k: draw(st.sampled_from(PARAM_VALUES)) for k in draw(_subset(["to", "amount"], min_size=0))
+        }
+    elif draw(st.booleans()):
+        ctx["params"] = draw(st.sampled_from([None, "to", ["to"]]))
+    if draw(st.booleans()):
+        ctx["labels"] = {"env": draw(st.sampled_from(["prod", "dev"]))}
+    return ctx
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    data=st.data(),
+    contexts=st.lists(_step_context(), min_size=1, max_size=6),
+)
+def test_step_rules_on_params_and_the_call(
+    n: int, data: st.DataObject, contexts: list[dict[str, Any]]
+) -> None:
+    # Broad targets (`**`, `adapter:*:*`) with equality conditions are grouped by those
+    # conditions instead of the trie: the index keys come from what the rules compare.
+    patterns = ["adapter:**", "**", "adapter:*:*", "adapter:github:*", "adapter:bank:delete"]
+    rules = [
+        {
+            "id": f"s{i}",
+            "decision": data.draw(st.sampled_from(DECISIONS)),
+            "match": {"targets": data.draw(_strings(patterns))},
+            "conditions": [data.draw(_step_condition()) for _ in range(data.draw(st.integers(0, 2)))],
+        }
+        for i in range(n)
+    ]
+    policy = gp.load(json.dumps({"version": 1, "default_decision": "allow", "rules": rules}))
+    for ctx in contexts:
+        _check(policy, ctx)
+
+
 def test_the_reference_agrees_with_the_documented_examples(seed: gp.Policy) -> None:
     # Guard against a reference that is wrong in the same way as the engine.
     prod_write = {
