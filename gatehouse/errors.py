@@ -4,6 +4,7 @@
      +-- PolicyError               a bundle failed to parse or validate (line, rule_id)
      +-- BadRequest                the caller sent something malformed
      |    +-- MissingField         a job lacks a field the policy's `require` asks for
+     +-- PayloadTooLarge           a body or field exceeds its size limit
      +-- NotFound                  no such object, or it belongs to another tenant
      +-- Conflict                  the object is in a state that forbids the request
      +-- Unauthorized / Forbidden  authentication / authorisation failures
