@@ -7,15 +7,19 @@ no network. A test walks the imports to keep it that way.
 from __future__ import annotations
 
 from gatehouse.errors import PolicyError
+from gatehouse.policy.canonical import canonical_data, canonical_json
 from gatehouse.policy.engine import EvaluationError, Policy, load
 from gatehouse.policy.glob import compile_glob, compile_target, is_valid_topic
-from gatehouse.policy.loader import canonical_data, canonical_json
 from gatehouse.policy.model import (
     ALLOW,
+    CONTEXTS,
     DECISIONS,
     DENY,
+    JOB_CONTEXT,
     REQUIRE_APPROVAL,
+    STEP_CONTEXT,
     Condition,
+    ContextSchema,
     Decision,
     Explanation,
     Match,
@@ -29,10 +33,14 @@ from gatehouse.policy.model import (
 
 __all__ = [
     "ALLOW",
+    "CONTEXTS",
     "DECISIONS",
     "DENY",
+    "JOB_CONTEXT",
     "REQUIRE_APPROVAL",
+    "STEP_CONTEXT",
     "Condition",
+    "ContextSchema",
     "Decision",
     "EvaluationError",
     "Explanation",

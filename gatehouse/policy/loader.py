@@ -16,14 +16,14 @@ into the ingress classifier (a regex that does not compile is a load error with 
 Two spellings of a rule load to the same `Rule`: the canonical one (`decision`, `match`,
 `conditions`) and the seeds' `{id, target, condition, action, audit}` form, in which `target`
 (a string or a list) is `match.targets`, `condition` (one condition or a list) is `conditions`
-and `action` is `decision`. `canonical_data` writes a loaded bundle back in the canonical form.
+and `action` is `decision`. `gatehouse.policy.canonical` writes a loaded bundle back in the
+canonical form.
 A document without `version` is version 1.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -46,6 +46,7 @@ from gatehouse.policy._nodes import (
     str_list,
     string,
 )
+from gatehouse.policy.canonical import canonical_json
 from gatehouse.policy.glob import GlobError, capability_glob, compile_glob, compile_target, is_valid_topic
 from gatehouse.policy.model import (
     DECISIONS,
@@ -66,7 +67,7 @@ from gatehouse.policy.model import (
     Rule,
 )
 
-__all__ = ["Bundle", "canonical_data", "canonical_json", "parse_bundle"]
+__all__ = ["Bundle", "parse_bundle"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -147,11 +148,6 @@ class Bundle:
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
             setattr(self, k, v)
-
-
-def canonical_json(data: Any) -> str:
-    """The canonical text of a bundle: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
@@ -532,74 +528,3 @@ def parse_bundle(text: str | bytes) -> Bundle:
         canonical=canonical,
         snapshot=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
     )
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _match_data(m: Match) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in _MATCH_KEYS:
-        value = getattr(m, key)
-        if value:
-            out[key] = {k: list(v) for k, v in value.items()} if key == "labels" else list(value)
-    return out
-
-
-def _rule_data(rule: Rule) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": rule.id}
-    if rule.description:
-        out["description"] = rule.description
-    out["decision"] = rule.decision
-    out["reason"] = rule.reason
-    match = _match_data(rule.match)
-    if match:
-        out["match"] = match
-    if rule.conditions:
-        out["conditions"] = [c.to_data() for c in rule.conditions]
-    if rule.remediations:
-        out["remediations"] = [
-            {k: v for k, v in r.to_dict().items() if v or k == "id"} for r in rule.remediations
-        ]
-    if rule.approval_ttl is not None:
-        out["approval_ttl"] = _duration(rule.approval_ttl)
-    out["audit"] = rule.audit
-    return out
-
-
-def canonical_data(bundle: Bundle) -> dict[str, Any]:
-    """The bundle in the canonical spelling (what `gatehouse policy check --canonical` prints).
-
-    Loading it again gives the same rules, whichever spelling the bundle was written in; defaults
-    are written out so that a reader sees what applies.
-    """
-    out: dict[str, Any] = {"version": bundle.version, "name": bundle.name}
-    if bundle.description:
-        out["description"] = bundle.description
-    out["default_decision"] = bundle.default_decision
-    out["fail_mode"] = bundle.fail_mode
-    if bundle.fail_mode_overrides:
-        out["fail_mode_overrides"] = [
-            {"topics": list(o.topics), "fail_mode": o.fail_mode} for o in bundle.fail_mode_overrides
-        ]
-    if bundle.require:
-        out["require"] = [{"topics": list(r.topics), "fields": list(r.fields)} for r in bundle.require]
-    out["rules"] = [_rule_data(r) for r in bundle.rules]
-    if bundle.output_rules:
-        out["output_rules"] = [
-            {
-                "id": o.id,
-                "detectors": list(o.detectors),
-                "decision": o.decision,
-                **({"reason": o.reason} if o.reason else {}),
-                **({"topics": list(o.topics)} if o.topics else {}),
-            }
-            for o in bundle.output_rules
-        ]
-    if bundle.classifiers:
-        out["classifiers"] = [dict(c) for c in bundle.classifiers]
-    return out

@@ -10,7 +10,7 @@ import yaml
 
 import gatehouse.policy as gp
 from gatehouse.errors import PolicyError
-from gatehouse.policy.loader import canonical_data
+from gatehouse.policy.canonical import canonical_data
 
 
 def load(text: str) -> gp.Policy:
