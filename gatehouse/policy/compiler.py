@@ -96,9 +96,6 @@ def field_getter(field_name: str) -> Getter:
     return get
 
 
-_getter = field_getter
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equality in which a boolean equals only a boolean: `approved: 1` must not equal `true`."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -116,7 +113,7 @@ def compile_condition(cond: Condition) -> Check:
         if cond.op == "all":
             return lambda ctx: all(p(ctx) for p in parts)
         return lambda ctx: any(p(ctx) for p in parts)
-    get = _getter(cond.field)
+    get = field_getter(cond.field)
     if cond.op == "exists":
         # Present and not null: how a rule tells an omitted field from any value it may take.
         return lambda ctx: get(ctx) not in (_ABSENT, None)
@@ -307,9 +304,14 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
         approval_ttl=rule.approval_ttl,
         audit=rule.audit,
     )
-    # The trie guarantees the patterns of a rule filed under them; a grouped rule checks its own.
-    indexed = ("targets" if rule.is_step else "topics") if _in_trie(rule) else ""
-    hot = _all_of([c for name, c in checks if name not in (indexed, "targets")])
+    # Which index a context is looked up in guarantees a job rule's `targets` check (no target);
+    # the trie guarantees the patterns of a rule filed under them. A rule grouped by its
+    # constraints instead checks its own patterns.
+    if rule.is_step:
+        guaranteed = ("targets",) if _in_trie(rule) else ()
+    else:
+        guaranteed = ("targets", "topics") if _in_trie(rule) else ("targets",)
+    hot = _all_of([c for name, c in checks if name not in guaranteed])
     return CompiledRule(
         rank=rank, position=position, rule=rule, decision=decision, checks=tuple(checks), hot=hot
     )

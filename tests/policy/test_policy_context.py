@@ -241,3 +241,22 @@ def test_rules_are_indexed_by_the_fields_they_compare() -> None:
     assert list(steps.candidates(hit)) == [0]
     assert list(steps.candidates({**hit, "params": {"bucket": "scratch"}})) == []
     assert p.decide(hit).rule_id == "by-param"
+
+
+def test_a_grouped_step_rule_still_checks_its_target() -> None:
+    # `adapter:*:delete` has no literal prefix past `adapter`: the rule is grouped by
+    # `params.bucket`, so the target glob is no longer guaranteed by the index and must be checked.
+    p = load(
+        """\
+        default_decision: allow
+        rules:
+          - id: no-prod-deletes
+            target: "adapter:*:delete"
+            decision: deny
+            conditions: [{eq: {params.bucket: prod}}]
+        """
+    )
+    assert p._step_index.groups == {("params.bucket",): {("prod",): [0]}}
+    prod = {"bucket": "prod"}
+    assert p.decide({"target": "adapter:s3:delete", "params": prod}).rule_id == "no-prod-deletes"
+    assert p.decide({"target": "adapter:s3:list", "params": prod}).rule_id == "default"

@@ -396,7 +396,15 @@ def test_step_rules_on_params_and_the_call(
 ) -> None:
     # Broad targets (`**`, `adapter:*:*`) with equality conditions are grouped by those
     # conditions instead of the trie: the index keys come from what the rules compare.
-    patterns = ["adapter:**", "**", "adapter:*:*", "adapter:github:*", "adapter:bank:delete"]
+    patterns = [
+        "adapter:**",
+        "**",
+        "adapter:*:*",
+        "adapter:*:delete",
+        "*:bank:*",
+        "adapter:github:*",
+        "adapter:bank:delete",
+    ]
     rules = [
         {
             "id": f"s{i}",
