@@ -307,6 +307,7 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
     # Which index a context is looked up in guarantees a job rule's `targets` check (no target);
     # the trie guarantees the patterns of a rule filed under them. A rule grouped by its
     # constraints instead checks its own patterns.
+    guaranteed: tuple[str, ...]
     if rule.is_step:
         guaranteed = ("targets",) if _in_trie(rule) else ()
     else:
