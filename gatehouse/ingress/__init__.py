@@ -8,6 +8,9 @@
 - `intake` runs the three on one job body: the one function both the server and the offline
   policy tools call, so that they judge the same job.
 
+`secrets` holds the one table of secret shapes that the classifier's `secrets_in_input`
+patterns, the output gate's detectors and the audit preview all build on.
+
 Pure: the standard library and `gatehouse.errors` only; no clock, no I/O, no asyncio. A test
 walks the imports to keep it that way.
 """
