@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatehouse.crypto import SigningKey, VerifyKey, canonical
-from gatehouse.ingress.prefilter import fold
+from gatehouse.ingress.prefilter import Prefilter, fold
 from gatehouse.ingress.secrets import SECRET_SHAPES
 
 __all__ = [
@@ -175,20 +175,32 @@ def verify_stream(
 # The shared table's shapes (`gatehouse.ingress.secrets`, the ones ingress and the output gate
 # use), then what only a preview masks: any long token-like run, which a random key of unknown
 # shape usually is. Masking too much costs a reader a few characters; too little leaks a key.
-_SECRET_SHAPES = "|".join(s.regex for s in SECRET_SHAPES) + r"|[A-Za-z0-9+/_=-]{32,}|"
+_TABLE_SHAPES = "|".join(s.regex for s in SECRET_SHAPES)
+_LONG_TOKEN = r"[A-Za-z0-9+/_=-]{32,}|"
 _SECRET_ASSIGNMENT = r"(?i:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+|"
 _CONTACT_SHAPES = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\b(?:\d[ -]?){13,19}\b"
-_SECRETISH = re.compile(f"({_SECRET_SHAPES}{_SECRET_ASSIGNMENT}{_CONTACT_SHAPES})")
-# The same alternation without the case-blind keyword branch, the slowest to try at every
-# position: when none of its keywords occurs, it cannot match, and the result is the same.
-_SECRETISH_NO_KEYWORDS = re.compile(f"({_SECRET_SHAPES}{_CONTACT_SHAPES})")
+
+
+def _secretish(*, shapes: bool, keywords: bool) -> re.Pattern[str]:
+    table = f"{_TABLE_SHAPES}|" if shapes else ""
+    return re.compile(f"({table}{_LONG_TOKEN}{_SECRET_ASSIGNMENT if keywords else ''}{_CONTACT_SHAPES})")
+
+
+_SECRETISH = _secretish(shapes=True, keywords=True)
+# The same alternation without branches that cannot match the text, the slowest to try at every
+# position: the case-blind keyword branch when none of its keywords occurs, the table's shapes
+# when the text lacks every literal they need (the ingress prefilter, which is sound: it only
+# ever under-states what a match needs). A branch that cannot match changes no result.
+_VARIANTS = {(s, k): _secretish(shapes=s, keywords=k) for s in (True, False) for k in (True, False)}
 _KEYWORDS = ("pass", "secret", "token", "api")
+_SHAPES_PREFILTER = Prefilter.of(_TABLE_SHAPES)
 
 
 def redact_preview(text: str, limit: int = 64) -> str:
     """A short preview of untrusted text with anything secret-shaped masked."""
     head = text[: limit * 4]
     folded = fold(head)  # lower case, and the non-ASCII letters IGNORECASE equates with ASCII
-    pattern = _SECRETISH if any(k in folded for k in _KEYWORDS) else _SECRETISH_NO_KEYWORDS
+    shapes = _SHAPES_PREFILTER is None or _SHAPES_PREFILTER.passes(head, folded)
+    pattern = _VARIANTS[shapes, any(k in folded for k in _KEYWORDS)]
     masked = pattern.sub("[redacted]", head)
     return masked[:limit] + ("…" if len(masked) > limit or len(text) > limit * 4 else "")

@@ -23,6 +23,20 @@ def test_the_keyword_shortcut_never_changes_the_preview(text: str) -> None:
     assert redact_preview(text) == reference(text)
 
 
+# Pieces of the shared table's shapes (and near misses), so that the shapes shortcut is tried on
+# texts where a shape does, and where it cannot, match.
+_PIECES = [
+    *("AKIA", "ASIA", "ABIA", "Y34FZKBO", "KMUTVV7A", "gh", "ghp_", "xoxb-", "eyJ", ".eyJ", "sk-"),
+    *("AIza", "glpat-", "-----BEGIN ", "PRIVATE KEY-----", "a1B2", "0123456789", " ", "-", "_", "x"),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+def test_the_shapes_shortcut_never_changes_the_preview(text: str) -> None:
+    assert redact_preview(text) == reference(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [
