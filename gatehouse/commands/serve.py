@@ -68,11 +68,12 @@ from gatehouse.config import Settings
 @click.option("--max-body-bytes", type=int, default=None, help="request body limit (default 1 MiB)")
 @click.option("--builtin-workers", type=int, default=2, show_default=True)
 @click.option(
-    "--store-url",
+    "--store",
+    "store_url",
     default=None,
     help="where the store lives (default sqlite:///<data-dir>/gatehouse.db; env GATEHOUSE_STORE_URL)",
 )
-@click.option("--bus-url", default=None, help="the bus (default memory://; env GATEHOUSE_BUS_URL)")
+@click.option("--bus", "bus_url", default=None, help="the bus (default memory://; env GATEHOUSE_BUS_URL)")
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
