@@ -99,13 +99,15 @@ def serve(
     from prometheus_client import start_http_server
 
     from gatehouse.api.app import create_app
+    from gatehouse.api.protocol import BoundedHttpToolsProtocol
     from gatehouse.control.plane import ControlPlane
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(
         host=host,
         port=port,
-        metrics_port=metrics_port or None,
+        # 0 is kept as 0 (no metrics port; /metrics on the API port): None would mean "the default".
+        metrics_port=metrics_port,
         data_dir=data_dir,
         policy_file=policy_file,
         trust_keys=trust_keys,
@@ -140,4 +142,6 @@ def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Request heads bounded before they are buffered (431/414; see api/protocol.py).
+        http=BoundedHttpToolsProtocol,
     )
