@@ -157,18 +157,34 @@ def approval_consumed_event(nonce: str) -> AuditEvent:
 
 
 def policy_installed_event(
-    *, snapshot: str, serial: int | None, signature: dict[str, Any] | None, installed_by: str | None
+    *,
+    snapshot: str,
+    serial: int | None,
+    signature: dict[str, Any] | None,
+    installed_by: str | None,
+    signature_verified: bool = False,
 ) -> AuditEvent:
+    # `signed` means a trusted key's signature was checked. Without trusted keys a signature
+    # block is kept but proves nothing (anyone can write `key_id: ops-prod-hsm`): it is recorded
+    # as unverified, with the key id it claims, never as signed.
     sig = signature or {}
+    if signature_verified:
+        warning = None
+    elif signature is None:
+        warning = "unsigned bundle accepted (no trusted keys)"
+    else:
+        warning = "signature not verified (no trusted keys): the bundle counts as unsigned"
     return AuditEvent(
         SYSTEM,
         "policy.installed",
         {
             "snapshot": snapshot,
             "serial": serial,
-            "signed": signature is not None,
-            "key_id": sig.get("key_id"),
+            "signed": signature_verified,
+            "signature_verified": signature_verified,
+            "key_id": sig.get("key_id") if signature_verified else None,
+            "claimed_key_id": None if signature_verified else sig.get("key_id"),
             "installed_by": installed_by,
-            "warning": None if signature else "unsigned bundle accepted (no trusted keys)",
+            "warning": warning,
         },
     )

@@ -53,6 +53,13 @@ class Installed:
     serial: int | None
     installed_at: float
     installed_by: str | None
+    # A trusted key's signature was checked. Without trusted keys a signature block is kept
+    # (and shown) but proves nothing: the bundle counts as unsigned.
+    signature_verified: bool = False
+
+    @property
+    def signed(self) -> bool:
+        return self.signature_verified
 
 
 class PolicyInstaller:
@@ -88,10 +95,16 @@ class PolicyInstaller:
     def _verify(self, policy: Policy, text: str, signature: dict[str, Any] | None) -> int | None:
         """The serial if the bundle may be installed; raises `BundleRefused`."""
         if not self.trusted:
+            # Nothing to check a signature against: whatever the block claims (its key id, its
+            # serial) is the sender's word, so the bundle is installed as unsigned.
             if signature is None:
                 log.warning("installing an UNSIGNED bundle %s (no trusted keys configured)", policy.snapshot)
-            serial = (signature or {}).get("serial")
-            return serial if isinstance(serial, int) else None
+            else:
+                log.warning(
+                    "installing bundle %s with an UNVERIFIED signature (no trusted keys configured)",
+                    policy.snapshot,
+                )
+            return None
         current = self.current
         return verify_bundle(
             text,
@@ -148,7 +161,14 @@ class PolicyInstaller:
             except (PolicyError, BadRequest) as exc:
                 log.error("stored bundle %s is not good (%s); trying an older one", row.snapshot, exc)
                 continue
-            return Installed(policy, row.signature, row.serial, row.installed_at, row.installed_by)
+            return Installed(
+                policy,
+                row.signature,
+                row.serial,
+                row.installed_at,
+                row.installed_by,
+                signature_verified=bool(self.trusted),
+            )
         return None
 
     def _activate(self, installed: Installed) -> None:
@@ -174,7 +194,8 @@ class PolicyInstaller:
             except (PolicyError, BadRequest) as exc:
                 await self._refuse(exc, by)
                 raise
-            installed = Installed(policy, signature, serial, now(), by)
+            verified = bool(self.trusted)  # `_verify` raised unless a trusted key signed it
+            installed = Installed(policy, signature, serial, now(), by, signature_verified=verified)
             await self.store.save_policy(
                 PolicyRow(
                     snapshot=policy.snapshot,
@@ -183,6 +204,7 @@ class PolicyInstaller:
                     installed_at=installed.installed_at,
                     installed_by=by,
                     serial=serial,
+                    signature_verified=verified,
                 )
             )
             self._activate(installed)

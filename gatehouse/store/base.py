@@ -73,6 +73,9 @@ class PolicyRow:
     installed_at: float
     installed_by: str | None
     serial: int | None
+    # True only when a trusted key's signature was checked at install (never stored: a restart
+    # checks the stored signature again against the keys it trusts then).
+    signature_verified: bool = False
 
 
 class IdentityStore(ABC):

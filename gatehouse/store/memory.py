@@ -454,6 +454,7 @@ class MemoryStore(Store):
                     serial=row.serial,
                     signature=row.signature,
                     installed_by=row.installed_by,
+                    signature_verified=row.signature_verified,
                 )
             ]
         )

@@ -561,6 +561,7 @@ async def test_policy_history_newest_first(store: Store) -> None:
                 installed_at=T0 + n,
                 installed_by="idn-admin",
                 serial=n,
+                signature_verified=n == 2,
             )
         )
     history = await store.policy_history()
@@ -568,4 +569,6 @@ async def test_policy_history_newest_first(store: Store) -> None:
     assert history[0].signature == {"key_id": "k"} and history[2].signature is None
     assert [p.snapshot for p in await store.policy_history(limit=1)] == ["s2"]
     installed = [e.data for e in await store.audit_entries("system") if e.type == "policy.installed"]
-    assert [d["signed"] for d in installed] == [False, True, True]
+    # A signature block nobody checked (n == 1) is not a signature.
+    assert [d["signed"] for d in installed] == [False, False, True]
+    assert [d["claimed_key_id"] for d in installed] == [None, "k", None]

@@ -30,7 +30,11 @@ class SQLitePolicies(SQLiteBase, PolicyStore):
             ),
         )
         event = policy_installed_event(
-            snapshot=row.snapshot, serial=row.serial, signature=row.signature, installed_by=row.installed_by
+            snapshot=row.snapshot,
+            serial=row.serial,
+            signature=row.signature,
+            installed_by=row.installed_by,
+            signature_verified=row.signature_verified,
         )
         self._append_audit(db, [event])
 
