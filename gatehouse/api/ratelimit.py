@@ -6,6 +6,7 @@ that cost a dictionary lookup each, while other identities and tenants keep thei
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ def parse_limit(text: str) -> Limit:
         raise BadRequest(
             f"bad rate limit `{text}` (use RATE or RATE/BURST)", code="invalid_rate_limit"
         ) from None
-    if rate < 0 or (burst < 1 and rate > 0):
+    # `float` also reads `nan`, `inf` and `1e999`: no bucket can hold those.
+    if not (math.isfinite(rate) and math.isfinite(burst)) or rate < 0 or (burst < 1 and rate > 0):
         raise BadRequest(f"bad rate limit `{text}`", code="invalid_rate_limit")
     return Limit(rate=rate, burst=burst)
 

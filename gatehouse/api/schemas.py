@@ -118,6 +118,16 @@ class PolicyIn(BaseModel):
     bundle: str = Field(min_length=1)
     signature: dict[str, Any] | None = None
 
+    @field_validator("signature")
+    @classmethod
+    def _serial(cls, signature: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A serial is stored as a signed 64-bit integer: a larger one is the caller's mistake (a
+        # 422), not an overflow in the store. Its other checks are the verifier's.
+        serial = (signature or {}).get("serial")
+        if isinstance(serial, int) and not isinstance(serial, bool) and not 0 <= serial < 2**63:
+            raise ValueError("`serial` must be an integer from 0 to 2**63 - 1")
+        return signature
+
 
 class LeaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")

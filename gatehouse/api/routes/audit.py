@@ -10,7 +10,8 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
-from gatehouse.audit.events import SYSTEM, parse_since, stream_for
+from gatehouse.api.params import since_param
+from gatehouse.audit.events import SYSTEM, stream_for
 from gatehouse.audit.verify import verify_store
 from gatehouse.errors import Forbidden
 
@@ -35,7 +36,7 @@ async def audit_entries(
     stream: str | None = None,
 ) -> Response:
     name = _stream(who, stream)
-    since_seq, since_ts = parse_since(since)
+    since_seq, since_ts = since_param(since)
     store = request.app.state.store
     await store.seal_audit()  # an export always ends on a signed head, however short the stream
     entries = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts, limit=limit)

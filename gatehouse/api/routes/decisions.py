@@ -11,9 +11,9 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import since_param
 from gatehouse.api.routes.jobs import submitted_response
 from gatehouse.api.schemas import RemediateIn
-from gatehouse.audit.events import parse_since
 from gatehouse.errors import BadRequest, NotFound
 
 router = APIRouter(prefix="/api/v1/decisions", tags=["decisions"], route_class=StrictJSONRoute)
@@ -43,7 +43,7 @@ async def list_decisions(
         raise BadRequest(
             f"unknown result `{result}` (one of {', '.join(sorted(RESULTS))})", code="invalid_result"
         )
-    seq, since_ts = parse_since(since)
+    seq, since_ts = since_param(since)
     if seq:  # the audit log's sequence numbers mean nothing here
         raise BadRequest(
             f"`since` must be an RFC 3339 time or a time ago such as `1h`, not `{since}`",
