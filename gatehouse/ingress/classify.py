@@ -24,11 +24,14 @@ from gatehouse.ingress.commands import COMMAND_PATTERNS
 from gatehouse.ingress.patterns import COMMAND_CLASS, COMMAND_CLASSES, Pattern
 from gatehouse.ingress.prefilter import fold
 from gatehouse.ingress.risks import RISK_PATTERNS
+from gatehouse.ingress.shell import might_hide_commands, unfold
 from gatehouse.ingress.text import clean_text, visible
 
 __all__ = ["DEFAULT_CLASSIFIER", "Classification", "Classifier", "Hit", "classify"]
 
 EXCERPT_CHARS = 80
+# The risk tag of a command that only the shell's reading of the text shows (`r""m -rf /`).
+OBFUSCATED = "obfuscated_command"
 _SEVERITY = {name: rank for rank, name in enumerate(COMMAND_CLASSES)}  # lower = more severe
 
 
@@ -113,6 +116,28 @@ class Classifier:
     def classify(self, prompt: str, *, attachments_text: Sequence[str] = ()) -> Classification:
         sources = [("prompt", prompt)]
         sources += [(f"attachment[{i}]", text) for i, text in enumerate(attachments_text)]
+        hits = self._scan(sources)
+        # Read the text again as a shell would run it (quotes, escapes, variables and decoded
+        # payloads taken away): a command that only shows there was spelled to hide.
+        unfolded = [
+            (f"{source} (as a shell reads it)", shell)
+            for source, raw in sources
+            if might_hide_commands(raw) and (shell := unfold(clean_text(raw)))
+        ]
+        if unfolded:
+            seen = {(h.pattern, h.source) for h in hits}
+            flagged: set[str] = set()
+            for h in self._scan(unfolded):
+                original = h.source.removesuffix(" (as a shell reads it)")
+                if (h.pattern, original) in seen:
+                    continue
+                hits.append(h)
+                if h.label == COMMAND_CLASS and h.value != "read" and h.source not in flagged:
+                    flagged.add(h.source)
+                    hits.append(Hit("shell_unfold", None, None, OBFUSCATED, h.excerpt, h.source))
+        return _combine(hits)
+
+    def _scan(self, sources: Sequence[tuple[str, str]]) -> list[Hit]:
         hits: list[Hit] = []
         patterns = self.patterns
         for source, raw in sources:
@@ -131,7 +156,7 @@ class Classifier:
                 m = p.compiled.search(text)
                 if m is not None:
                     hits.append(Hit(p.name, p.label, p.value, p.risk_tag, _excerpt(p, m.group(0)), source))
-        return _combine(hits)
+        return hits
 
 
 def classify(

@@ -260,6 +260,43 @@ DESTRUCTIVE = (
         examples=("find / -name '*.log' -delete", "find . -type f -exec rm {} +"),
         counter_examples=("find . -name '*.py'",),
     ),
+    _destructive(
+        "decode_to_shell",
+        r"\b(?:base64\s++(?:-d|--decode|-D)|xxd\s++-r\w*+(?:\s++-p)?|openssl\s++(?:enc\s++)?-?base64\s++-d)"
+        r"[^\n]{0,100}?\|\s*+(?:sudo\s++)?(?:ba|z|k|da)?sh\b",
+        "an opaque payload decoded and piped into a shell: what runs cannot be read in the request",
+        examples=(
+            "echo cm0gLXJmIC8= | base64 -d | sh",
+            "echo 726d202d7266202f | xxd -r -p | bash",
+            "cat payload | base64 --decode | sudo bash",
+        ),
+        counter_examples=("echo aGk= | base64 -d", "base64 -d secret.b64 > key.pem", "echo hi | sh"),
+    ),
+    _destructive(
+        "code_tree_delete",
+        r"\b(?:shutil\s*+\.\s*+rmtree|os\s*+\.\s*+(?:removedirs|rmdir)|FileUtils\s*+\.\s*+rm_r[f]?"
+        r"|fs\s*+\.\s*+(?:rmSync|rm)\s*+\([^)]{0,200}recursive)\s*+\(?",
+        "a program deleting a directory tree (python shutil.rmtree, ruby FileUtils.rm_rf, node fs.rmSync)",
+        examples=(
+            "python3 -c \"import shutil; shutil.rmtree('/')\"",
+            "ruby -e 'FileUtils.rm_rf(\"/srv\")'",
+            "node -e \"fs.rmSync('/data', {recursive: true})\"",
+        ),
+        counter_examples=("shutil.copytree(src, dst)", "explain what rmtree does in the docs"),
+    ),
+    _destructive(
+        "overwrite_system_file",
+        r"(?<![<>&\d])>{1,2}\s*+[\"']?(?:/etc/|/boot/|/s?bin/|/usr/(?:s?bin|lib\d*)/|/lib\d*/"
+        r"|/dev/(?:sd|hd|vd|xvd|nvme|mmcblk)|/var/lib/|~/\.ssh/|/root/)",
+        "output redirected onto a system file, a boot file, a disk or SSH keys",
+        examples=(
+            "echo pwned > /etc/passwd",
+            "cat key >> ~/.ssh/authorized_keys",
+            'echo x >"/etc/sudoers"',
+            "cat image.bin > /dev/sda",
+        ),
+        counter_examples=("ls 2>/dev/null", "echo hi > /tmp/out.txt", "sort < /etc/hosts", "x > ./etc/conf"),
+    ),
 )
 
 WRITE = (

@@ -74,6 +74,9 @@ class _Unfolder:
         self.out = out
         self.vars: dict[str, str] = {}
         self.size = 0
+        # What the last statement printed, when it is a literal we can follow (`echo x`, or an
+        # `echo B64 | base64 -d` pipeline): the value of a `$(...)` around it.
+        self.printed: str | None = None
 
     def emit(self, line: str) -> None:
         if self.size < MAX_UNFOLD_CHARS:
@@ -128,7 +131,10 @@ class _Unfolder:
         line = " ".join(w for w in words if w)
         self.emit(" ".join([line, *redirects]).strip())
         argv = " ".join(words).split()
+        self.printed = None
         if argv:
+            if argv[0] in ("echo", "printf"):
+                self.printed = " ".join(a for a in argv[1:] if not a.startswith("-"))
             self.nested(argv, depth)
         return argv
 
@@ -168,6 +174,7 @@ class _Unfolder:
                 data = None
             else:
                 data = None
+        self.printed = data
 
     def redirect(self, node: tree_sitter.Node, src: bytes, depth: int) -> str:
         parts = [
@@ -208,12 +215,13 @@ class _Unfolder:
             inner = _text(node, src)
             inner = inner[2:-1] if inner.startswith("$(") else inner.strip("`")
             mark = len(self.out)
+            self.printed = None
             self.script(inner, depth + 1)
-            # `$(echo rm)` is `rm`; any other substitution stays visible as one.
-            produced = self.out[mark:]
-            if len(produced) == 1 and re.match(r"(?:echo|printf)\s", produced[0]):
-                return produced[0].split(None, 1)[1]
-            return "$(" + "; ".join(produced) + ")"
+            # `$(echo rm)` is `rm`, `$(echo B64 | base64 -d)` what it decodes to; any other
+            # substitution stays visible as one.
+            if self.printed is not None:
+                return self.printed
+            return "$(" + "; ".join(self.out[mark:]) + ")"
         return _text(node, src)
 
 

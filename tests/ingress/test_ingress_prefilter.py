@@ -174,13 +174,17 @@ def _corpus() -> list[str]:
 
 
 def test_classify_finds_exactly_what_running_every_regex_finds() -> None:
+    # Over the text as written; the shell's reading of it (`shell.unfold`) only adds hits.
     for text in _corpus():
-        assert {h.pattern for h in classify(text).hits} == _unfiltered(DEFAULT_CLASSIFIER, text), text
+        found = {h.pattern for h in classify(text).hits if h.source == "prompt"}
+        assert found == _unfiltered(DEFAULT_CLASSIFIER, text), text
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_corpus()), min_size=1, max_size=4), st.text(max_size=40))
 def test_classify_equals_unfiltered_on_mixed_text(parts: list[str], noise: str) -> None:
     text = noise.join(parts)
-    assert {h.pattern for h in classify(text).hits} == _unfiltered(DEFAULT_CLASSIFIER, text)
+    assert {h.pattern for h in classify(text).hits if h.source == "prompt"} == _unfiltered(
+        DEFAULT_CLASSIFIER, text
+    )
     assert _combine(list(classify(text).hits)).labels == classify(text).labels
