@@ -36,11 +36,23 @@ class Settings:
     rate_limit_identity: str = "200/400"
     rate_limit_tenant: str = "1000/2000"
     audit_checkpoint_every: int = 100
+    # Every this many seconds the plane signs the heads that moved and a root over all of them:
+    # what a crash can leave unsigned (`gatehouse.audit.writer`).
+    audit_seal_interval: float = 2.0
+    # An append-only file or an http(s) URL outside the data directory (`gatehouse.audit.witness`).
+    audit_witness: str | None = None
+    # Where the signing key lives (default <data_dir>/keys). Outside the data directory, someone
+    # who can write the database cannot re-sign what they changed (docs/audit.md).
+    keys_dir: Path | None = None
     # Where the drivers connect, by URL scheme (`gatehouse.control.drivers`). An empty store URL
     # means the embedded default, `sqlite:///<data_dir>/gatehouse.db` (three slashes and a
     # relative path, or four and an absolute one).
     store_url: str = ""
     bus_url: str = "memory://"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return (self.keys_dir or self.data_dir / "keys") / "server.key"
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -60,5 +72,9 @@ class Settings:
             env["store_url"] = url
         if url := os.environ.get("GATEHOUSE_BUS_URL"):
             env["bus_url"] = url
+        if d := os.environ.get("GATEHOUSE_KEYS_DIR"):
+            env["keys_dir"] = Path(d)
+        if w := os.environ.get("GATEHOUSE_AUDIT_WITNESS"):
+            env["audit_witness"] = w
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

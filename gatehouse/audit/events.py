@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gatehouse.audit.binding import decision_digest, job_digest
 from gatehouse.audit.chain import redact_preview
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
@@ -104,6 +105,7 @@ def job_submitted_event(job: Job) -> AuditEvent:
                 for a in job.attachments
             ],
             "remediated_from": job.remediated_from,
+            "row_sha256": job_digest(job),  # binds the job row (`audit.binding`)
         },
     )
 
@@ -112,6 +114,7 @@ def decision_event(record: DecisionRecord) -> list[AuditEvent]:
     # The whole public record (schemas/decision-record.schema.json), except the prompt of the
     # request a denied submit kept: the log gets its sha256 and a redacted preview, as for jobs.
     data = record.to_public()
+    data["row_sha256"] = decision_digest(record)  # binds the decision row (`audit.binding`)
     if record.request is not None:
         request = dict(record.request)
         prompt = str(request.pop("prompt", ""))
@@ -124,8 +127,13 @@ def decision_event(record: DecisionRecord) -> list[AuditEvent]:
     return events
 
 
-def state_event(job: Job, old: str, new: str, event: str, fields: dict[str, Any]) -> AuditEvent:
+def state_event(
+    job: Job, old: str, new: str, event: str, fields: dict[str, Any], *, row: Job | None = None
+) -> AuditEvent:
+    """`row`: the job as the change left it, whose digest binds the row to this entry."""
     data: dict[str, Any] = {"job_id": job.id, "from": old, "to": new, "event": event}
+    if row is not None:
+        data["row_sha256"] = job_digest(row)
     if "result" in fields and fields["result"] is not None:
         data["result_sha256"] = _sha(repr(fields["result"]))
     if fields.get("lease_owner"):

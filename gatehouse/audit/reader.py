@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 
 __all__ = ["AuditReader"]
 
@@ -19,3 +19,5 @@ class AuditReader(Protocol):
     async def audit_entries(self, stream: str) -> list[Entry]: ...
 
     async def audit_checkpoints(self, stream: str) -> list[Checkpoint]: ...
+
+    async def audit_roots(self) -> list[Root]: ...

@@ -7,9 +7,17 @@ head row there: `SELECT ... FOR UPDATE`) and persists the entries and checkpoint
 hands it. The writer chains each event onto its stream's head (`entry_hash` over the fields,
 `prev_hash` included), and every `checkpoint_every` entries signs the head.
 
-`seal(sink)` signs the head of every stream that moved since its last checkpoint. Stores call
-it at close and at every export, so an exported file always carries a signature over its last
-entry, even for a stream shorter than `checkpoint_every`.
+`seal(sink)` signs the head of every stream that moved since its last checkpoint, then one
+`Root` over the last checkpoint of every stream (each checkpoint and root chained to the one
+before it). The plane calls it every couple of seconds (`Settings.audit_seal_interval`), stores
+call it at close and at every export: a crash leaves at most a few seconds unsigned, and an
+exported file always carries a signature over its last entry. Sealing is periodic, never per
+request: an append costs a hash, not a signature.
+
+Witness: with one (`audit.witness`), the writer hands it, after each commit (`committed()`),
+the new head of every stream that moved and every checkpoint and root it signed. It lives
+outside the data directory, append-only, so `audit verify --witness` finds a tail cut or
+rewritten after the last sealing, or roots re-signed by someone holding the key.
 
 Head cache: with `single_writer=True` (one process owns the file, as with SQLite) the writer
 remembers each head and asks the sink only on a miss, so an append needs no read. The cache is
@@ -29,8 +37,9 @@ from typing import Protocol
 
 import orjson
 
-from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, entry_hash, sign_checkpoint
+from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, Root, entry_hash, sign_checkpoint, sign_root
 from gatehouse.audit.events import AuditEvent, current_actor, current_request_id
+from gatehouse.audit.witness import Witness
 from gatehouse.crypto import SigningKey
 
 __all__ = ["AuditSink", "AuditWriter", "Head", "HeadMoved"]
@@ -64,6 +73,16 @@ class AuditSink(Protocol):
     def unsealed(self) -> list[tuple[str, Head]]:
         """Every stream whose head is past its last checkpoint, with that head."""
 
+    def last_checkpoint(self, stream: str) -> Checkpoint | None:
+        """The stream's newest checkpoint."""
+
+    def last_checkpoints(self) -> dict[str, Checkpoint]:
+        """The newest checkpoint of every stream."""
+
+    def last_root(self) -> Root | None: ...
+
+    def insert_root(self, root: Root) -> None: ...
+
 
 class AuditWriter:
     def __init__(
@@ -74,15 +93,26 @@ class AuditWriter:
         enabled: bool = True,
         single_writer: bool = True,
         clock: Callable[[], float] = time.time,
+        witness: Witness | None = None,
     ) -> None:
         self.key = key
         self.checkpoint_every = checkpoint_every
         self.enabled = enabled
         self.single_writer = single_writer
         self.clock = clock
+        self.witness = witness
+        # The last head this writer wrote per stream (read back as a cache only when
+        # `single_writer`; always what the witness is told after a commit).
         self._heads: dict[str, Head] = {}
         # (stream, head before) for each move of the current transaction, to undo on rollback
         self._journal: list[tuple[str, Head | None]] = []
+        # Streams moved since the last seal / the last commit told to the witness. A seal after
+        # the first one looks at these only (no scan of the whole log every few seconds).
+        self._moved: set[str] = set()
+        self._unwitnessed: set[str] = set()
+        self._scanned = False
+        # Checkpoints and roots signed in the current batch, for the witness after its commit.
+        self._signed: list[dict[str, object]] = []
 
     # transactions ---------------------------------------------------------------------------
     @contextmanager
@@ -106,6 +136,26 @@ class AuditWriter:
         """Drop every cached head (a whole batch was rolled back; the sink knows the truth)."""
         self._heads.clear()
         self._journal.clear()
+        self._unwitnessed.clear()
+        self._signed.clear()
+        self._scanned = False  # the next seal scans the log again
+
+    def committed(self) -> None:
+        """The transaction (batch) committed: tell the witness the new heads and signatures."""
+        if self.witness is None:
+            self._unwitnessed.clear()
+            self._signed.clear()
+            return
+        records: list[dict[str, object]] = []
+        for stream in sorted(self._unwitnessed):
+            head = self._heads.get(stream)
+            if head is not None:
+                records.append({"record": "head", "stream": stream, "seq": head.seq, "hash": head.hash})
+        records += self._signed
+        self._unwitnessed.clear()
+        self._signed.clear()
+        if records:
+            self.witness.append(records)
 
     # writing --------------------------------------------------------------------------------
     def append(self, events: Sequence[AuditEvent], sink: AuditSink) -> list[Entry]:
@@ -145,20 +195,65 @@ class AuditWriter:
             self._move(ev.stream, Head(entry.seq, entry.hash))
             written.append(entry)
             if self.key is not None and entry.seq % self.checkpoint_every == 0:
-                sink.insert_checkpoint(self._sign(ev.stream, entry.seq, entry.hash))
+                sink.insert_checkpoint(self._sign(sink, ev.stream, entry.seq, entry.hash))
         return written
 
     def seal(self, sink: AuditSink) -> list[Checkpoint]:
-        """Sign the head of every stream that moved since its last checkpoint (at close and at
-        export). Without a key there is nothing to sign."""
+        """Sign the head of every stream that moved since its last checkpoint, then a root over
+        every stream's last checkpoint (every few seconds, at close and at export). Without a
+        key there is nothing to sign."""
         if self.key is None:
             return []
+        scan = not (self.single_writer and self._scanned)
+        if scan:
+            moved = sink.unsealed()
+        else:
+            moved = []
+            for stream in sorted(self._moved):
+                head = self._heads.get(stream) or sink.head(stream)
+                last = sink.last_checkpoint(stream)
+                if head is not None and head.seq > (last.seq if last else 0):
+                    moved.append((stream, head))
+        touched = set(self._moved)
         signed = []
-        for stream, head in sink.unsealed():
-            cp = self._sign(stream, head.seq, head.hash)
+        for stream, head in moved:
+            cp = self._sign(sink, stream, head.seq, head.hash)
             sink.insert_checkpoint(cp)
             signed.append(cp)
+        root = self._seal_root(sink, scan, touched | {cp.stream for cp in signed})
+        self._moved.clear()
+        self._scanned = True
+        if self.witness is not None:
+            self._signed += [{"record": "checkpoint", **cp.to_dict()} for cp in signed]
+            if root is None and scan:
+                # The first sealing of a process tells the witness where the log stands even
+                # when nothing moved: a witness added to an old log starts from its last root.
+                root = sink.last_root()
+            if root is not None:
+                self._signed.append({"record": "root", **root.to_dict()})
         return signed
+
+    def _seal_root(self, sink: AuditSink, scan: bool, touched: set[str]) -> Root | None:
+        """A new root when any stream's last checkpoint changed since the last root."""
+        assert self.key is not None
+        last = sink.last_root()
+        heads: dict[str, dict[str, object]] = {s: dict(h) for s, h in (last.heads if last else {}).items()}
+        latest = (
+            sink.last_checkpoints()
+            if scan
+            else {s: cp for s in touched if (cp := sink.last_checkpoint(s)) is not None}
+        )
+        for stream, cp in latest.items():
+            heads[stream] = {"seq": cp.seq, "hash": cp.hash, "checkpoint": cp.digest}
+        if last is not None and heads == {s: dict(h) for s, h in last.heads.items()}:
+            return None
+        if last is None and not heads:
+            return None
+        root = sign_root(
+            self.key, (last.seq + 1) if last else 1, self.clock(), last.digest if last else GENESIS, heads
+        )
+        sink.insert_root(root)
+        return root
 
     def _head(self, stream: str, sink: AuditSink) -> Head | None:
         if self.single_writer:
@@ -168,10 +263,12 @@ class AuditWriter:
         return sink.head(stream)
 
     def _move(self, stream: str, head: Head) -> None:
-        if self.single_writer:
-            self._journal.append((stream, self._heads.get(stream)))
-            self._heads[stream] = head
+        self._journal.append((stream, self._heads.get(stream)))
+        self._heads[stream] = head
+        self._moved.add(stream)
+        self._unwitnessed.add(stream)
 
-    def _sign(self, stream: str, seq: int, digest: str) -> Checkpoint:
+    def _sign(self, sink: AuditSink, stream: str, seq: int, digest: str) -> Checkpoint:
         assert self.key is not None
-        return sign_checkpoint(self.key, stream, seq, digest, self.clock())
+        last = sink.last_checkpoint(stream)
+        return sign_checkpoint(self.key, stream, seq, digest, self.clock(), last.digest if last else GENESIS)

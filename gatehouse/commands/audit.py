@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gatehouse.audit.chain import Checkpoint, Entry, StreamReport
+from gatehouse.audit.chain import Checkpoint, Entry, Root, StreamReport
 from gatehouse.crypto import VerifyKey
 
 
@@ -19,24 +19,35 @@ def _report(reports: list[StreamReport]) -> None:
         click.echo("no audit entries")
     for r in reports:
         if r.ok:
+            what = "records" if r.stream.startswith("(") else "entries"
+            tail = f", {r.unsigned} unsigned at the tail" if r.unsigned else ""
             click.echo(
-                f"ok   {r.stream}: {r.entries} entries, {r.checkpoints} checkpoints, head {r.head_hash[:16]}"
+                f"ok   {r.stream}: {r.entries} {what}, {r.checkpoints} checkpoints, "
+                f"head {r.head_hash[:16]}{tail}"
             )
         else:
             click.echo(f"BAD  {r.stream}: first bad entry {r.first_bad_seq}: {r.reason}")
+            for more in r.problems[1:5]:
+                click.echo(f"     {more}")
     if not all(r.ok for r in reports):
         sys.exit(1)
 
 
-def _server_keys(data_dir: Path) -> dict[str, VerifyKey]:
-    pub = data_dir / "keys" / "server.pub"
+def _keys_dir(data_dir: Path, keys_dir: Path | None) -> Path:
+    return keys_dir if keys_dir is not None else data_dir / "keys"
+
+
+def _server_keys(
+    data_dir: Path, keys_dir: Path | None = None, trust_key: Path | None = None
+) -> dict[str, VerifyKey]:
+    pub = trust_key or _keys_dir(data_dir, keys_dir) / "server.pub"
     if not pub.exists():
-        raise click.ClickException(f"no server key at `{pub}`")
+        raise click.ClickException(f"no server key at `{pub}` (give --keys-dir or --trust-key)")
     key = VerifyKey.load(pub)
     return {key.key_id: key}
 
 
-async def _open_store(data_dir: Path) -> Any:
+async def _open_store(data_dir: Path, keys_dir: Path | None = None) -> Any:
     from gatehouse.crypto import SigningKey
     from gatehouse.store.sqlite import SQLiteStore
 
@@ -45,11 +56,54 @@ async def _open_store(data_dir: Path) -> Any:
         raise click.ClickException(f"no database at `{db}`")
     # With the server's key an export can sign the heads it ships (`seal_audit`); `audit=False`:
     # these commands append no entries of their own.
-    key_file = data_dir / "keys" / "server.key"
+    key_file = _keys_dir(data_dir, keys_dir) / "server.key"
     key = SigningKey.load(key_file) if key_file.exists() else None
     store = SQLiteStore(path=db, audit=False, audit_key=key)
     await store.open()
     return store
+
+
+async def verify_data_dir(
+    data_dir: Path,
+    keys: dict[str, VerifyKey],
+    *,
+    witness: str | None = None,
+    rows: bool = True,
+) -> list[StreamReport]:
+    """Everything `audit verify --data-dir` checks: streams, roots, the job and decision rows
+    (`audit.binding`), and the witness when given. Opens the store read-only in effect: it
+    neither appends nor signs."""
+    from gatehouse.audit.binding import verify_rows
+    from gatehouse.audit.verify import verify_store
+    from gatehouse.audit.witness import read_witness
+    from gatehouse.store.sqlite import SQLiteStore
+
+    db = data_dir / "gatehouse.db"
+    if not db.exists():
+        raise click.ClickException(f"no database at `{db}`")
+    store = SQLiteStore(path=db, audit=False)
+    await store.open()
+    try:
+        records = list(read_witness(witness)) if witness is not None else None
+        reports = await verify_store(store, keys, witness=records)
+        if rows:
+            entries = [e for name in await store.audit_streams() for e in await store.audit_entries(name)]
+            jobs, decisions = [], []
+            cursor = None
+            while True:
+                page = await store.list_jobs(None, limit=1000, cursor=cursor)
+                jobs += page.jobs
+                if (cursor := page.next_cursor) is None:
+                    break
+            while True:
+                dpage = await store.list_decisions(None, limit=1000, cursor=cursor)
+                decisions += dpage.decisions
+                if (cursor := dpage.next_cursor) is None:
+                    break
+            reports.append(verify_rows(entries, jobs, decisions))
+        return reports
+    finally:
+        await store.close()
 
 
 @click.group()
@@ -75,7 +129,18 @@ def audit() -> None:
     "--trust-key",
     "trust_key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="pin the checkpoint key (server.pub) instead of trusting the export's header",
+    help="pin the checkpoint key (server.pub) instead of the export's header or the keys dir",
+)
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the server's --keys-dir (default <data-dir>/keys)",
+)
+@click.option(
+    "--witness",
+    default=None,
+    help="the server's --audit-witness FILE (or a URL answering GET with its lines): "
+    "anything it saw must still be there",
 )
 def verify(
     data_dir: Path | None,
@@ -83,6 +148,8 @@ def verify(
     api_key: str | None,
     file: Path | None,
     trust_key: Path | None,
+    keys_dir: Path | None,
+    witness: str | None,
 ) -> None:
     """Walk every chain and checkpoint; exit 1 naming the first bad entry."""
     if sum(x is not None for x in (data_dir, url, file)) != 1:
@@ -101,16 +168,13 @@ def verify(
             sys.exit(1)
         return
     if data_dir is not None:
-        from gatehouse.audit.verify import verify_store
-
-        async def run() -> list[StreamReport]:
-            store = await _open_store(data_dir)
-            try:
-                return await verify_store(store, _server_keys(data_dir))
-            finally:
-                await store.close()
-
-        _report(asyncio.run(run()))
+        keys = _server_keys(data_dir, keys_dir, trust_key)
+        try:
+            reports = asyncio.run(verify_data_dir(data_dir, keys, witness=witness))
+        except (OSError, ValueError) as exc:
+            click.echo(f"BAD  witness: {exc}")
+            sys.exit(1)
+        _report(reports)
         return
     from gatehouse.client import ApiError, Client
 
@@ -144,6 +208,11 @@ def verify(
 @click.option("--url")
 @click.option("--key", "api_key", envvar="GATEHOUSE_KEY")
 @click.option("--stream", "streams", multiple=True, help="streams to export (default: all / your tenant's)")
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the server's --keys-dir (default <data-dir>/keys)",
+)
 def export(
     to: Path,
     since: str | None,
@@ -151,6 +220,7 @@ def export(
     url: str | None,
     api_key: str | None,
     streams: tuple[str, ...],
+    keys_dir: Path | None,
 ) -> None:
     """Write entries and checkpoints as JSON Lines, verifiable offline with `verify --file`."""
     from gatehouse.audit.verify import export_lines
@@ -166,13 +236,16 @@ def export(
         raise click.BadParameter(exc.message) from None
     entries: list[Entry] = []
     checkpoints: list[Checkpoint] = []
+    roots: list[Root] = []
     keys: list[VerifyKey] = []
     if data_dir is not None:
 
         async def run() -> None:
-            store = await _open_store(data_dir)
+            store = await _open_store(data_dir, keys_dir)
             try:
                 await store.seal_audit()  # so the file carries a signature over its last entries
+                if not streams and since is None:  # a whole export: the roots vouch for it
+                    roots.extend(await store.audit_roots())
                 for name in streams or await store.audit_streams():
                     got = await store.audit_entries(name, since_seq=since_seq, since_ts=since_ts)
                     entries.extend(got)
@@ -183,7 +256,7 @@ def export(
                 await store.close()
 
         asyncio.run(run())
-        keys = list(_server_keys(data_dir).values())
+        keys = list(_server_keys(data_dir, keys_dir).values())
     else:
         from gatehouse.client import ApiError, Client
 
@@ -206,6 +279,6 @@ def export(
                 if first is not None:
                     checkpoints += [Checkpoint(**c) for c in page["checkpoints"] if c["seq"] >= first]
                 keys = [VerifyKey.from_pem(page["key"]["pem"].encode())]
-    lines = export_lines(entries, checkpoints, keys, exported_at=time.time(), since=since)
+    lines = export_lines(entries, checkpoints, keys, exported_at=time.time(), since=since, roots=roots)
     to.write_text("\n".join(lines) + "\n", encoding="utf-8")
     click.echo(f"exported {len(entries)} entries and {len(checkpoints)} checkpoints to {to}")

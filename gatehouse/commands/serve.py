@@ -74,6 +74,25 @@ from gatehouse.config import Settings
     help="where the store lives (default sqlite:///<data-dir>/gatehouse.db; env GATEHOUSE_STORE_URL)",
 )
 @click.option("--bus", "bus_url", default=None, help="the bus (default memory://; env GATEHOUSE_BUS_URL)")
+@click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="where the signing key lives (default <data-dir>/keys); keep it outside the data "
+    "directory so that whoever can write the database cannot re-sign the audit log",
+)
+@click.option(
+    "--audit-witness",
+    default=None,
+    help="append every audit head, checkpoint and root to this FILE (opened O_APPEND) or POST "
+    "them to this http(s) URL, outside the data directory (`audit verify --witness`)",
+)
+@click.option(
+    "--audit-seal-interval",
+    type=float,
+    default=None,
+    help="seconds between signatures over the moved audit heads (default 2; 0 for none)",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
@@ -92,6 +111,9 @@ def serve(
     builtin_workers: int,
     store_url: str | None,
     bus_url: str | None,
+    keys_dir: Path | None,
+    audit_witness: str | None,
+    audit_seal_interval: float | None,
     log_level: str,
 ) -> None:
     """Run the control plane (API, scheduler, built-in workers) on SQLite."""
@@ -121,6 +143,9 @@ def serve(
         builtin_workers=builtin_workers,
         store_url=store_url,
         bus_url=bus_url,
+        keys_dir=keys_dir,
+        audit_witness=audit_witness,
+        audit_seal_interval=audit_seal_interval,
     )
     from gatehouse.api.ratelimit import parse_limit
     from gatehouse.errors import BadRequest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gatehouse.audit.witness import Witness
 from gatehouse.bus import Bus
 from gatehouse.crypto import SigningKey
 from gatehouse.errors import BadRequest
@@ -24,7 +25,14 @@ def _scheme(url: str) -> str:
     return scheme.lower() if sep else ""
 
 
-def open_store(url: str, *, audit_key: SigningKey, checkpoint_every: int, audit: bool) -> Store:
+def open_store(
+    url: str,
+    *,
+    audit_key: SigningKey,
+    checkpoint_every: int,
+    audit: bool,
+    audit_witness: Witness | None = None,
+) -> Store:
     """The store `url` names (not yet opened: the plane opens it at start)."""
     scheme = _scheme(url)
     if scheme == "sqlite":
@@ -35,7 +43,11 @@ def open_store(url: str, *, audit_key: SigningKey, checkpoint_every: int, audit:
         from gatehouse.store.sqlite import SQLiteStore
 
         return SQLiteStore(
-            path=Path(path), audit_key=audit_key, checkpoint_every=checkpoint_every, audit=audit
+            path=Path(path),
+            audit_key=audit_key,
+            checkpoint_every=checkpoint_every,
+            audit=audit,
+            audit_witness=audit_witness,
         )
     raise BadRequest(
         f"unknown store URL scheme `{scheme or url}` (one of {', '.join(STORE_SCHEMES)})",

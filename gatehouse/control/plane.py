@@ -12,8 +12,10 @@ import asyncio
 import gc
 import logging
 import sys
+from pathlib import Path
 
 from gatehouse.audit.events import current_actor
+from gatehouse.audit.witness import Witness, open_witness
 from gatehouse.bus import Bus, Subscription
 from gatehouse.bus.subjects import JOBS_QUEUED, POLICY_CHANGED
 from gatehouse.config import Settings
@@ -47,12 +49,19 @@ class ControlPlane:
     def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.signing_key = load_or_create_signing_key(settings.data_dir / "keys" / "server.key")
+        # With `keys_dir` outside the data directory, whoever can write the database cannot
+        # re-sign the audit log (docs/audit.md).
+        self.signing_key = load_or_create_signing_key(settings.signing_key_path)
+        self.witness: Witness | None = None
+        if store is None and settings.audit_witness:
+            _warn_if_inside(settings.audit_witness, settings.data_dir)
+            self.witness = open_witness(settings.audit_witness)
         self.store: Store = store or open_store(
             settings.store_url,
             audit_key=self.signing_key,
             checkpoint_every=settings.audit_checkpoint_every,
             audit=settings.audit,
+            audit_witness=self.witness,
         )
         self.bus: Bus = bus or open_bus(settings.bus_url)
         self.kernel: Kernel
@@ -96,6 +105,8 @@ class ControlPlane:
         await self._bootstrap_admin()
         self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
         self._tasks.append(asyncio.create_task(self._maintain()))
+        if self.settings.audit and self.settings.audit_seal_interval > 0:
+            self._tasks.append(asyncio.create_task(self._seal_audit()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
         if self.settings.policy_file is not None and self.settings.watch_policy:
             self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
@@ -133,6 +144,19 @@ class ControlPlane:
                 log.exception("maintenance pass failed")
             await asyncio.sleep(self.settings.maintenance_interval)
 
+    async def _seal_audit(self) -> None:
+        """Sign the moved heads and a root every `audit_seal_interval` seconds (the first time
+        right away), so a crash leaves at most that long unsigned; then make the witness
+        durable, off the event loop."""
+        while True:
+            try:
+                await self.store.seal_audit()
+                if self.witness is not None:
+                    await asyncio.to_thread(self.witness.sync)
+            except Exception:
+                log.exception("audit sealing failed (retried)")
+            await asyncio.sleep(self.settings.audit_seal_interval)
+
     async def _refresh_counts(self) -> None:
         # Queue depth for /metrics, refreshed off the scrape path.
         while True:
@@ -168,3 +192,18 @@ class ControlPlane:
             print(f"gatehouse: created admin identity; API key (shown once): {key}", file=sys.stderr)
         else:
             print("gatehouse: created admin identity from GATEHOUSE_ADMIN_KEY", file=sys.stderr)
+
+
+def _warn_if_inside(target: str, data_dir: Path) -> None:
+    if target.startswith(("http://", "https://")):
+        return
+    try:
+        inside = Path(target).expanduser().resolve().is_relative_to(data_dir.resolve())
+    except OSError:
+        return
+    if inside:
+        log.warning(
+            "the audit witness %s is inside the data directory: whoever can change the log can "
+            "change it too (put it on another disk or host)",
+            target,
+        )

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.audit.events import AuditEvent
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.changes import NO_CHANGES, ApprovalUpdate, JobChanges
@@ -232,8 +232,9 @@ class AuditStore(ABC):
 
     @abstractmethod
     async def seal_audit(self) -> list[Checkpoint]:
-        """Sign the head of every stream that moved since its last checkpoint (before an
-        export; `close` does it too). Returns the new checkpoints; none without a key."""
+        """Sign the head of every stream that moved since its last checkpoint, and a root over
+        every stream's last checkpoint (every few seconds from the plane, before an export;
+        `close` does it too). Returns the new checkpoints; none without a key."""
 
     @abstractmethod
     async def audit_streams(self) -> list[str]: ...
@@ -251,6 +252,10 @@ class AuditStore(ABC):
     @abstractmethod
     async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
         """Oldest first."""
+
+    @abstractmethod
+    async def audit_roots(self) -> list[Root]:
+        """Every signed root, oldest first."""
 
 
 class PolicyStore(ABC):

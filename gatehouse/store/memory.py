@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.audit.events import (
     AuditEvent,
     approval_consumed_event,
@@ -33,6 +33,7 @@ from gatehouse.audit.events import (
     policy_installed_event,
     state_event,
 )
+from gatehouse.audit.witness import Witness
 from gatehouse.audit.writer import AuditWriter, Head, HeadMoved
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
@@ -57,6 +58,7 @@ class _Sink:
     def __init__(self, store: MemoryStore) -> None:
         self.entries = store._audit
         self.checkpoints = store._checkpoints
+        self.roots = store._roots
 
     def head(self, stream: str) -> Head | None:
         entries = self.entries.get(stream)
@@ -80,14 +82,36 @@ class _Sink:
                 out.append((stream, Head(last.seq, last.hash)))
         return out
 
+    def last_checkpoint(self, stream: str) -> Checkpoint | None:
+        signed = self.checkpoints.get(stream)
+        return signed[-1] if signed else None
+
+    def last_checkpoints(self) -> dict[str, Checkpoint]:
+        return {stream: signed[-1] for stream, signed in self.checkpoints.items() if signed}
+
+    def last_root(self) -> Root | None:
+        return self.roots[-1] if self.roots else None
+
+    def insert_root(self, root: Root) -> None:
+        self.roots.append(root)
+
 
 class MemoryStore(Store):
     def __init__(
-        self, *, audit_key: SigningKey | None = None, checkpoint_every: int = 100, audit: bool = True
+        self,
+        *,
+        audit_key: SigningKey | None = None,
+        checkpoint_every: int = 100,
+        audit: bool = True,
+        audit_witness: Witness | None = None,
     ) -> None:
         # Every append reads the head from the lists: there is no cache to keep right.
         self.writer = AuditWriter(
-            key=audit_key, checkpoint_every=checkpoint_every, enabled=audit, single_writer=False
+            key=audit_key,
+            checkpoint_every=checkpoint_every,
+            enabled=audit,
+            single_writer=False,
+            witness=audit_witness,
         )
         self._identities: dict[str, Identity] = {}
         self._key_hashes: dict[str, str] = {}  # key hash -> identity id
@@ -101,6 +125,7 @@ class MemoryStore(Store):
         self._nonces: dict[str, str] = {}  # nonce -> approval id
         self._audit: dict[str, list[Entry]] = {}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
+        self._roots: list[Root] = []
         self._policies: list[PolicyRow] = []
         self._open = False
 
@@ -110,6 +135,9 @@ class MemoryStore(Store):
     async def close(self) -> None:
         if self._open and self.writer.enabled:
             self.writer.seal(_Sink(self))
+            self.writer.committed()
+        if self.writer.witness is not None:
+            self.writer.witness.close()
         self._open = False
 
     async def _turn(self) -> None:
@@ -123,6 +151,7 @@ class MemoryStore(Store):
 
     def _append(self, events: Sequence[AuditEvent]) -> None:
         self.writer.append(events, _Sink(self))
+        self.writer.committed()  # a write here is its own transaction: done once it returns
 
     # identities -----------------------------------------------------------------------------
     async def add_identity(self, identity: Identity, key_hash: str) -> None:
@@ -293,7 +322,7 @@ class MemoryStore(Store):
         if record is not None:
             self._add_record(record)
             events += decision_event(record)
-        events.append(state_event(job, job.status, moved.status, event, values))
+        events.append(state_event(job, job.status, moved.status, event, values, row=moved))
         self._append(events)
         return moved
 
@@ -420,7 +449,9 @@ class MemoryStore(Store):
 
     async def seal_audit(self) -> list[Checkpoint]:
         await self._turn()
-        return self.writer.seal(_Sink(self))
+        sealed = self.writer.seal(_Sink(self))
+        self.writer.committed()
+        return sealed
 
     async def audit_streams(self) -> list[str]:
         return sorted(s for s, entries in self._audit.items() if entries)
@@ -442,6 +473,9 @@ class MemoryStore(Store):
 
     async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
         return list(self._checkpoints.get(stream, []))
+
+    async def audit_roots(self) -> list[Root]:
+        return list(self._roots)
 
     # policies -------------------------------------------------------------------------------
     async def save_policy(self, row: PolicyRow) -> None:

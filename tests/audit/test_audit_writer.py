@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, verify_stream
+from gatehouse.audit.chain import GENESIS, Checkpoint, Entry, Root, verify_roots, verify_stream
 from gatehouse.audit.events import AuditEvent, current_actor
 from gatehouse.audit.verify import verify_file
 from gatehouse.audit.writer import AuditWriter, Head, HeadMoved
@@ -26,6 +26,7 @@ class ListSink:
     def __init__(self) -> None:
         self.entries: dict[str, list[Entry]] = {}
         self.checkpoints: list[Checkpoint] = []
+        self.roots: list[Root] = []
         self.reads = 0
 
     def head(self, stream: str) -> Head | None:
@@ -50,6 +51,18 @@ class ListSink:
             if rows and rows[-1].seq > signed:
                 out.append((stream, Head(rows[-1].seq, rows[-1].hash)))
         return out
+
+    def last_checkpoint(self, stream: str) -> Checkpoint | None:
+        return next((c for c in reversed(self.checkpoints) if c.stream == stream), None)
+
+    def last_checkpoints(self) -> dict[str, Checkpoint]:
+        return {c.stream: c for c in self.checkpoints}
+
+    def last_root(self) -> Root | None:
+        return self.roots[-1] if self.roots else None
+
+    def insert_root(self, root: Root) -> None:
+        self.roots.append(root)
 
 
 def events(n: int, stream: str = "system") -> list[AuditEvent]:
@@ -146,7 +159,7 @@ def test_an_export_of_a_short_stream_checks_a_signature(tmp_path: Path) -> None:
     assert exported.exit_code == 0, exported.output
     pinned = {key.key_id: key.verify_key}
     reports = verify_file(out, pinned)
-    assert [(r.stream, r.ok, r.checkpoints) for r in reports] == [("system", True, 1)]
+    assert [(r.stream, r.ok, r.checkpoints) for r in reports] == [("system", True, 1), ("(roots)", True, 0)]
     checked = runner.invoke(
         audit, ["verify", "--file", str(out), "--trust-key", str(data / "keys" / "server.pub")]
     )
@@ -159,3 +172,80 @@ def test_an_export_of_a_short_stream_checks_a_signature(tmp_path: Path) -> None:
             record["sig"] = SigningKey.generate().sign(b"not it")
     out.write_text("\n".join(json.dumps(r) for r in forged) + "\n")
     assert not all(r.ok for r in verify_file(out, pinned))
+
+
+class ListWitness:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def append(self, records) -> None:
+        self.records += [dict(r) for r in records]
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_checkpoints_chain_and_a_root_names_every_stream(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key, checkpoint_every=2)
+    writer.append(events(5) + events(1, "tenant:t1"), sink)
+    writer.seal(sink)
+    system = [c for c in sink.checkpoints if c.stream == "system"]
+    assert [c.seq for c in system] == [2, 4, 5]
+    assert system[0].prev == GENESIS and [c.prev for c in system[1:]] == [c.digest for c in system[:-1]]
+    keys = {key.key_id: key.verify_key}
+    reports = {
+        s: verify_stream(s, rows, [c for c in sink.checkpoints if c.stream == s], keys)
+        for s, rows in sink.entries.items()
+    }
+    assert all(r.ok for r in reports.values())
+    (root,) = sink.roots
+    assert root.seq == 1 and root.prev == GENESIS
+    assert {s: h["seq"] for s, h in root.heads.items()} == {"system": 5, "tenant:t1": 1}
+    assert verify_roots(sink.roots, reports, keys).ok
+    # Deleting a checkpoint from the middle breaks the signed link of the next one.
+    gone = [c for c in system if c.seq != 2]
+    assert not verify_stream("system", sink.entries["system"], gone, keys).ok
+    # Deleting a whole stream (entries and checkpoints) leaves the root naming it.
+    del reports["tenant:t1"]
+    bad = verify_roots(sink.roots, reports, keys)
+    assert not bad.ok and "tenant:t1" in (bad.reason or "")
+    # No root at all, with entries: nothing vouches for the list of streams.
+    assert not verify_roots([], reports, keys).ok
+
+
+def test_a_seal_after_the_first_looks_only_at_moved_streams(key: SigningKey) -> None:
+    sink, writer = ListSink(), AuditWriter(key=key, checkpoint_every=100)
+    writer.append(events(2) + events(1, "tenant:t1"), sink)
+    writer.seal(sink)
+    writer.append(events(1, "tenant:t1"), sink)
+    sink.unsealed = None  # type: ignore[assignment]  # the scan is not used again
+    assert [(c.stream, c.seq) for c in writer.seal(sink)] == [("tenant:t1", 2)]
+    assert [r.seq for r in sink.roots] == [1, 2]
+    assert sink.roots[1].prev == sink.roots[0].digest
+    assert {s: h["seq"] for s, h in sink.roots[1].heads.items()} == {"system": 2, "tenant:t1": 2}
+    assert writer.seal(sink) == [] and len(sink.roots) == 2  # nothing moved: no new root
+
+
+def test_the_witness_hears_heads_after_each_commit_and_signatures_at_each_seal(key: SigningKey) -> None:
+    witness = ListWitness()
+    sink, writer = ListSink(), AuditWriter(key=key, witness=witness)
+    writer.append(events(2), sink)
+    assert witness.records == []  # nothing before the commit
+    writer.committed()
+    assert witness.records == [
+        {"record": "head", "stream": "system", "seq": 2, "hash": sink.entries["system"][1].hash}
+    ]
+    with pytest.raises(RuntimeError), writer.atomic():
+        writer.append(events(1), sink)
+        del sink.entries["system"][2:]
+        raise RuntimeError("rolled back")
+    writer.committed()  # the rolled-back head is not told: the head it tells is the kept one
+    assert witness.records[-1]["seq"] == 2
+    writer.seal(sink)
+    writer.committed()
+    kinds = [r["record"] for r in witness.records]
+    assert kinds[-2:] == ["checkpoint", "root"]
+    assert Root.from_dict(witness.records[-1]).digest == sink.roots[-1].digest

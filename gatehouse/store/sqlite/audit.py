@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.audit.events import AuditEvent
 from gatehouse.store.base import AuditStore
 from gatehouse.store.sqlite import rows
@@ -47,7 +47,11 @@ class SQLiteAudit(SQLiteBase, AuditStore):
 
     async def audit_checkpoints(self, stream: str) -> list[Checkpoint]:
         found = self.db.execute(
-            "SELECT stream, seq, hash, time, key_id, sig FROM audit_checkpoints WHERE stream = ? ORDER BY id",
+            f"SELECT {rows.CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE stream = ? ORDER BY id",
             (stream,),
         ).fetchall()
         return [rows.checkpoint(r) for r in found]
+
+    async def audit_roots(self) -> list[Root]:
+        found = self.db.execute(f"SELECT {rows.ROOT_COLUMNS} FROM audit_roots ORDER BY id").fetchall()
+        return [rows.root(r) for r in found]

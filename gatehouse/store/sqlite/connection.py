@@ -22,11 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.audit.events import AuditEvent
+from gatehouse.audit.witness import Witness
 from gatehouse.audit.writer import AuditWriter, Head, HeadMoved
 from gatehouse.crypto import SigningKey
 from gatehouse.store._keycache import KeyCache
+from gatehouse.store.sqlite import rows
 from gatehouse.store.sqlite._commit import GroupCommit
 from gatehouse.store.sqlite.schema import SCHEMA, Tx, migrate
 
@@ -66,8 +68,36 @@ class _Sink:
 
     def insert_checkpoint(self, cp: Checkpoint) -> None:
         self.db.execute(
-            "INSERT INTO audit_checkpoints (stream, seq, hash, time, key_id, sig) VALUES (?,?,?,?,?,?)",
-            (cp.stream, cp.seq, cp.hash, cp.time, cp.key_id, cp.sig),
+            "INSERT INTO audit_checkpoints (stream, seq, hash, time, key_id, sig, prev) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (cp.stream, cp.seq, cp.hash, cp.time, cp.key_id, cp.sig, cp.prev),
+        )
+
+    def last_checkpoint(self, stream: str) -> Checkpoint | None:
+        row = self.db.execute(
+            f"SELECT {rows.CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE stream = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (stream,),
+        ).fetchone()
+        return rows.checkpoint(row) if row else None
+
+    def last_checkpoints(self) -> dict[str, Checkpoint]:
+        found = self.db.execute(
+            f"SELECT {rows.CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE id IN "
+            "(SELECT MAX(id) FROM audit_checkpoints GROUP BY stream)"
+        ).fetchall()
+        return {cp.stream: cp for cp in map(rows.checkpoint, found)}
+
+    def last_root(self) -> Root | None:
+        row = self.db.execute(
+            f"SELECT {rows.ROOT_COLUMNS} FROM audit_roots ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return rows.root(row) if row else None
+
+    def insert_root(self, root: Root) -> None:
+        self.db.execute(
+            "INSERT INTO audit_roots (seq, time, prev, heads, key_id, sig) VALUES (?,?,?,?,?,?)",
+            (root.seq, root.time, root.prev, rows.dumps(root.heads), root.key_id, root.sig),
         )
 
     def unsealed(self) -> list[tuple[str, Head]]:
@@ -91,11 +121,14 @@ class SQLiteBase:
         audit_key: SigningKey | None = None,
         checkpoint_every: int = 100,
         audit: bool = True,
+        audit_witness: Witness | None = None,
     ) -> None:
         self.path = str(path)
         self._db: sqlite3.Connection | None = None
         self._commit: GroupCommit | None = None
-        self.writer = AuditWriter(key=audit_key, checkpoint_every=checkpoint_every, enabled=audit)
+        self.writer = AuditWriter(
+            key=audit_key, checkpoint_every=checkpoint_every, enabled=audit, witness=audit_witness
+        )
         self._keys = KeyCache()
         # A second connection, used only on one background thread: WAL checkpoints and the
         # slow aggregate reads behind the queue metrics (sqlite releases the GIL meanwhile).
@@ -141,8 +174,11 @@ class SQLiteBase:
             if self.writer.enabled and self.writer.key is not None:
                 with Tx(self._db) as db:
                     self.writer.seal(_Sink(db))
+                self.writer.committed()
             self._db.close()
             self._db = None
+        if self.writer.witness is not None:
+            self.writer.witness.close()
 
     # writing --------------------------------------------------------------------------------
     def _append_audit(self, db: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
@@ -187,6 +223,7 @@ class SQLiteBase:
     def _committed(self, writes: int) -> None:
         """After each group commit: every ~1,000 writes, a passive checkpoint in the background
         (it never blocks writers; a write that finds the WAL fully copied starts it over)."""
+        self.writer.committed()  # the witness hears of the heads this commit moved
         self._uncheckpointed += writes
         if self._uncheckpointed < _WAL_CHECKPOINT_EVERY or self._checkpointing or self._background is None:
             return

@@ -140,7 +140,7 @@ class SQLiteJobs(SQLiteBase, JobStore):
             if record is not None:
                 rows.insert_record(db, record)
                 events += decision_event(record)
-            events.append(state_event(job, job.status, moved.status, event, values))
+            events.append(state_event(job, job.status, moved.status, event, values, row=moved))
             self._append_audit(db, events)
             return moved
 

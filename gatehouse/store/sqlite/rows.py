@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gatehouse.audit.chain import Checkpoint, Entry
+from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
@@ -23,12 +23,14 @@ from gatehouse.domain.records import DecisionRecord
 
 __all__ = [
     "APPROVAL_COLUMNS",
+    "CHECKPOINT_COLUMNS",
     "CONTAINMENT_COLUMNS",
     "ENTRY_COLUMNS",
     "IDENTITY_COLUMNS",
     "JOB_COLUMNS",
     "JSON_FIELDS",
     "RECORD_COLUMNS",
+    "ROOT_COLUMNS",
     "approval",
     "checkpoint",
     "containment",
@@ -41,6 +43,7 @@ __all__ = [
     "job",
     "loads",
     "record",
+    "root",
 ]
 
 JOB_COLUMNS = (
@@ -262,8 +265,16 @@ def entry(r: tuple[Any, ...]) -> Entry:
     )
 
 
+CHECKPOINT_COLUMNS = "stream, seq, hash, time, key_id, sig, prev"
+ROOT_COLUMNS = "seq, time, prev, heads, key_id, sig"
+
+
 def checkpoint(r: tuple[Any, ...]) -> Checkpoint:
     return Checkpoint(*r)
+
+
+def root(r: tuple[Any, ...]) -> Root:
+    return Root(seq=r[0], time=r[1], prev=r[2], heads=loads(r[3]), key_id=r[4], sig=r[5])
 
 
 def containment(r: tuple[Any, ...]) -> Containment:

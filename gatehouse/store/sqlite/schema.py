@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     hash TEXT NOT NULL,
     time REAL NOT NULL,
     key_id TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    prev TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_checkpoints_stream ON audit_checkpoints (stream, id);
+CREATE TABLE IF NOT EXISTS audit_roots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL UNIQUE,
+    time REAL NOT NULL,
+    prev TEXT NOT NULL,
+    heads TEXT NOT NULL,
+    key_id TEXT NOT NULL,
     sig TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS approvals (
@@ -143,13 +154,30 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def migrate(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version >= SCHEMA_VERSION:
         return
+    if version < 1:
+        _to_1(db)
+    if version < 2:
+        _to_2(db)
+
+
+def _to_2(db: sqlite3.Connection) -> None:
+    """Chained checkpoints (`prev`; the audit_roots table and its index come from SCHEMA)."""
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(audit_checkpoints)")}
+        if "prev" not in columns:
+            db.execute("ALTER TABLE audit_checkpoints ADD COLUMN prev TEXT")
+        db.execute("CREATE INDEX IF NOT EXISTS audit_checkpoints_stream ON audit_checkpoints (stream, id)")
+        db.execute("PRAGMA user_version = 2")
+
+
+def _to_1(db: sqlite3.Connection) -> None:
     with Tx(db):
         columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         if "tenant" not in columns:
@@ -163,7 +191,7 @@ def migrate(db: sqlite3.Connection) -> None:
             "WHERE tenant IS NULL AND job_id IS NOT NULL"
         )
         db.execute("CREATE INDEX IF NOT EXISTS decisions_tenant ON decisions (tenant, seq)")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("PRAGMA user_version = 1")
 
 
 class Tx:
