@@ -10,7 +10,8 @@ Steps, in order: `sanitise` drops server-only label keys and meta keys outside t
 `screen_attachments` removes executables and the archives that may hide them; `classify` derives
 `command_class` and risk tags from the prompt and the text attachments (within a character
 budget, the job tagged `attachment_not_fully_classified` past it); derived labels override
-client-sent ones.
+client-sent ones. Label keys and values and the capability get the one spelling policy compares
+(`canon`); the topic's is `canon_topic`, applied by the callers, which hold it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatehouse.ingress.attachments import screen_attachments
+from gatehouse.ingress.canon import canon_capability, canon_labels
 from gatehouse.ingress.classify import Classifier
 from gatehouse.ingress.sanitise import sanitise
 
@@ -76,8 +78,10 @@ def intake(
         a["size"] = len(a["content_base64"]) * 3 // 4
     texts, truncated = _texts(kept, max_attachment_chars)
     found = classifier.classify(prompt, attachments_text=texts)
-    merged = {**clean.labels, **found.labels}  # server-derived labels win
+    merged = {**canon_labels(clean.labels), **found.labels}  # server-derived labels win
     out_meta: dict[str, Any] = {k: v for k, v in clean.meta.items() if k in _KEPT_META}
+    if isinstance(out_meta.get("capability"), str):
+        out_meta["capability"] = canon_capability(out_meta["capability"])
     server_tags = {*found.risk_tags, *((TRUNCATED_TAG,) if truncated else ())}
     out_meta["risk_tags"] = sorted({*clean.meta.get("risk_tags", []), *server_tags})
     derived: dict[str, Any] = {

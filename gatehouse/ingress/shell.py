@@ -36,6 +36,7 @@ __all__ = ["MAX_UNFOLD_CHARS", "might_hide_commands", "unfold"]
 # The parser reads at most this much text, and the rendering is cut at the same size.
 MAX_UNFOLD_CHARS = 64 * 1024
 _MAX_DEPTH = 4  # nested `bash -c`, substitutions and decoded payloads
+_MAX_NESTING = 100  # syntax nesting (subshells, groups) walked; deeper text is kept as written
 
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
 # Characters without which the shell reads a text word for word as written: no quoting,
@@ -64,7 +65,14 @@ def might_hide_commands(text: str) -> bool:
 def unfold(text: str) -> str:
     """The commands of `text` as a shell runs them, one a line ("" when it has none)."""
     out: list[str] = []
-    _Unfolder(out).script(text[:MAX_UNFOLD_CHARS], depth=0)
+    text = text[:MAX_UNFOLD_CHARS]
+    reader = _Unfolder(out)
+    reader.script(text, depth=0)
+    if "\n" in text:
+        # Line by line as well, keeping the variables: text in front of a command must not
+        # hide it by opening a quote or a construct that swallows the lines after it.
+        for line in text.splitlines():
+            reader.script(line, depth=0)
     rendered = "\n".join(line for line in out if line.strip())
     return rendered[:MAX_UNFOLD_CHARS]
 
@@ -94,7 +102,12 @@ class _Unfolder:
 
     # -- statements -------------------------------------------------------------------------
 
-    def node(self, node: tree_sitter.Node, src: bytes, depth: int) -> None:
+    def node(self, node: tree_sitter.Node, src: bytes, depth: int, level: int = 0) -> None:
+        if level > _MAX_NESTING:
+            # `( ( ( ... rm -rf / ) ) )` a thousand deep: no shell spelling to take away here,
+            # and the text as written is scanned anyway. Keep it as written and stop walking.
+            self.emit(_text(node, src))
+            return
         kind = node.type
         if kind == "variable_assignment":
             name = node.child_by_field_name("name")
@@ -106,17 +119,17 @@ class _Unfolder:
             self.command(node, src, depth)
             return
         if kind == "pipeline":
-            self.pipeline(node, src, depth)
+            self.pipeline(node, src, depth, level)
             return
         if kind == "redirected_statement":
             for child in node.children:
                 if child.type in ("file_redirect", "heredoc_redirect", "herestring_redirect"):
                     self.emit(self.redirect(child, src, depth))
                 else:
-                    self.node(child, src, depth)
+                    self.node(child, src, depth, level + 1)
             return
         for child in node.named_children:
-            self.node(child, src, depth)
+            self.node(child, src, depth, level + 1)
 
     def command(self, node: tree_sitter.Node, src: bytes, depth: int) -> list[str]:
         words: list[str] = []
@@ -152,12 +165,12 @@ class _Unfolder:
             at = argv.index(flag)
             self.emit(" ".join(argv[at + 1 :]))
 
-    def pipeline(self, node: tree_sitter.Node, src: bytes, depth: int) -> None:
-        stages = [c for c in node.named_children if c.type in ("command", "redirected_statement")]
+    def pipeline(self, node: tree_sitter.Node, src: bytes, depth: int, level: int) -> None:
+        stages = node.named_children
         data: str | None = None  # what flows through the pipe, when it is a literal we can follow
         for stage in stages:
             if stage.type != "command":
-                self.node(stage, src, depth)
+                self.node(stage, src, depth, level + 1)
                 data = None
                 continue
             argv = self.command(stage, src, depth)

@@ -29,6 +29,7 @@ from typing import Any
 
 from gatehouse.errors import BadRequest, PolicyError
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, Pattern
+from gatehouse.ingress.canon import canon_capability, canon_topic, canon_value
 from gatehouse.policy._durations import parse_duration
 from gatehouse.policy._nodes import (
     Ctx,
@@ -151,7 +152,8 @@ class Bundle:
 
 
 def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    items = str_list(cx, node, what)
+    # Topics are compared in one spelling (`ingress.canon`): the job's is lower-cased at intake.
+    items = [canon_topic(t) for t in str_list(cx, node, what)]
     for i, item in enumerate(items):
         try:
             compile_glob(item)
@@ -241,7 +243,8 @@ def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
     for key, vnode in mapping(cx, node, what, None).items():
         if not LABEL_KEY.fullmatch(key):
             cx.fail(vnode, f"bad label key `{key}`")
-        out[key] = tuple(str_list(cx, vnode, f"label `{key}`", allow_numbers=True))
+        values = str_list(cx, vnode, f"label `{key}`", allow_numbers=True)
+        out[key.lower()] = tuple(canon_value(v) for v in values)  # as the job's, at intake
     return out
 
 
@@ -256,7 +259,7 @@ def _targets(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
 
 
 def _capabilities(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    items = str_list(cx, node, what)
+    items = [canon_capability(c) for c in str_list(cx, node, what)]
     for i, item in enumerate(items):
         try:
             capability_glob(item)
@@ -305,7 +308,9 @@ def _remediation(cx: _Ctx, node: Any) -> Remediation:
     set_labels: dict[str, str] = {}
     if "set_labels" in body:
         for key, vnode in mapping(cx, body["set_labels"], "`set_labels`", None).items():
-            set_labels[key] = string(cx, vnode, f"`set_labels.{key}`", allow_numbers=True)
+            set_labels[key.lower()] = canon_value(
+                string(cx, vnode, f"`set_labels.{key}`", allow_numbers=True)
+            )
     desc = string(cx, body["description"], "remediation `description`") if "description" in body else ""
     return Remediation(id=rid, description=desc, set=sets, set_labels=set_labels)
 

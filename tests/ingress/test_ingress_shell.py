@@ -61,3 +61,14 @@ def test_bounded_on_hostile_input() -> None:
     assert len(unfold(huge)) <= MAX_UNFOLD_CHARS
     assert unfold("echo !!!notbase64!!! | base64 -d | sh") is not None
     assert unfold("\ud800 rm") is not None  # a lone surrogate is not a crash
+
+
+def test_deep_nesting_is_bounded_and_keeps_the_command() -> None:
+    for text in ("( " * 5000 + "rm -rf /" + " )" * 5000, "( a | " * 5000 + "rm -rf /" + " )" * 5000):
+        assert "rm -rf /" in unfold(text)
+
+
+def test_text_in_front_cannot_swallow_a_command() -> None:
+    # An unclosed quote or a lone `$` on the line before must not hide the next line's command.
+    for prefix in ("$", "'", '"', "`", "$(", "cat <<EOF"):
+        assert "rm -rf /" in unfold(f"{prefix}\necho cm0gLXJmIC8= | base64 -d | sh").splitlines()
