@@ -1,8 +1,9 @@
 """The approval flow: who may approve what, and what an approval does to a job.
 
 Only identities with the `approver` role act (an admin needs the role too); nobody approves a job
-they submitted; an approver of one tenant never sees another tenant's jobs (404). Approving issues
-a signed token and moves the job back to the queue in one transaction; the dispatch gate then
+they submitted; while a tenant is contained, nobody of it approves or rejects (403
+`tenant_contained`); an approver of one tenant never sees another tenant's jobs (404). Approving
+issues a signed token and moves the job back to the queue in one transaction; the dispatch gate then
 checks the token (`gatehouse.domain.approvals.token_problem`) and consumes its nonce as it leases.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from gatehouse.audit.events import AuditEvent, stream_for
 from gatehouse.bus.subjects import JOBS_QUEUED
 from gatehouse.control.deps import Deps
+from gatehouse.control.incidents import Incidents
 from gatehouse.control.lookup import moved_or_conflict, require_job
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
@@ -58,7 +60,8 @@ def approval_record(
 
 
 class ApprovalFlow:
-    def __init__(self, *, deps: Deps, key: SigningKey) -> None:
+    def __init__(self, *, deps: Deps, key: SigningKey, incidents: Incidents) -> None:
+        self.incidents = incidents
         self.store = deps.store
         self.bus = deps.bus
         self.metrics = deps.metrics
@@ -156,6 +159,7 @@ class ApprovalFlow:
     ) -> dict[str, Any]:
         self._require_approver(who)
         job = await require_job(self.store, job_id, tenant)
+        self.incidents.require_open(who, job.tenant, "approve or reject a job")
         latest = await self.store.latest_approval(job.id)
         if token is not None:
             problem = token_problem(token, job, self.key.verify_key, now=now())
@@ -189,6 +193,7 @@ class ApprovalFlow:
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
         job = await require_job(self.store, job_id, tenant)
+        self.incidents.require_open(who, job.tenant, "approve or reject a job")
         latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
         return await self._decide(who, job, latest, states.APPROVAL_REJECTED, comment, {})
 

@@ -1,11 +1,11 @@
 """The dispatch gate: a queued job is judged again before any worker gets it.
 
 The job is re-checked against the *current* policy snapshot through the decision pipeline
-(containment first, then the kernel); an approved job's token must be genuine, for this very
-job, unexpired and unused, and its nonce is consumed in the same transaction that hands the job
-out. The hand-off is a compare-and-set from `queued` to `dispatched` in the store, so one job
-can never be leased twice at once, even with several schedulers on one database. Leases, results
-and lease expiry are `control/leases.py`.
+(a revoked submitter first, rule `identity_revoked`; then containment; then the kernel); an
+approved job's token must be genuine, for this very job, unexpired and unused, and its nonce is
+consumed in the same transaction that hands the job out. The hand-off is a compare-and-set from
+`queued` to `dispatched` in the store, so one job can never be leased twice at once, even with
+several schedulers on one database. Leases, results and lease expiry are `control/leases.py`.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ class DispatchGate:
 
     async def dispatch(self, job: Job, *, owner: str, lease_seconds: int) -> Job | None:
         """The dispatch gate for one queued job: lease it, deny it, or send it for approval."""
-        # A kill switch comes before approvals and the policy.
-        verdict = self.pipeline.contained(job.tenant, job.identity_id, _STAGE)
+        # A kill switch, or its submitter's revoked key, comes before approvals and the policy.
+        verdict = self.pipeline.incidents.revoked(
+            job.tenant, job.identity_id, self.kernel.snapshot, _STAGE
+        ) or self.pipeline.contained(job.tenant, job.identity_id, _STAGE)
         if verdict is None:
             approval = await self.store.latest_approval(job.id)
             if approval is not None and approval.status == states.APPROVAL_APPROVED:

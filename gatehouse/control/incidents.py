@@ -21,12 +21,15 @@ from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.records import Verdict
-from gatehouse.errors import BadRequest, Conflict, NotFound
+from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
 from gatehouse.policy import DENY, Decision
 
-__all__ = ["RULE_ID", "Containment", "Incidents"]
+__all__ = ["CONTAINED_CODE", "REVOKED_RULE_ID", "RULE_ID", "Containment", "Incidents"]
 
 RULE_ID = "incident_containment"
+# The dispatch gate's deny for a queued job whose submitter's key was revoked since.
+REVOKED_RULE_ID = "identity_revoked"
+CONTAINED_CODE = "tenant_contained"
 KINDS = ("tenant", "identity")
 
 
@@ -35,10 +38,44 @@ class Incidents:
         self.store = deps.store
         self.metrics = deps.metrics
         self._active: dict[tuple[str, str], Containment] = {}
+        # Identities whose key was revoked: permanent, unlike a containment (see `revoked`).
+        self._revoked: set[str] = set()
 
     async def load(self) -> None:
         self._active = {(c.kind, c.target): c for c in await self.store.containments(active_only=True)}
         self.metrics.containments_active.set(len(self._active))
+
+    async def load_revoked(self) -> None:
+        self._revoked = {i.id for i in await self.store.list_identities(None) if i.revoked_at is not None}
+
+    def mark_revoked(self, identity_id: str) -> None:
+        self._revoked.add(identity_id)
+
+    def revoked(
+        self, tenant: str, identity_id: str | None, snapshot: str | None, stage: str
+    ) -> Verdict | None:
+        """The deny for a job whose submitter's key was revoked (rule `identity_revoked`)."""
+        if identity_id is None or identity_id not in self._revoked:
+            return None
+        self.metrics.decision(stage, DENY, REVOKED_RULE_ID)
+        why = f"the API key of identity `{identity_id}`, which submitted this job, was revoked"
+        return Verdict(decision=Decision(DENY, REVOKED_RULE_ID, why), snapshot=snapshot)
+
+    def require_open(self, who: Identity, tenant: str, action: str) -> None:
+        """Refuse a person's decision on a contained tenant's work (403 `tenant_contained`).
+
+        While a tenant is contained its own reviewers and approvers may be the compromised
+        party: they neither release held output nor approve, reject or discard; a global admin
+        (the incident responder) still may, within its roles.
+        """
+        c = self._active.get(("tenant", tenant)) if self._active else None
+        if c is None or who.is_global_admin:
+            return
+        raise Forbidden(
+            f"tenant `{tenant}` is contained (incident {c.id}): nobody of it may {action} until it is lifted",
+            code=CONTAINED_CODE,
+            details={"incident": c.id},
+        )
 
     def check(self, tenant: str, identity_id: str | None) -> Containment | None:
         """The containment that holds a job of `tenant` submitted by `identity_id`, if any."""
@@ -72,6 +109,7 @@ class Incidents:
             )
         if kind == "identity" and target == who.id:
             raise BadRequest("an identity cannot contain itself", code="self_containment")
+        await self._require_administered(who, kind, target)
         if not force:
             await self._require_exists(kind, target)
         existing = self._active.get((kind, target))
@@ -108,7 +146,39 @@ class Incidents:
                 code="tenant_not_found",
             )
 
+    async def _require_administered(self, who: Identity, kind: str, target: str) -> None:
+        """An admin of one tenant contains and lifts within that tenant only."""
+        if who.is_global_admin:
+            return
+        if kind == "tenant":
+            ok = target == who.tenant
+        else:
+            identity = await self.store.get_identity(target)
+            ok = identity is not None and identity.tenant == who.tenant and not identity.is_global_admin
+        if not ok:
+            raise Forbidden(
+                f"identity `{who.name}` administers tenant `{who.tenant}` only", code="tenant_mismatch"
+            )
+
+    async def visible(self, who: Identity, found: list[Containment]) -> list[Containment]:
+        """The containments `who` may see: all for a global admin, else its tenant's."""
+        if who.is_global_admin:
+            return found
+        out = []
+        for c in found:
+            if c.kind == "tenant" and c.target == who.tenant:
+                out.append(c)
+            elif c.kind == "identity" and who.is_admin:
+                identity = await self.store.get_identity(c.target)
+                if identity is not None and identity.tenant == who.tenant:
+                    out.append(c)
+        return out
+
     async def lift(self, who: Identity, containment_id: str) -> Containment:
+        if not who.is_global_admin:
+            mine = await self.visible(who, await self.store.containments(active_only=True))
+            if containment_id not in {c.id for c in mine}:
+                raise NotFound(f"no active containment `{containment_id}`", code="containment_not_found")
         lifted = await self.store.lift_containment(containment_id, at=now(), by=who.id)
         if lifted is None:
             raise NotFound(f"no active containment `{containment_id}`", code="containment_not_found")

@@ -145,6 +145,8 @@ class OutputGate:
             )
         if job.identity_id == who.id:
             raise Forbidden("an identity cannot review the output of its own job", code="self_review")
+        # A contained tenant's own reviewers may be the compromised party (403 `tenant_contained`).
+        self.incidents.require_open(who, job.tenant, "release or discard held output")
         return job
 
     async def _review(

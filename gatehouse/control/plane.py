@@ -17,7 +17,7 @@ from pathlib import Path
 from gatehouse.audit.events import current_actor
 from gatehouse.audit.witness import Witness, open_witness
 from gatehouse.bus import Bus, Subscription
-from gatehouse.bus.subjects import JOBS_QUEUED, POLICY_CHANGED
+from gatehouse.bus.subjects import IDENTITY_REVOKED, JOBS_QUEUED, POLICY_CHANGED
 from gatehouse.config import Settings
 from gatehouse.control.approvals import ApprovalFlow
 from gatehouse.control.auth import Authenticator
@@ -49,6 +49,10 @@ class ControlPlane:
     def __init__(self, settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        # The data directory holds the database, its keys and quarantined originals: this user's
+        # alone (the database files themselves are 0600, `store/sqlite/connection.py`).
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings.data_dir.chmod(0o700)
         # With `keys_dir` outside the data directory, whoever can write the database cannot
         # re-sign the audit log (docs/audit.md).
         self.signing_key = load_or_create_signing_key(settings.signing_key_path)
@@ -81,11 +85,11 @@ class ControlPlane:
         self.auth = Authenticator(store=self.store, incidents=self.incidents)
         self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
         self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)
-        self.approvals = ApprovalFlow(deps=deps, key=self.signing_key)
+        self.approvals = ApprovalFlow(deps=deps, key=self.signing_key, incidents=self.incidents)
         self.outputs = OutputGate(deps=deps, incidents=self.incidents)
         self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
         self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)
-        self.identities = Identities(deps=deps)
+        self.identities = Identities(deps=deps, incidents=self.incidents)
         trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
         self.installer = PolicyInstaller(deps=deps, trusted=trusted)
         self._subscriptions: list[Subscription] = []
@@ -99,9 +103,11 @@ class ControlPlane:
         self._subscriptions = [
             await self.bus.subscribe(JOBS_QUEUED, self.leases.on_queued),
             await self.bus.subscribe(POLICY_CHANGED, self.installer.on_changed),
+            await self.bus.subscribe(IDENTITY_REVOKED, self.identities.on_revoked),
         ]
         await self.installer.startup(self.settings.policy_file)
         await self.incidents.load()
+        await self.incidents.load_revoked()
         await self._bootstrap_admin()
         self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
         self._tasks.append(asyncio.create_task(self._maintain()))

@@ -141,6 +141,9 @@ class SubmitGate:
     async def submit(
         self, who: Identity, tenant: str, body: JobRequest, *, remediated_from: str | None = None
     ) -> Submitted:
+        # Submitting is the agent's act: a worker, reviewer or approver key that submits could
+        # lease, review or approve its own work. An admin (the operator) may too; see README.
+        who.require_role("agent", message=f"identity `{who.name}` needs the agent role to submit jobs")
         draft = self._draft(who, tenant, body)
         if draft.idempotency_key is not None:
             existing = await self.store.job_by_idempotency_key(who.id, draft.idempotency_key)
@@ -236,6 +239,12 @@ class SubmitGate:
     async def simulate(self, who: Identity, tenant: str, body: JobRequest) -> DecisionRecord:
         """The decision the job would get now. Side effect: only a `simulate` record."""
         job, job_id = await self._decide_body(who, tenant, body)
+        if job_id is not None:
+            # The record goes into the history of the job it names (a stored job re-judged, or
+            # a label that happens to name one): only a party to that job writes there.
+            named = job if job.id == job_id and job.status else await self.store.get_job(job_id, tenant)
+            if named is not None:
+                _require_party(who, named, "simulate")
         verdict = await self._verdict(who, job, "simulate")
         record = make_record(
             verdict,
@@ -283,6 +292,8 @@ class SubmitGate:
         job = await require_job(self.store, job_id, tenant)
         offered: dict[str, Any] | None = None
         for record in reversed(await self.store.decisions(job_id, tenant)):
+            if record.stage == "simulate":
+                continue  # a simulation offers nothing: only the job's own decisions do
             offered = _offered(record, remediation_id)
             if offered is not None:
                 break
@@ -328,6 +339,16 @@ class SubmitGate:
             request["topic"], request["prompt"], request["labels"], request["meta"], [], offered
         )
         return await self.submit(who, tenant, body, remediated_from=decision_id)
+
+
+def _require_party(who: Identity, job: Job, action: str) -> None:
+    """A job's own history is written by its parties: its submitter, an approver, an admin."""
+    if job.identity_id != who.id:
+        who.require_role(
+            "approver",
+            message=f"only the submitter, an approver or an admin may {action} job `{job.id}`",
+            code=Forbidden.code,
+        )
 
 
 def _offered(record: DecisionRecord, remediation_id: str) -> dict[str, Any] | None:

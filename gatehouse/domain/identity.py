@@ -11,9 +11,21 @@ from dataclasses import dataclass
 from gatehouse.errors import BadRequest, Forbidden
 from gatehouse.policy.glob import GlobError, compile_glob
 
-__all__ = ["ROLES", "Identity", "hash_key", "new_api_key", "validate_scope"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "GLOBAL_TENANT",
+    "ROLES",
+    "Identity",
+    "hash_key",
+    "new_api_key",
+    "validate_scope",
+]
 
 ROLES = ("agent", "approver", "reviewer", "admin", "worker")
+# An admin of this "tenant" is a global admin: it acts in any tenant (`X-Tenant-ID`, else
+# `DEFAULT_TENANT`). An admin of a real tenant administers that tenant alone.
+GLOBAL_TENANT = "*"
+DEFAULT_TENANT = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,127}$")
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -44,6 +56,21 @@ class Identity:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+    @property
+    def is_global_admin(self) -> bool:
+        """An admin of every tenant: one created in tenant `*`, or the bootstrap admin (which
+        older data directories stored in tenant `default`)."""
+        return self.is_admin and (self.tenant == GLOBAL_TENANT or self.created_by == "bootstrap")
+
+    def may_act_in(self, tenant: str) -> bool:
+        """Whether this identity may act for `tenant` (its own, or any for a global admin)."""
+        return tenant == self.tenant or self.is_global_admin
+
+    @property
+    def home_tenant(self) -> str:
+        """The tenant a request acts in when it names none."""
+        return DEFAULT_TENANT if self.tenant == GLOBAL_TENANT else self.tenant
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -104,11 +131,14 @@ def validate_scope(
     """Raise `BadRequest` unless the identity fields are well formed."""
     if not _NAME.match(name or ""):
         raise BadRequest(f"bad identity name `{name}`", code="invalid_name")
-    if not _TENANT.match(tenant or ""):
+    roles = list(roles)
+    if tenant == GLOBAL_TENANT:
+        if "admin" not in roles:
+            raise BadRequest("only an admin can belong to tenant `*` (a global admin)", code="invalid_tenant")
+    elif not _TENANT.match(tenant or ""):
         raise BadRequest(
             f"bad tenant `{tenant}` (lowercase letters, digits, `_` and `-`)", code="invalid_tenant"
         )
-    roles = list(roles)
     if not roles:
         raise BadRequest("an identity needs at least one role", code="invalid_roles")
     for r in roles:

@@ -12,6 +12,10 @@ first one that fires decides the reason:
 
 Names and content types are claims by the client; the bytes are what would run, so a renamed
 binary is still caught by step 4 and a renamed zip by step 5.
+
+A kept attachment's name is made safe to hand to a worker that may write it to disk
+(`safe_name`): its last path component only (`../../etc/passwd` is `passwd`), without control
+or format characters, at most `MAX_NAME_CHARS` characters (its extension kept).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +38,31 @@ from gatehouse.ingress.signatures import (
     check_name,
 )
 
-__all__ = ["AttachmentScreen", "RemovedAttachment", "screen_attachments"]
+__all__ = ["MAX_NAME_CHARS", "AttachmentScreen", "RemovedAttachment", "safe_name", "screen_attachments"]
+
+MAX_NAME_CHARS = 128
+_FALLBACK_NAME = "attachment"
+
+
+def safe_name(name: str) -> str:
+    """`name` as a plain file name: no directories, no control or format characters, bounded."""
+    kept = []
+    for ch in name:
+        if ch in "\t\n\r":
+            kept.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf"):
+            kept.append(ch)
+    # The last path component, either separator; no leading dots (`..`, hidden files).
+    base = "".join(kept).replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    if not base:
+        return _FALLBACK_NAME
+    if len(base) > MAX_NAME_CHARS:
+        stem, dot, ext = base.rpartition(".")
+        if dot and stem and len(ext) <= 16:
+            base = stem[: MAX_NAME_CHARS - len(ext) - 1] + "." + ext
+        else:
+            base = base[:MAX_NAME_CHARS]
+    return base
 
 
 @dataclass(frozen=True)
@@ -64,8 +93,15 @@ def screen_attachments(attachments: Sequence[Mapping[str, Any]]) -> AttachmentSc
         raw_name = attachment.get("name")
         name = raw_name if isinstance(raw_name, str) else ""
         finding = _screen_one(name, attachment)
+        safe = safe_name(name)
+        if finding is None and safe != name:
+            # The name a worker will see is judged too (`x.exe\x00.txt` is an `.exe` once cleaned).
+            finding = check_name(safe)
         if finding is None:
-            kept.append(attachment if isinstance(attachment, dict) else dict(attachment))
+            if safe != name:
+                kept.append({**attachment, "name": safe})
+            else:
+                kept.append(attachment if isinstance(attachment, dict) else dict(attachment))
         else:
             removed.append(RemovedAttachment(name, finding.reason, finding.detail))
     return AttachmentScreen(kept=tuple(kept), removed=tuple(removed))

@@ -34,7 +34,7 @@ async def test_a_revoked_key_is_refused(plane: ControlPlane) -> None:
     await plane.identities.revoke(admin, agent.id)
     with pytest.raises(Unauthorized) as caught:
         await plane.auth.authenticate(key, None)
-    assert caught.value.code == "revoked_api_key"
+    assert caught.value.code == "invalid_api_key"  # the same answer as a key never issued
 
 
 async def test_a_contained_identity_is_refused_until_lifted(plane: ControlPlane) -> None:
@@ -48,13 +48,18 @@ async def test_a_contained_identity_is_refused_until_lifted(plane: ControlPlane)
     assert (await plane.auth.authenticate(key, None)).identity.id == agent.id
 
 
-async def test_only_an_admin_acts_for_another_tenant(plane: ControlPlane) -> None:
+async def test_only_a_global_admin_acts_for_another_tenant(plane: ControlPlane) -> None:
     _, agent_key = await add_identity(plane, "agent", tenant="acme")
-    _, admin_key = await add_identity(plane, "ops", roles=("admin",))
-    with pytest.raises(Forbidden) as caught:
-        await plane.auth.authenticate(agent_key, "other")
-    assert caught.value.code == "tenant_mismatch"
+    _, admin_key = await add_identity(plane, "ops", roles=("admin",), tenant="*")
+    _, tenant_admin_key = await add_identity(plane, "acme-ops", roles=("admin",), tenant="acme")
+    for key, other in ((agent_key, "other"), (tenant_admin_key, "globex")):
+        with pytest.raises(Forbidden) as caught:
+            await plane.auth.authenticate(key, other)
+        assert caught.value.code == "tenant_mismatch"
+    assert (await plane.auth.authenticate(tenant_admin_key, None)).tenant == "acme"
     assert (await plane.auth.authenticate(admin_key, "acme")).tenant == "acme"
+    assert (await plane.auth.authenticate(admin_key, None)).tenant == "default"
+    assert (await plane.auth.authenticate("ghk_admin", "globex")).tenant == "globex"  # the bootstrap admin
 
 
 async def test_revoking_publishes_on_the_named_subject(plane: ControlPlane) -> None:

@@ -32,7 +32,7 @@ def count_kernel_calls(plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> 
 async def test_containment_comes_before_scope_and_scope_before_the_kernel(
     plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admin, _ = await add_identity(plane, "ops", roles=("admin",))
+    admin, _ = await add_identity(plane, "ops", roles=("admin",), tenant="*")  # a global admin
     narrow, _ = await add_identity(plane, "narrow", topics=("job.demo.**",))
     stages = count_kernel_calls(plane, monkeypatch)
     outside = JobRequest(topic="job.frozen.x")  # out of scope, and denied by the policy too
@@ -55,7 +55,7 @@ async def test_containment_comes_before_scope_and_scope_before_the_kernel(
 
 
 async def test_explain_reports_the_steps_before_the_policy(plane: ControlPlane) -> None:
-    admin, _ = await add_identity(plane, "ops", roles=("admin",))
+    admin, _ = await add_identity(plane, "ops", roles=("admin",), tenant="*")  # a global admin
     narrow, _ = await add_identity(plane, "narrow", topics=("job.demo.**",))
     out = await plane.submit_gate.explain(narrow, "default", JobRequest(topic="job.frozen.x"))
     assert (out["winner"], out["identity_scope"], out["containment"]) == ("identity_scope", "denied", "ok")
@@ -96,7 +96,7 @@ async def test_dispatch_judges_again_with_the_current_policy(plane: ControlPlane
 
 
 async def test_dispatch_denies_a_queued_job_of_a_tenant_contained_after_submit(plane: ControlPlane) -> None:
-    admin, _ = await add_identity(plane, "ops", roles=("admin",))
+    admin, _ = await add_identity(plane, "ops", roles=("admin",), tenant="*")  # a global admin
     agent, _ = await add_identity(plane, "agent", tenant="acme")
     submitted = await plane.submit_gate.submit(agent, "acme", JobRequest(topic="job.demo.echo"))
     await plane.incidents.contain(admin, kind="tenant", target="acme", reason="drill")

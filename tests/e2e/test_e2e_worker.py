@@ -219,7 +219,7 @@ def test_identity_cli(server: Server) -> None:
         env=env,
         timeout=30,
     )
-    assert denied.returncode == 1 and "revoked_api_key" in denied.stderr
+    assert denied.returncode == 1 and "invalid_api_key" in denied.stderr
 
 
 def test_no_job_is_leased_twice_under_concurrent_workers(server: Server) -> None:

@@ -52,9 +52,10 @@ async def contain(body: ContainIn, request: Request, who: Auth) -> Response:
 @router.get("")
 async def list_incidents(request: Request, who: Auth, active: bool = True) -> Response:
     who.require("reviewer")
-    found = await request.app.state.plane.incidents.list(active_only=active)
-    if not who.identity.is_admin:  # reviewers see their own tenant's containment only
-        found = [c for c in found if c.kind == "tenant" and c.target == who.tenant]
+    incidents = request.app.state.plane.incidents
+    # A global admin sees every containment; others their own tenant's (an admin of the tenant
+    # also its identities').
+    found = await incidents.visible(who.identity, await incidents.list(active_only=active))
     return json_response({"incidents": [c.to_public() for c in found]})
 
 

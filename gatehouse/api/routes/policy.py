@@ -12,24 +12,46 @@ from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import DecideIn, PolicyIn
 from gatehouse.domain.ids import rfc3339
-from gatehouse.errors import NotFound
+from gatehouse.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/v1/policy", tags=["policy"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
 Limited = Annotated[Principal, Depends(rate_limited)]
 
 
-def _describe(request: Request) -> dict[str, object]:
+# Who may read the bundle itself: the people who judge and run it. An agent learns which
+# snapshot judges it, never the rules (which would show it where the lines are drawn).
+_READERS = ("reviewer", "approver", "admin")
+
+
+def _scrub(request: Request, text: str | None) -> str | None:
+    """`text` without the server's file paths: a policy file is named by its file name only."""
+    if not text:
+        return text
+    settings = request.app.state.settings
+    for path in (settings.policy_file, settings.data_dir):
+        if path is None:
+            continue
+        for spelled in {str(path), str(path.resolve())}:
+            text = text.replace(spelled, path.name)
+    return text
+
+
+def _describe(request: Request, who: Principal) -> dict[str, object]:
     plane = request.app.state.plane
     installer = plane.installer
     current = installer.current
+    reader = who.identity.has_role(*_READERS)
     if current is None:
+        degraded = _scrub(request, installer.degraded) if reader else None
         raise NotFound(
             "no policy bundle is installed",
             code="no_policy",
-            details={"degraded": installer.degraded} if installer.degraded else None,
+            details={"degraded": degraded} if degraded else None,
         )
     policy = current.policy
+    if not reader:
+        return {"name": policy.name, "snapshot": policy.snapshot, "policy_snapshot": policy.snapshot}
     return {
         "name": policy.name,
         "snapshot": policy.snapshot,
@@ -44,21 +66,24 @@ def _describe(request: Request) -> dict[str, object]:
         "signature": current.signature,
         "serial": current.serial,
         "installed_at": rfc3339(current.installed_at),
-        "installed_by": current.installed_by,
-        "degraded": installer.degraded,
+        "installed_by": _scrub(request, current.installed_by),
+        "degraded": _scrub(request, installer.degraded),
     }
 
 
 @router.get("")
 async def get_policy(request: Request, who: Auth) -> Response:
-    return json_response(_describe(request))
+    return json_response(_describe(request, who))
 
 
 @router.put("")
 async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
     who.require("admin")
+    if not who.identity.is_global_admin:
+        # One bundle judges every tenant: an admin of one tenant does not install it.
+        raise Forbidden("only a global admin installs the policy bundle", code="global_admin_required")
     await request.app.state.plane.installer.install(body.bundle, body.signature, by=who.identity.id)
-    return json_response(_describe(request))
+    return json_response(_describe(request, who))
 
 
 @router.post("/simulate")

@@ -15,7 +15,9 @@ the stream heads in memory; a write whose savepoint is rolled back undoes its he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +41,17 @@ log = logging.getLogger("gatehouse.store")
 T = TypeVar("T")
 
 _WAL_CHECKPOINT_EVERY = 1_000  # writes
+
+
+def _private_files(path: str) -> None:
+    """The database and its WAL and SHM files readable by this user alone (0600): they hold
+    prompts, results and quarantined originals. The database file is created here, so SQLite
+    gives the WAL and SHM files it creates the same mode; files an older version left readable
+    are narrowed."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 class _Sink:
@@ -148,7 +161,8 @@ class SQLiteBase:
 
     async def open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_files(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
