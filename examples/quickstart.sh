@@ -45,7 +45,7 @@ sim=$(curl -s -H "X-API-Key: $AGENT" $URL/api/v1/policy/simulate -d '{"topic":"j
 ok "require_approval by require-approval-prod-write"
 
 echo "3. submit a demo job: allowed and completed by a built-in worker"
-sub=$(curl -s -H "X-API-Key: $AGENT" $URL/api/v1/jobs -d '{"topic":"job.demo.read","prompt":"status"}')
+sub=$(curl -s -H "X-API-Key: $AGENT" $URL/api/v1/jobs -d '{"topic":"job.demo.read","prompt":"status","meta":{"capability":"infra.read"}}')
 [ "$(echo "$sub" | json 'd["decision"]["result"]')" = allow ] || fail "not allowed: $sub"
 JOB=$(echo "$sub" | json 'd["job_id"]')
 status=""
@@ -57,7 +57,7 @@ done
 ok "job $JOB allowed and succeeded"
 
 echo "4. submit a destructive command: denied at the API boundary"
-deny=$(curl -s -H "X-API-Key: $AGENT" $URL/api/v1/jobs -d '{"topic":"job.exec.shell","prompt":"rm -rf /"}')
+deny=$(curl -s -H "X-API-Key: $AGENT" $URL/api/v1/jobs -d '{"topic":"job.exec.shell","prompt":"rm -rf /","meta":{"capability":"infra.write"}}')
 [ "$(echo "$deny" | json 'd["error"]["code"]')" = denied ] || fail "expected a deny: $deny"
 [ "$(echo "$deny" | json 'd["error"]["details"]["decision"]["rule_id"]')" = deny-destructive-exec ] \
   || fail "wrong rule: $deny"

@@ -48,6 +48,11 @@ def _job_scope_problem(who: Identity, topic: str, capability: str | None) -> str
     if not who.may_use_topic(topic):
         return f"topic `{topic}` is outside the scope of identity `{who.name}`"
     if not who.may_use_capability(capability):
+        if capability is None:
+            return (
+                f"identity `{who.name}` is scoped to capabilities "
+                f"({', '.join(who.capabilities)}): the job must name the one it uses in `meta.capability`"
+            )
         return f"capability `{capability}` is outside the scope of identity `{who.name}`"
     return None
 

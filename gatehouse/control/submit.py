@@ -27,6 +27,7 @@ from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.domain.requests import JobRequest, check_request
 from gatehouse.errors import BadRequest, Conflict, Forbidden, MissingField, NotFound, PayloadTooLarge
 from gatehouse.ingress import intake
+from gatehouse.ingress.canon import canon_topic
 from gatehouse.policy import DENY
 
 __all__ = ["SubmitGate", "Submitted"]
@@ -95,20 +96,21 @@ class SubmitGate:
             max_attachment_chars=self.settings.max_classified_attachment_chars,
         )
         labels, meta, attachments, derived = taken.labels, taken.meta, taken.attachments, taken.derived
+        topic = canon_topic(body.topic)  # `JOB.EXEC.SHELL` is `job.exec.shell` to every rule
         # Fields the policy requires (`require:`), before any decision. Out-of-scope callers are
         # left to the scope check, which denies them without telling what the policy asks for.
-        if who.may_use_topic(body.topic) and who.may_use_capability(meta.get("capability")):
+        if who.may_use_topic(topic) and who.may_use_capability(meta.get("capability")):
             missing = self.kernel.missing_fields(
-                body.topic, {"prompt": body.prompt, "labels": labels, "meta": meta}
+                topic, {"prompt": body.prompt, "labels": labels, "meta": meta}
             )
             if missing:
-                raise MissingField(body.topic, missing)
+                raise MissingField(topic, missing)
         at = now()
         return Job(
             id=new_id("job"),
             tenant=tenant,
             identity_id=who.id,
-            topic=body.topic,
+            topic=topic,
             prompt=body.prompt,
             labels=labels,
             meta=meta,
@@ -116,7 +118,7 @@ class SubmitGate:
             status="",
             job_hash=job_hash(
                 tenant=tenant,
-                topic=body.topic,
+                topic=topic,
                 prompt=body.prompt,
                 labels=labels,
                 meta=meta,

@@ -96,12 +96,19 @@ class Identity:
         )
 
     def may_use_topic(self, topic: str) -> bool:
-        return any(compile_glob(p).matches(topic) for p in self.topics)
+        # Topics have one spelling (lower case) on both sides: `JOB.EXEC.*` scopes `job.exec.x`.
+        topic = topic.lower()
+        return any(compile_glob(p.lower()).matches(topic) for p in self.topics)
 
     def may_use_capability(self, capability: str | None) -> bool:
-        if capability is None:
+        """Within the capability scope. An identity scoped to some capabilities must say which
+        one a job uses: one that leaves it out would otherwise escape every rule that names a
+        capability (probe F5: a `job.deploy.apply` without one skipped the approval rule)."""
+        if "*" in self.capabilities:
             return True
-        return "*" in self.capabilities or capability in self.capabilities
+        if capability is None:
+            return False
+        return capability.lower() in {c.lower() for c in self.capabilities}
 
     def to_public(self) -> dict[str, object]:
         from gatehouse.domain.ids import rfc3339
