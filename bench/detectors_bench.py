@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -97,17 +96,19 @@ def typical_result() -> dict[str, Any]:
     }
 
 
-def timing(rules: Any, n: int = 400) -> float:
+def timing(rules: Any, batches: int = 25, n: int = 20) -> float:
+    """µs of CPU per judgement: the best of `batches` batches of `n`, on the thread's CPU clock
+    (the bench shares its cores; wall time would measure the neighbours)."""
     output = typical_result()
     kwargs: dict[str, Any] = {"error": None} if NEW_API else {}
-    for _ in range(20):
-        decide(output, rules, topic="job.bench", **kwargs)
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        decide(output, rules, topic="job.bench", **kwargs)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e6
+    decide(output, rules, topic="job.bench", **kwargs)
+    best = float("inf")
+    for _ in range(batches):
+        t = time.thread_time()
+        for _ in range(n):
+            decide(output, rules, topic="job.bench", **kwargs)
+        best = min(best, (time.thread_time() - t) / n)
+    return best * 1e6
 
 
 def main() -> None:
@@ -156,7 +157,7 @@ def main() -> None:
                 print(f"    non-secret held or changed: {c.name}")
 
     size = len(json.dumps(typical_result()))
-    print(f"\noutput judge on a typical {size}-byte result (median of 400):")
+    print(f"\noutput judge on a typical {size}-byte result (CPU time, best batch):")
     for label, rules in (("seed", SEED), ("all detectors", ALL_RULES)):
         print(f"  {label:<16} {timing(rules):8.1f} µs")
     assert len(CASES) == len(SECRETS) + len(NON_SECRETS)

@@ -5,9 +5,15 @@ A worker's result passes the running bundle's `output_rules` (the pure judgement
 transaction as the state change and its `output` decision record:
 
 - `allow`: the output is stored as sent;
-- `redact`: only the redacted output is stored (the original never reaches the database);
-- `quarantine`: the job becomes `quarantined`; the original is kept for review but never
-  shown, and the job's `derived.output` holds the findings and a redacted preview.
+- `redact`: only the redacted output and error are stored (the originals never reach the
+  database);
+- `quarantine`: the job becomes `quarantined`; the original output and error are kept for
+  review but never shown, and the job's `derived.output` holds the findings and a preview with
+  every finding masked whole. The preview is for reviewers (`GET /api/v1/quarantine`): the job
+  itself shows the submitter only which detectors fired and how often (`Job.to_public`).
+
+The whole result is judged: the output (string values, object keys, numbers) and the error a
+worker reported, which is as much the worker's text as the output is.
 
 Failing closed: with no policy loaded, or an output too large to scan completely under a rule
 that applies, the output is quarantined, not let through.
@@ -54,7 +60,7 @@ class OutputGate:
     def judge(self, job: Job, *, status: str, output: Any, error: str | None) -> Judged:
         # Snapshot first: the kernel is asked synchronously below, so no bundle swap falls between.
         snapshot = self.kernel.snapshot
-        judged = self.kernel.judge_output(output, topic=job.topic)
+        judged = self.kernel.judge_output(output, topic=job.topic, error=error)
         if judged is None:
             verdict = OutputVerdict(
                 decision="quarantine",
@@ -92,11 +98,15 @@ class OutputGate:
         }
         if verdict.decision == "quarantine":
             event = "quarantine"
-            fields["result"] = output  # kept for the reviewer's release; never shown while held
+            # Kept for the reviewer's release; never shown while held.
+            fields["result"] = output
             gate["preview"] = verdict.redacted
+            gate["preview_error"] = verdict.redacted_error
         else:
             event = _FINISH_EVENT[status]
-            fields["result"] = verdict.redacted if verdict.decision == "redact" else output
+            redact = verdict.decision == "redact"
+            fields["result"] = verdict.redacted if redact else output
+            fields["error"] = verdict.redacted_error if redact else error
         fields["derived"] = {**job.derived, "output": gate}
         record = DecisionRecord(
             decision_id=new_id("dec"),

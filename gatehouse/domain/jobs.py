@@ -94,17 +94,38 @@ class Job:
             "policy_snapshot": self.policy_snapshot,
             "submitted_by": self.identity_id,
             "idempotency_key": self.idempotency_key,
-            "derived": self.derived,
-            # A quarantined output is never shown; `derived.output` has the findings and a
-            # redacted preview, and reviewers release or discard it (/api/v1/quarantine).
+            "derived": _public_derived(self.derived),
+            # A quarantined output and error are never shown, nor their preview: reviewers see
+            # it, and release or discard the output (/api/v1/quarantine).
             "result": None if self.status == "quarantined" else self.result,
-            "error": self.error,
+            "error": None if self.status == "quarantined" else self.error,
             "attempts": self.attempts,
             "lease_expires_at": rfc3339(self.lease_expires_at),
             "remediated_from": self.remediated_from,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         }
+
+
+# What the output gate's record in `derived.output` shows every reader of the job; the rest
+# (findings' paths and excerpts, the preview) is for reviewers.
+_PUBLIC_GATE = ("decision", "rule_id", "reason", "complete", "worker_status", "review")
+
+
+def _public_derived(derived: dict[str, Any]) -> dict[str, Any]:
+    """`derived` as the job's readers see it: the output gate's record reduced to its decision
+    and, per detector, how many findings (probe F2: the preview was readable by the submitter)."""
+    gate = derived.get("output")
+    if not isinstance(gate, dict):
+        return derived
+    public = {k: gate[k] for k in _PUBLIC_GATE if k in gate}
+    counts: dict[str, int] = {}
+    for finding in gate.get("findings") or ():
+        name = finding.get("detector") if isinstance(finding, dict) else None
+        if isinstance(name, str):
+            counts[name] = counts.get(name, 0) + 1
+    public["findings"] = [{"detector": name, "count": n} for name, n in counts.items()]
+    return {**derived, "output": public}
 
 
 def job_context(job: Job, *, approved: bool | None = None) -> dict[str, Any]:

@@ -67,10 +67,13 @@ class Kernel:
         policy = self._policy
         return None if policy is None else policy.explain(ctx).to_dict()
 
-    def judge_output(self, output: Any, *, topic: str) -> OutputVerdict | None:
-        """The output rules' verdict on the output of a job on `topic`; None with no bundle."""
+    def judge_output(self, output: Any, *, topic: str, error: str | None = None) -> OutputVerdict | None:
+        """The output rules' verdict on the result (output and error) of a job on `topic`; None
+        with no bundle."""
         policy = self._policy
-        return None if policy is None else decide_output(output, policy.output_rules, topic=topic)
+        return (
+            None if policy is None else decide_output(output, policy.output_rules, topic=topic, error=error)
+        )
 
     def output_rules_apply(self, topic: str) -> bool:
         """Whether any output rule judges the outputs of jobs on `topic`."""

@@ -29,11 +29,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gatehouse.ingress.secrets import PRIVATE_KEY_BEGIN, PRIVATE_KEY_END, shape
+from gatehouse.ingress.secrets import AWS_KEY_ID_PREFIXES, PRIVATE_KEY_BEGIN, PRIVATE_KEY_END, shape
 from gatehouse.output.validators import (
     IBAN_LENGTHS,
     MARKER_PREFIX,
     api_key_valid,
+    aws_key_id_valid,
+    aws_secret_bare_valid,
     aws_secret_valid,
     card_valid,
     email_valid,
@@ -42,6 +44,7 @@ from gatehouse.output.validators import (
     ip_valid,
     jwt_valid,
     password_valid,
+    password_value_valid,
     phone_valid,
     ssn_valid,
     varied,
@@ -50,13 +53,18 @@ from gatehouse.policy.model import DETECTORS as DETECTOR_NAMES
 
 __all__ = [
     "ALL_DETECTORS",
+    "KEYED_DETECTORS",
     "MARKER_PREFIX",
     "Detector",
     "get_detector",
+    "keyed_password",
+    "public_prefix",
 ]
 
 # The group that, when a pattern defines it and it took part in the match, is the finding.
 _SECRET = "secret"
+# The group of a branch that finds a secret by its form alone (`Detector.bare_validator`).
+_BARE = "bare"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,9 @@ class Detector:
     # Called with the candidate text (the `secret` group, or the whole match); False drops it.
     validator: Callable[[str], bool] | None = None
     ignore_case: bool = False
+    # For a match through the named group `bare` (a secret found by its form alone, with no
+    # name in front of it): the stricter test that candidate must pass instead.
+    bare_validator: Callable[[str], bool] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,13 +93,18 @@ class Detector:
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Every accepted finding in `text`, in order, as (start, end) offsets."""
-        has_secret = _SECRET in self.compiled.groupindex
+        groups = self.compiled.groupindex
+        has_secret = _SECRET in groups
+        has_bare = _BARE in groups
         out: list[tuple[int, int]] = []
         for m in self.compiled.finditer(text):
             start, end = m.span(_SECRET) if has_secret and m.start(_SECRET) >= 0 else m.span()
             if start == end:
                 continue
-            if self.validator is None or self.validator(text[start:end]):
+            validator = self.validator
+            if has_bare and m.start(_BARE) >= 0 and self.bare_validator is not None:
+                validator = self.bare_validator
+            if validator is None or validator(text[start:end]):
                 out.append((start, end))
         return out
 
@@ -103,18 +119,55 @@ class Detector:
 # the key may be JSON-escaped (`\"password\": \"...\"`) when the output holds serialised JSON.
 _ASSIGN = r"""\\?["']?[ \t]{0,8}(?::=|=>|[:=])[ \t]{0,8}"""
 
-_PRIVATE_KEY = (
-    PRIVATE_KEY_BEGIN
-    + r"(?:"
-    # A complete block: everything up to the END line. The body stops at the first `-----`, so
-    # a run of headers without END lines costs one pass, not one pass per header.
-    + r"(?:[^-]|-(?!----)){0,65536}+"
-    + PRIVATE_KEY_END
-    # A truncated block: the whole base64 lines that follow the header (real or escaped
-    # newlines); a line of prose after them ends the block.
-    + r"|(?:[ \t]{0,8}+(?:\r?\n|(?:\\r)?\\n)[A-Za-z0-9+/=]{1,256}+"
-    + r"(?=[ \t]{0,8}+(?:\r?\n|\\n|\\r|$))){0,4096}+"
-    + r")"
+# A line break, real or escaped (`\n` inside a JSON string or a log line).
+_LINE_BREAK = r"[ \t]{0,8}+(?:\r?\n|(?:\\r)?\\n)"
+_END_OF_LINE = r"(?=[ \t]{0,8}+(?:\r?\n|\\n|\\r|$))"
+# What follows the first line of a key block without its END line: whole lines of base64 of any
+# length (one long line too), RFC 1421 header lines (`Proc-Type: 4,ENCRYPTED`), blank lines, and
+# chunks of 16+ base64 characters after spaces (a block whose line breaks became spaces, or one
+# read joined from list elements). A line of prose ends it.
+_KEY_BODY = (
+    r"(?:"
+    + _LINE_BREAK
+    + r"(?:[A-Za-z0-9+/=]{1,65536}+"
+    + _END_OF_LINE
+    + r"|[A-Za-z][A-Za-z-]{0,31}:[ \t][^\r\n\\]{0,256}+|(?="
+    + _LINE_BREAK
+    + r"))"
+    + r"|[ \t]{1,8}+[A-Za-z0-9+/=]{16,65536}+"
+    + r"){0,8192}+"
+)
+# The DER of a private key, base64-encoded, begins in a handful of ways (the ASN.1 header of an
+# RSA PKCS#1 key, of a PKCS#8 key plain or encrypted, of an EC key, an OpenSSH key's magic): a
+# key body without its PEM header is found by them. Certificates and public keys begin
+# otherwise (`MIIDdzCC...`, `MIIBIjAN...`).
+_KEY_BODY_HEADS = (
+    r"MI[I-L][A-Za-z0-9+/]{2}[AQgw]IBA(?:AK[BC]|DAN)",  # RSA PKCS#1, PKCS#8
+    r"MI[I-L][A-Za-z0-9+/]{2}[DTjz]B[A-Za-z0-9+/]BgkqhkiG9w0BBQ",  # encrypted PKCS#8
+    r"MH[A-Za-z0-9+/]CAQEE",  # EC (SEC1), P-256
+    r"MI[GH][A-Za-z0-9+/]AgEBB",  # EC (SEC1), P-384 and P-521
+    r"MI[GH][A-Za-z0-9+/]AgEAMB[A-Za-z0-9+/]GByqGSM49",  # EC PKCS#8
+    r"MC4CAQAwBQYDK2Vw",  # Ed25519 PKCS#8
+    r"b3BlbnNzaC1rZXktdjE",  # openssh-key-v1
+)
+_KEY_BODY_TAIL = r"[A-Za-z0-9+/]{16,65536}+=*" + _KEY_BODY
+_PRIVATE_KEY = "|".join(
+    (
+        PRIVATE_KEY_BEGIN
+        + r"(?:"
+        # A complete block: everything up to the END line. The body stops at the first `-----`,
+        # so a run of headers without END lines costs one pass, not one pass per header.
+        + r"(?:[^-]|-(?!----)){0,65536}+"
+        + PRIVATE_KEY_END
+        # A truncated block: what follows the header, as far as it looks like a key.
+        + r"|"
+        + _KEY_BODY
+        + r")",
+        # A body without its header. Every branch starts with a literal and checks the boundary
+        # after it: the regex engine then skips ahead to the next `-`, `M` or `b` instead of
+        # trying every position (a nested group would cost the scan twenty times more).
+        *(f"{head[0]}(?<![A-Za-z0-9+/]{head[0]}){head[1:]}{_KEY_BODY_TAIL}" for head in _KEY_BODY_HEADS),
+    )
 )
 
 _VALUE_CHARS = r"A-Za-z0-9_\-+/=.~"
@@ -128,14 +181,25 @@ _API_KEY = (
 )
 
 _PASSWORD = (
-    r"(?i:password|passwd|passphrase|(?<![A-Za-z])pwd)" + _ASSIGN + r"\\?(?P<q>[\"'])?"
+    r"(?:"
+    # `password=...`, `"passwd": "..."`, `pw: ...`, `DB_PASS=...`
+    r"(?i:password|passwd|passphrase|passcode|(?<![A-Za-z])pwd|(?<![A-Za-z0-9])pw(?![A-Za-z])"
+    r"|(?<![A-Za-z])pass(?![A-Za-z]))" + _ASSIGN + r"\\?(?P<q>[\"'])?"
+    # Prose: `the password is X`, `my password was X`, `the password for db01 is X`. The bare
+    # value of a sentence must not be a plain word (`the password is correct`): it holds a digit
+    # or a symbol, or is quoted.
+    r"|(?i:password|passwd|passphrase|passcode)"
+    r"(?:[ \t]{1,4}(?i:for|of|on|to)[ \t]{1,4}[\w.@:/-]{1,64}+)?"
+    r"[ \t]{1,4}(?i:is|was|will be)[ \t]{0,4}:?[ \t]{0,4}(?P<pq>[\"'`])?"
+    r"(?(pq)|(?=[^\s\"'`]{0,255}[0-9!@#$%^&*+=~?_]))"
+    r")"
     # Quoted: anything up to the closing quote. Bare: up to whitespace or a quote, less trailing
     # punctuation (`password=x1, user=y`), but not a lone word followed by more text on the line
     # (`Password: must be ...`). `&`, `;` and `|` stay in: cutting a password there would leak
     # its tail, and redacting a few characters too many is the cheaper mistake.
-    r"""(?P<secret>(?(q)[^"'\\\r\n]{1,256}+|(?![A-Za-z]{1,64}+[ \t]+\S)"""
-    r"""[^\s"'`<>\\]{0,255}[^\s"'`<>\\,;.:)\]}]))"""
-    r"(?(q)\\?(?P=q))"
+    r"""(?P<secret>(?(q)[^"'\\\r\n]{1,256}+|(?(pq)[^"'`\\\r\n]{1,256}+|(?![A-Za-z]{1,64}+[ \t]+\S)"""
+    r"""[^\s"'`<>\\]{0,255}[^\s"'`<>\\,;.:)\]}])))"""
+    r"(?(q)\\?(?P=q))(?(pq)(?P=pq))"
 )
 
 _PHONE = (
@@ -165,9 +229,15 @@ _TABLE: tuple[Detector, ...] = (
             "-----BEGIN PRIVATE KEY-----",
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\\nMIIFHDBOBgkqhkiG9w0BBQ0w\\n",
             "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+            "key: MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+            "MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49",
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
         ),
         counter_examples=(
             "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----",
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo",
+            "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ",
             "-----BEGIN CERTIFICATE-----",
             "-----BEGIN RSA PUBLIC KEY-----",
             "the private key is in the vault",
@@ -176,10 +246,19 @@ _TABLE: tuple[Detector, ...] = (
     ),
     Detector(
         name="aws_access_key",
-        regex=rf"(?<![A-Za-z0-9])(?:{shape('aws_access_key')})(?![A-Za-z0-9])",
+        regex=(
+            rf"(?<![A-Za-z0-9])(?:{shape('aws_access_key')}"
+            # Written in groups of four (`AKIA-Q7XK-2M4N-6P8R-0T2V`), as a person reads one out.
+            rf"|(?:{'|'.join(AWS_KEY_ID_PREFIXES)})(?:[ ._-][A-Z0-9]{{4}}){{4}})(?![A-Za-z0-9])"
+        ),
         description="an AWS access key id (long-term AKIA, temporary ASIA, and the other id prefixes)",
-        validator=lambda s: varied(s[4:]),
-        examples=("key AKIAIOSFODNN7EXAMPLE here", "ASIAY34FZKBOKMUTVV7A", "id=AKIA2E0A8F3B244C9986"),
+        validator=aws_key_id_valid,
+        examples=(
+            "key AKIAIOSFODNN7EXAMPLE here",
+            "ASIAY34FZKBOKMUTVV7A",
+            "id=AKIA2E0A8F3B244C9986",
+            "AKIA-Q7XK-2M4N-6P8R-0T2V",
+        ),
         counter_examples=(
             "AKIA is a prefix",
             "AKIAIOSFODNN7EXAMPL",
@@ -187,27 +266,41 @@ _TABLE: tuple[Detector, ...] = (
             "AKIAIOSFODNN7EXAMPLEX",
             "akiaiosfodnn7example",
             "AKIAXXXXXXXXXXXXXXXX",
+            "AKIA-TEST-DATA-ONLY-HERE",
         ),
     ),
     Detector(
         name="aws_secret_key",
         regex=(
-            r"(?i:aws[_.-]?secret(?:[_.-]?access)?[_.-]?key|secret[_.-]?access[_.-]?key)"
+            r"(?:(?i:aws[_.-]?secret(?:[_.-]?access)?[_.-]?key|secret[_.-]?access[_.-]?key)"
             + _ASSIGN
-            + r"""\\?["']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"""
+            + r"""\\?["']?"""
+            # Near an AWS context on the same line: `aws ... <40 characters>`, `AKIA... <40>`.
+            + r"|(?:(?<![A-Za-z])(?i:aws)(?![a-z])|(?<![A-Za-z0-9])A[KS]IA[A-Z0-9]{16})"
+            + r"[^\r\n]{0,64}?(?<![A-Za-z0-9/+=_-])"
+            + r""")(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=_-])"""
+            # Alone: 40 characters of base64 that look random (`bare_validator`).
+            + r"|(?<![A-Za-z0-9/+=_-])(?P<bare>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=_-])"
         ),
-        description="an AWS secret access key (40 base64 characters) assigned to a key name",
+        description="an AWS secret access key: 40 base64 characters after its name, near an AWS key "
+        "id or the word AWS, or alone when random enough",
         validator=aws_secret_valid,
+        bare_validator=aws_secret_bare_valid,
         examples=(
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
             "export AWS_SECRET_ACCESS_KEY=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+            "AWS AKIAQ7XK2M4N6P8R0T2V / I5B+KGnplJJpdu0ol29vX6N+631mG8YE5+is+I4c",
+            "new value nFIGLj5M7YYpHCOTHUtuJvbipRdkJAWZ4moUxm+y",
         ),
         counter_examples=(
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "aws_secret_access_key = ${AWS_SECRET_ACCESS_KEY}",
             "aws_secret_access_key = " + "a" * 40,
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX",
+            "commit 3f2a9c1e8b7d6f5a4c3b2a1908f7e6d5c4b3a291",
+            "ThisIsAVeryLongIdentifierNameForTesting1",
+            "/api/v1/Users/12345/Orders/67890/Items/4",
+            "aws s3 cp s3://bucket/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s",
         ),
     ),
     Detector(
@@ -291,8 +384,18 @@ _TABLE: tuple[Detector, ...] = (
             "MYSQL_PWD='p@ss w0rd'",
             '{\\"password\\": \\"hunter2\\"}',
             "password: hunter",
+            "the password is Tr0ub4dor&3",
+            "my old password was swordfish7, rotate it",
+            "the password for db01 is Q8rx!m2Z",
+            "the password is 'swordfish'",
+            "pw: hunter2!",
+            "DB_PASS=s3cr3tP4ss",
         ),
         counter_examples=(
+            "the password is correct",
+            "password is required",
+            "pass: 15/15, fail: 0",
+            "bypass=on",
             "password=${DB_PASSWORD}",
             "reset your password please",
             "password: <redacted>",
@@ -334,8 +437,9 @@ _TABLE: tuple[Detector, ...] = (
         name="credit_card",
         regex=(
             r"(?<![\w.,+-])(?:\d{13,19}"
-            r"|\d{4}(?P<cs>[ -])\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}(?:(?P=cs)\d{1,3})?"
-            r"|\d{4}(?P<ax>[ -])\d{6}(?P=ax)\d{4,5})"
+            # Groups of digits with any mix of the separators people type (`4111.1111.1111.1111`,
+            # `4111 1111-1111 1111`, `3782 822463 10005`); the validator counts the digits.
+            r"|\d{4}(?:[ .-]{1,3}\d{3,6}){2,4})"
             r"(?!\d|[.,-]\d)"
         ),
         description="a payment card number (issuer prefix and length, Luhn checksum)",
@@ -350,16 +454,21 @@ _TABLE: tuple[Detector, ...] = (
             "3530111333300000",
             "diners 30569309025904",
             "4222222222222",
+            "4111.1111.1111.1111",
+            "4111 1111-1111 1111",
+            "4111 - 1111 - 1111 - 1111",
         ),
         counter_examples=(
             "4111 1111 1111 1112",
             "1234567890123452",
             "ts 1700000000000",
             "0000 0000 0000 0000",
-            "4111 1111-1111 1111",
             "41111111111111111111",
             "pi 3.14159265358979323846",
             "id x4111111111111111",
+            "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+            "2024-01-15 10:30:00",
+            "invoice 20240115-0042-7781",
         ),
     ),
     Detector(
@@ -480,3 +589,56 @@ def get_detector(name: str) -> Detector:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown output detector `{name}` (known: {', '.join(_BY_NAME)})") from None
+
+
+# --- secrets named by an object key -----------------------------------------------------------
+
+# Detectors that find a secret by the name in front of it; under an object key the gate also
+# reads the value as `key=value` (`{"aws_secret_access_key": "..."}`, `{"ssn": 219099999}`),
+# when the key (lower-cased) holds one of the words the detector's names are made of.
+KEYED_DETECTORS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "password": ("pass", "pw"),
+        "generic_api_key": ("key", "secret", "token", "credential"),
+        "aws_secret_key": ("secret",),
+        "ssn": ("ssn", "social"),
+    }
+)
+
+# A key whose last word is one of these holds a password (`pw`, `db_pass`, `rootPassword`).
+_PASSWORD_WORDS = frozenset({"pw", "pwd", "pass", "passwd", "password", "passphrase", "passcode"})
+# Keys that hold a secret or a token of any length. Their values are often references instead
+# (`{"secret": "db-credentials"}` names a Kubernetes secret), so a plain word does not count.
+_SECRET_NAMES = frozenset(
+    {
+        "secret", "clientsecret", "appsecret", "apisecret", "secretkey", "privatekey", "token",
+        "accesstoken", "authtoken", "refreshtoken", "apitoken", "bearertoken", "sessiontoken",
+        "apikey", "accesskey", "authkey", "credential", "credentials",
+    }
+)  # fmt: skip
+_KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def keyed_password(key: str, value: str) -> bool:
+    """Whether `value`, sitting under the object key `key`, is a password or a short secret
+    (the `password` detector's reading of `{"pw": "hunter22"}`)."""
+    words = [w.lower() for w in _KEY_WORDS.findall(key)]
+    if not words:
+        return False
+    if words[-1] in _PASSWORD_WORDS or "".join(words).endswith(("password", "passwd", "passphrase")):
+        return password_value_valid(value, plain_words=True)
+    if "".join(words) in _SECRET_NAMES or words[-1] == "secret":
+        return password_value_valid(value, plain_words=False)
+    return False
+
+
+# Prefixes a finding's excerpt may show: they say what kind of key it is and are public.
+_PUBLIC_PREFIX = re.compile(
+    rf"(?:{'|'.join(AWS_KEY_ID_PREFIXES)}|gh[pousr]_|github_pat_|xox[abeoprs]-|xapp-|eyJ|sk-|sk_live_|rk_live_|AIza|glpat-)"
+)
+
+
+def public_prefix(secret: str) -> str:
+    """The public prefix `secret` starts with (`AKIA`, `ghp_`, `eyJ`), or ``."""
+    m = _PUBLIC_PREFIX.match(secret)
+    return m.group() if m else ""

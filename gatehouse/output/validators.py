@@ -22,6 +22,8 @@ __all__ = [
     "IBAN_LENGTHS",
     "MARKER_PREFIX",
     "api_key_valid",
+    "aws_key_id_valid",
+    "aws_secret_bare_valid",
     "aws_secret_valid",
     "card_valid",
     "email_valid",
@@ -31,6 +33,7 @@ __all__ = [
     "jwt_valid",
     "luhn_valid",
     "password_valid",
+    "password_value_valid",
     "phone_valid",
     "ssn_valid",
     "varied",
@@ -189,9 +192,44 @@ def has_digit(text: str) -> bool:
     return any(c.isdigit() for c in text)
 
 
+def aws_key_id_valid(text: str) -> bool:
+    """An AWS key id, also written in groups (`AKIA-Q7XK-...`): not a placeholder, and a grouped
+    one holds a digit (`AKIA-TEST-DATA-ONLY-HERE` is words)."""
+    compact = "".join(c for c in text if c.isalnum())
+    if compact != text and not has_digit(compact[4:]):
+        return False
+    return varied(compact[4:])
+
+
 def aws_secret_valid(text: str) -> bool:
     classes = (any(c.islower() for c in text), any(c.isupper() for c in text), has_digit(text))
     return sum(classes) >= 2 and varied(text, 10)
+
+
+def aws_secret_bare_valid(text: str) -> bool:
+    """40 characters with no name in front: only when they look like random base64.
+
+    A random key of 40 characters from 64 has, but for about one in a hundred, at least two
+    digits, five upper- and five lower-case letters, at most three slashes, and 4.2 bits of
+    entropy per character or more; identifiers, paths and words in camel case do not.
+    """
+    digits = sum(c.isdigit() for c in text)
+    upper = sum(c.isupper() for c in text)
+    lower = sum(c.islower() for c in text)
+    return (
+        digits >= 2
+        and upper >= 5
+        and lower >= 5
+        and text.count("/") <= 3
+        and not _is_path_like(text)
+        and _shannon_bits(text) >= 4.2
+    )
+
+
+def _is_path_like(text: str) -> bool:
+    """`Users/12345/Orders`: slash-separated parts that are words or numbers."""
+    parts = [p for p in text.split("/") if p]
+    return len(parts) > 1 and all(p.isdigit() or p.isalpha() for p in parts)
 
 
 _PLACEHOLDER_WORDS = ("your", "xxxx", "placeholder", "changeme", "change_me", "redacted", "example_")
@@ -266,5 +304,23 @@ def password_valid(text: str) -> bool:
         return False
     if set(value) <= set("*xX.•-_#"):
         return False
+    # `pass: 15/15`, `password: 2024-01-15`: counts, dates, versions.
+    if _NUMERIC.fullmatch(value) and (len(value) < 6 or not value.isdigit()):
+        return False
     # `password = getpass()`, `password: os.environ.get("PW")`: code reading a password.
     return _CODE_CALL.fullmatch(value) is None
+
+
+_NUMERIC = re.compile(r"[0-9/.:%,+-]+")
+_PLAIN_WORDS = re.compile(r"[a-z]+(?:[-_. ][a-z]+)*")
+
+
+def password_value_valid(value: str, *, plain_words: bool) -> bool:
+    """A value under a password-ish or secret-ish object key that is plausibly the secret.
+
+    `plain_words` False (a `secret` or `token` key): lower-case words are a reference
+    (`db-credentials`), not the secret.
+    """
+    if not password_valid(value) or len(value) > 1024:
+        return False
+    return plain_words or _PLAIN_WORDS.fullmatch(value) is None

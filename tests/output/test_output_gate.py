@@ -41,7 +41,8 @@ def test_a_bare_string_is_scanned_at_the_root_path() -> None:
     text = f"mail {EMAIL} please"
     findings, complete = scan(text, ["email"])
     assert complete
-    assert findings == (Finding("email", "$", 5, 5 + len(EMAIL), "jane…[16 chars]"),)
+    # The excerpt shows no character of an address, a card, a password: only a public prefix.
+    assert findings == (Finding("email", "$", 5, 5 + len(EMAIL), "…[20 chars]"),)
     assert text[findings[0].start : findings[0].end] == EMAIL
 
 
@@ -64,11 +65,25 @@ def test_nested_strings_are_reported_with_their_json_paths() -> None:
     ]
 
 
-def test_dict_keys_are_neither_scanned_nor_changed() -> None:
-    output = {EMAIL: "nothing here", "n": {CARD: 1}}
-    assert scan(output, ["email", "credit_card"]) == ((), True)
-    verdict = decide({EMAIL: f"write to {EMAIL}"}, [REDACT_PII], topic="job.x")
-    assert verdict.redacted == {EMAIL: "write to [REDACTED:email]"}
+def test_dict_keys_are_scanned_redacted_and_masked_in_paths() -> None:
+    # Probe F1: a secret in an object key was stored and shown verbatim.
+    output = {EMAIL: "nothing here", "n": {CARD: 1}, AWS_KEY: {"inner": EMAIL}}
+    findings, _ = scan(output, ["email", "credit_card", "aws_access_key"])
+    assert [(f.path, f.detector) for f in findings] == [
+        ('$["[REDACTED:email]"]', "email"),
+        ('$.n["[REDACTED:credit_card]"]', "credit_card"),
+        ('$["[REDACTED:aws_access_key]"]', "aws_access_key"),
+        ('$["[REDACTED:aws_access_key]"].inner', "email"),
+    ]
+    assert all(EMAIL not in f.path and AWS_KEY not in f.path for f in findings)
+    verdict = decide({EMAIL: f"write to {EMAIL}", "ok": 1}, [REDACT_PII], topic="job.x")
+    assert verdict.redacted == {"[REDACTED:email]": "write to [REDACTED:email]", "ok": 1}
+
+
+def test_redacted_keys_that_collide_are_kept_apart() -> None:
+    other = "john.roe@example.org"
+    verdict = decide({EMAIL: 1, other: 2}, [REDACT_PII], topic="job.x")
+    assert verdict.redacted == {"[REDACTED:email]": 1, "[REDACTED:email] #2": 2}
 
 
 def test_findings_in_one_string_come_in_offset_order_whatever_the_detector_order() -> None:
@@ -149,9 +164,11 @@ def test_deeply_nested_json_is_walked_without_recursion() -> None:
 
 def test_an_output_within_the_budget_is_complete() -> None:
     output = {"a": "x" * 10, "b": EMAIL}
-    assert scan(output, ["email"], max_chars=10 + len(EMAIL))[1] is True
+    assert scan(output, ["email"], max_chars=2 + 10 + len(EMAIL))[1] is True  # keys count
     assert scan(output, ["email"], max_chars=0)[1] is False
-    assert scan({"n": 1, "e": ""}, ["email"], max_chars=0) == ((), True)
+    assert scan({"n": None, "e": ""}, ["email"], max_chars=0) == ((), False)  # keys count too
+    assert scan([None, True, ""], ["email"], max_chars=0) == ((), True)
+    assert scan([4111111111111111], ["credit_card"], max_chars=15)[1] is False  # numbers too
 
 
 def test_only_the_first_max_chars_are_scanned() -> None:
@@ -296,13 +313,13 @@ def test_the_seed_bundle_rules_work_end_to_end() -> None:
 
 
 def test_the_input_is_never_mutated_and_the_redacted_copy_shares_no_container() -> None:
-    output = {"a": [f"x {EMAIL}", {"b": CARD}], "c": ("t", EMAIL), "d": 1.5}
+    output = {"a": [f"x {EMAIL}", {"b": CARD}], "c": ("t ", EMAIL), "d": 1.5}
     before = copy.deepcopy(output)
     verdict = decide(output, SEED_RULES, topic="job.x")
     assert output == before
     assert verdict.redacted == {
         "a": ["x [REDACTED:email]", {"b": "[REDACTED:credit_card]"}],
-        "c": ["t", "[REDACTED:email]"],  # JSON has no tuples: arrays come back as lists
+        "c": ["t ", "[REDACTED:email]"],  # JSON has no tuples: arrays come back as lists
         "d": 1.5,
     }
     verdict.redacted["a"][1]["b"] = "changed"

@@ -34,7 +34,8 @@ def held(job: Job) -> dict[str, Any]:
         "rule_id": gate.get("rule_id"),
         "reason": gate.get("reason"),
         "findings": gate.get("findings", []),
-        "preview": gate.get("preview"),  # the output with every finding masked
+        "preview": gate.get("preview"),  # the output with every finding masked whole
+        "preview_error": gate.get("preview_error"),  # the worker's error, likewise
         "worker_status": gate.get("worker_status"),
         "quarantined_at": rfc3339(job.updated_at),
     }
