@@ -116,6 +116,9 @@ class Root:
     heads: Mapping[str, Mapping[str, Any]]  # stream -> {seq, hash, checkpoint (its digest)}
     key_id: str
     sig: str
+    # Signed at a clean shutdown: the writer stopped here, so nothing may follow until the
+    # next (non-final) root of a restarted writer.
+    final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,17 +128,24 @@ class Root:
             "heads": {s: dict(h) for s, h in self.heads.items()},
             "key_id": self.key_id,
             "sig": self.sig,
+            "final": self.final,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Root:
         return cls(
-            seq=d["seq"], time=d["time"], prev=d["prev"], heads=d["heads"], key_id=d["key_id"], sig=d["sig"]
+            seq=d["seq"],
+            time=d["time"],
+            prev=d["prev"],
+            heads=d["heads"],
+            key_id=d["key_id"],
+            sig=d["sig"],
+            final=bool(d.get("final", False)),
         )
 
     @property
     def payload(self) -> bytes:
-        return root_payload(self.seq, self.time, self.prev, self.heads)
+        return root_payload(self.seq, self.time, self.prev, self.heads, final=self.final)
 
     @property
     def digest(self) -> str:
@@ -153,8 +163,10 @@ def checkpoint_payload(stream: str, seq: int, hash_: str, time: float, prev: str
     return canonical(body)
 
 
-def root_payload(seq: int, time: float, prev: str, heads: Mapping[str, Mapping[str, Any]]) -> bytes:
-    return canonical({"root": seq, "time": time, "prev": prev, "heads": heads})
+def root_payload(
+    seq: int, time: float, prev: str, heads: Mapping[str, Mapping[str, Any]], *, final: bool = False
+) -> bytes:
+    return canonical({"root": seq, "time": time, "prev": prev, "heads": heads, "final": final})
 
 
 def sign_checkpoint(
@@ -165,10 +177,16 @@ def sign_checkpoint(
 
 
 def sign_root(
-    key: SigningKey, seq: int, time: float, prev: str, heads: Mapping[str, Mapping[str, Any]]
+    key: SigningKey,
+    seq: int,
+    time: float,
+    prev: str,
+    heads: Mapping[str, Mapping[str, Any]],
+    *,
+    final: bool = False,
 ) -> Root:
-    sig = key.sign(root_payload(seq, time, prev, heads))
-    return Root(seq=seq, time=time, prev=prev, heads=heads, key_id=key.key_id, sig=sig)
+    sig = key.sign(root_payload(seq, time, prev, heads, final=final))
+    return Root(seq=seq, time=time, prev=prev, heads=heads, key_id=key.key_id, sig=sig, final=final)
 
 
 @dataclass
@@ -321,6 +339,12 @@ def verify_roots(
             named = newest.heads.get(name)
             # A stream born after the newest root is unsigned from its first entry.
             got.unsigned = max(0, got.last_seq - int(named["seq"])) if named else got.last_seq
+            if newest.final and got.unsigned:
+                report.fail(
+                    newest.seq,
+                    f"{got.unsigned} entries of `{name}` follow root {newest.seq}, signed at a clean "
+                    "shutdown (appended behind the server's back)",
+                )
     return report
 
 

@@ -198,10 +198,11 @@ class AuditWriter:
                 sink.insert_checkpoint(self._sign(sink, ev.stream, entry.seq, entry.hash))
         return written
 
-    def seal(self, sink: AuditSink) -> list[Checkpoint]:
+    def seal(self, sink: AuditSink, *, final: bool = False) -> list[Checkpoint]:
         """Sign the head of every stream that moved since its last checkpoint, then a root over
         every stream's last checkpoint (every few seconds, at close and at export). Without a
-        key there is nothing to sign."""
+        key there is nothing to sign. `final` (at close): the root says the writer stopped
+        there, so an entry found after it was not written by this writer before it stopped."""
         if self.key is None:
             return []
         scan = not (self.single_writer and self._scanned)
@@ -220,7 +221,7 @@ class AuditWriter:
             cp = self._sign(sink, stream, head.seq, head.hash)
             sink.insert_checkpoint(cp)
             signed.append(cp)
-        root = self._seal_root(sink, scan, touched | {cp.stream for cp in signed})
+        root = self._seal_root(sink, scan, touched | {cp.stream for cp in signed}, final=final)
         self._moved.clear()
         self._scanned = True
         if self.witness is not None:
@@ -233,7 +234,7 @@ class AuditWriter:
                 self._signed.append({"record": "root", **root.to_dict()})
         return signed
 
-    def _seal_root(self, sink: AuditSink, scan: bool, touched: set[str]) -> Root | None:
+    def _seal_root(self, sink: AuditSink, scan: bool, touched: set[str], *, final: bool) -> Root | None:
         """A new root when any stream's last checkpoint changed since the last root."""
         assert self.key is not None
         last = sink.last_root()
@@ -245,12 +246,20 @@ class AuditWriter:
         )
         for stream, cp in latest.items():
             heads[stream] = {"seq": cp.seq, "hash": cp.hash, "checkpoint": cp.digest}
-        if last is not None and heads == {s: dict(h) for s, h in last.heads.items()}:
+        # A new root when a head moved, or to open (after a clean shutdown's final root) or
+        # close the writer's run.
+        unchanged = last is not None and heads == {s: dict(h) for s, h in last.heads.items()}
+        if unchanged and last is not None and last.final == final:
             return None
         if last is None and not heads:
             return None
         root = sign_root(
-            self.key, (last.seq + 1) if last else 1, self.clock(), last.digest if last else GENESIS, heads
+            self.key,
+            (last.seq + 1) if last else 1,
+            self.clock(),
+            last.digest if last else GENESIS,
+            heads,
+            final=final,
         )
         sink.insert_root(root)
         return root

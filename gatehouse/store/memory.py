@@ -134,7 +134,7 @@ class MemoryStore(Store):
 
     async def close(self) -> None:
         if self._open and self.writer.enabled:
-            self.writer.seal(_Sink(self))
+            self.writer.seal(_Sink(self), final=True)
             self.writer.committed()
         if self.writer.witness is not None:
             self.writer.witness.close()

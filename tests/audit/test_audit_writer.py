@@ -249,3 +249,28 @@ def test_the_witness_hears_heads_after_each_commit_and_signatures_at_each_seal(k
     kinds = [r["record"] for r in witness.records]
     assert kinds[-2:] == ["checkpoint", "root"]
     assert Root.from_dict(witness.records[-1]).digest == sink.roots[-1].digest
+
+
+def test_an_entry_after_the_final_root_of_a_clean_shutdown_is_reported(key: SigningKey) -> None:
+    keys = {key.key_id: key.verify_key}
+    sink, writer = ListSink(), AuditWriter(key=key)
+    writer.append(events(3), sink)
+    writer.seal(sink, final=True)  # what close does
+    assert sink.roots[-1].final
+
+    def check() -> bool:
+        reports = {
+            s: verify_stream(s, rows, [c for c in sink.checkpoints if c.stream == s], keys)
+            for s, rows in sink.entries.items()
+        }
+        return verify_roots(sink.roots, reports, keys).ok
+
+    assert check()
+    AuditWriter(key=key).append(events(1), sink)  # appended behind the stopped server's back
+    assert not check()
+    del sink.entries["system"][-1]
+    restarted = AuditWriter(key=key)
+    restarted.seal(sink)  # a restarted server first opens a new (non-final) root
+    assert not sink.roots[-1].final and len(sink.roots) == 2
+    restarted.append(events(1), sink)
+    assert check()  # its tail is merely unsigned until the next sealing

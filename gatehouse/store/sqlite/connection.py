@@ -109,8 +109,8 @@ class _Sink:
 
     def insert_root(self, root: Root) -> None:
         self.db.execute(
-            "INSERT INTO audit_roots (seq, time, prev, heads, key_id, sig) VALUES (?,?,?,?,?,?)",
-            (root.seq, root.time, root.prev, rows.dumps(root.heads), root.key_id, root.sig),
+            "INSERT INTO audit_roots (seq, time, prev, heads, key_id, sig, final) VALUES (?,?,?,?,?,?,?)",
+            (root.seq, root.time, root.prev, rows.dumps(root.heads), root.key_id, root.sig, int(root.final)),
         )
 
     def unsealed(self) -> list[tuple[str, Head]]:
@@ -187,7 +187,7 @@ class SQLiteBase:
                 self._commit.flush()
             if self.writer.enabled and self.writer.key is not None:
                 with Tx(self._db) as db:
-                    self.writer.seal(_Sink(db))
+                    self.writer.seal(_Sink(db), final=True)
                 self.writer.committed()
             self._db.close()
             self._db = None

@@ -266,7 +266,7 @@ def entry(r: tuple[Any, ...]) -> Entry:
 
 
 CHECKPOINT_COLUMNS = "stream, seq, hash, time, key_id, sig, prev"
-ROOT_COLUMNS = "seq, time, prev, heads, key_id, sig"
+ROOT_COLUMNS = "seq, time, prev, heads, key_id, sig, final"
 
 
 def checkpoint(r: tuple[Any, ...]) -> Checkpoint:
@@ -274,7 +274,7 @@ def checkpoint(r: tuple[Any, ...]) -> Checkpoint:
 
 
 def root(r: tuple[Any, ...]) -> Root:
-    return Root(seq=r[0], time=r[1], prev=r[2], heads=loads(r[3]), key_id=r[4], sig=r[5])
+    return Root(seq=r[0], time=r[1], prev=r[2], heads=loads(r[3]), key_id=r[4], sig=r[5], final=bool(r[6]))
 
 
 def containment(r: tuple[Any, ...]) -> Containment:

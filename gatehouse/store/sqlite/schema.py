@@ -106,7 +106,8 @@ CREATE TABLE IF NOT EXISTS audit_roots (
     prev TEXT NOT NULL,
     heads TEXT NOT NULL,
     key_id TEXT NOT NULL,
-    sig TEXT NOT NULL
+    sig TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS approvals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -154,7 +155,7 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -165,6 +166,17 @@ def migrate(db: sqlite3.Connection) -> None:
         _to_1(db)
     if version < 2:
         _to_2(db)
+    if version < 3:
+        _to_3(db)
+
+
+def _to_3(db: sqlite3.Connection) -> None:
+    """Roots say whether a clean shutdown signed them."""
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(audit_roots)")}
+        if "final" not in columns:
+            db.execute("ALTER TABLE audit_roots ADD COLUMN final INTEGER NOT NULL DEFAULT 0")
+        db.execute("PRAGMA user_version = 3")
 
 
 def _to_2(db: sqlite3.Connection) -> None:
