@@ -82,6 +82,8 @@ def canonical_data(bundle: Bundle) -> dict[str, Any]:
         ]
     if bundle.require:
         out["require"] = [{"topics": list(r.topics), "fields": list(r.fields)} for r in bundle.require]
+    if bundle.sets:
+        out["sets"] = {name: list(items) for name, items in bundle.sets.items()}
     out["rules"] = [_rule_data(r) for r in bundle.rules]
     if bundle.output_rules:
         out["output_rules"] = [

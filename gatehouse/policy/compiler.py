@@ -43,19 +43,20 @@ from typing import Any
 
 from gatehouse.policy.glob import TopicGlob, capability_glob, compile_glob, compile_target
 from gatehouse.policy.model import JOB_CONTEXT, STEP_CONTEXT, Condition, Decision, Rule, severity
+from gatehouse.policy.operators import ABSENT, ELEMENT, compile_step_condition
+from gatehouse.policy.text import fold
 
 __all__ = ["ABSENT", "Check", "CompiledRule", "Index", "compile_rules", "field_getter"]
 
 Check = Callable[[Mapping[str, Any]], bool]
 Getter = Callable[[Mapping[str, Any]], Any]
-# What a getter answers for a field the context does not carry.
-ABSENT: Any = object()
 _ABSENT = ABSENT
 _SEQ = (list, tuple, set, frozenset)
 # Roots addressed by one key (`labels.<key>`) and by a path through nested mappings
 # (`params.a.b`), in any stage (the loader has already refused what a stage does not declare).
 _KEYED = frozenset(JOB_CONTEXT.keyed) | frozenset(STEP_CONTEXT.keyed)
-_NESTED = frozenset(JOB_CONTEXT.nested) | frozenset(STEP_CONTEXT.nested)
+# `session.<field>` reads the session mapping; `$.a` the element `each` / `some` bound.
+_NESTED = frozenset(JOB_CONTEXT.nested) | frozenset(STEP_CONTEXT.nested) | {"session", ELEMENT}
 
 
 @cache
@@ -275,7 +276,7 @@ class CompiledRule:
         return None
 
 
-def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
+def _compile_rule(rule: Rule, rank: int, position: int, sets: Mapping[str, tuple[str, ...]]) -> CompiledRule:
     m = rule.match
     checks: list[tuple[str, Check]] = []
     if rule.is_step:
@@ -294,8 +295,12 @@ def _compile_rule(rule: Rule, rank: int, position: int) -> CompiledRule:
         checks.append(("risk_tags", _any_tag(frozenset(m.risk_tags))))
     if m.requester_roles:
         checks.append(("requester_roles", _one_of("requester_role", frozenset(m.requester_roles))))
+    # Step rules compare with the semantics of section 9 (`operators`); job rules keep the job
+    # semantics of `eq` / `in` / `not_in` and share every other operator.
+    job = None if rule.is_step else compile_condition
     for i, cond in enumerate(rule.conditions):
-        checks.append((f"conditions[{i}]", compile_condition(cond)))
+        check = compile_step_condition(cond, getter=field_getter, sets=sets, job=job)
+        checks.append((f"conditions[{i}]", check))
     decision = Decision(
         decision=rule.decision,
         rule_id=rule.id,
@@ -409,6 +414,9 @@ class Index:
         self.sep = ":" if key == "target" else "."
         self._compile: Callable[[str], TopicGlob] = compile_target if key == "target" else compile_glob
         self._sets = (STEP_CONTEXT if key == "target" else JOB_CONTEXT).sets
+        # Step rules compare strings folded (section 9): their keys are folded, and so are the
+        # context's values when looked up.
+        self.folds = key == "target"
         self.exact: dict[str, list[int]] = {}
         self.root = _Node()
         # Rules grouped by the equality fields they constrain: one dict lookup per group with
@@ -462,6 +470,8 @@ class Index:
             keys = [(*k, v) for k in keys for v in values]
             used.append(name)
         group = self.groups.setdefault(tuple(used), {})
+        if self.folds:
+            keys = [tuple(fold(v) for v in k) for k in keys]
         for key in dict.fromkeys(keys):
             group.setdefault(key, []).append(cr.rank)
 
@@ -492,6 +502,8 @@ class Index:
 
     def candidates(self, ctx: Mapping[str, Any]) -> Sequence[int]:
         """Ranks of the rules that may match `ctx`, most restrictive first."""
+        if self.folds:
+            return self._folded_candidates(ctx)
         topic = ctx.get(self.key)
         base = self.topic_candidates(topic if isinstance(topic, str) else None)
         extra: list[int] = [r for check, r in self.cap_globs if check(ctx)]
@@ -518,6 +530,38 @@ class Index:
         # duplicate is only checked twice, never answered differently.
         return sorted(base + tuple(extra))
 
+    def _folded_candidates(self, ctx: Mapping[str, Any]) -> Sequence[int]:
+        target = ctx.get(self.key)
+        base = self.topic_candidates(target if isinstance(target, str) else None)
+        extra: list[int] = [r for check, r in self.cap_globs if check(ctx)]
+        for getters, by_key in self._lookups:
+            for key in _folded_keys(getters, ctx):
+                hit = by_key.get(key)
+                if hit:
+                    extra.extend(hit)
+        if not extra:
+            return base
+        # Posting lists rarely overlap (a rule sits under one key per value combination); a
+        # duplicate is only checked twice, never answered differently.
+        return sorted(base + tuple(extra))
+
+
+def _folded_keys(getters: tuple[Getter, ...], ctx: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """`_group_keys` with every string folded (the step index)."""
+    keys: list[tuple[str, ...]] = [()]
+    for get in getters:
+        v = get(ctx)
+        if type(v) is str:
+            f = fold(v)
+            keys = [(*k, f) for k in keys]
+        elif isinstance(v, _SEQ):
+            keys = [(*k, fold(item)) for k in keys for item in v if type(item) is str]
+            if not keys:
+                return keys
+        else:
+            return []
+    return keys
+
 
 def _group_keys(getters: tuple[Getter, ...], ctx: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """The context's value tuples for a group's fields (several when a value is a list)."""
@@ -537,12 +581,17 @@ def _group_keys(getters: tuple[Getter, ...], ctx: Mapping[str, Any]) -> list[tup
 
 def compile_rules(
     rules: Sequence[Rule],
+    sets: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[list[CompiledRule], list[CompiledRule], Index, Index]:
     """Returns the rules in listed order, the same rules by rank, and the indexes over ranks of
-    the job rules and of the step rules."""
+    the job rules and of the step rules. `sets` are the bundle's named sets."""
     n = len(rules)
+    named = sets or {}
     by_rank = sorted(
-        (_compile_rule(rule, severity(rule.decision) * (n + 1) + i, i) for i, rule in enumerate(rules)),
+        (
+            _compile_rule(rule, severity(rule.decision) * (n + 1) + i, i, named)
+            for i, rule in enumerate(rules)
+        ),
         key=lambda c: c.rank,
     )
     # Re-number ranks densely so that a rank indexes `by_rank` directly.

@@ -7,7 +7,12 @@
 The context is flat, with the fields its stage declares (`gatehouse.policy.model.JOB_CONTEXT`,
 DESIGN.md section 3): `topic`, `tenant`, `labels` (str -> str), `capability`, `risk_tags`
 (list), `requester_role`, `approved` (bool); a step (`STEP_CONTEXT`, section 9) adds `target`,
-`adapter`, `action`, `effect`, `detected`, `params` and `session`. Missing keys mean absent.
+`adapter`, `action`, `effect`, `detected`, `params` and `session` (`untrusted_read`,
+`step_count`, `denied_count`, and `allowed_targets`: the targets of its earlier allowed steps, which
+`session_count` counts). Missing keys mean absent. Two inputs of a step are no fields a rule
+compares but what its operators read: `provenance` (a `gatehouse.policy.Provenance`, for
+`from_untrusted` / `from_prompt`) and `detections` (param path -> detector names, see
+`gatehouse.policy.detections`, for `detects`).
 
 A context with a `target` (`adapter:<adapter>:<action>`) is a tool call: `decide` judges it by
 the step rules alone (rules that name `targets`), and any other context by the job rules alone,
@@ -131,7 +136,8 @@ class Policy:
         # compiled (and so validated) when the bundle loaded.
         self.classifier: Classifier = bundle.classifier
         self.require: tuple[Requirement, ...] = bundle.require
-        self._listed, self._by_rank, self._index, self._step_index = compile_rules(bundle.rules)
+        self._listed, self._by_rank, self._index, self._step_index = compile_rules(bundle.rules, bundle.sets)
+        self.sets: Mapping[str, tuple[str, ...]] = bundle.sets
         self._default = Decision(
             decision=bundle.default_decision,
             rule_id="default",
@@ -254,10 +260,22 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | tuple | dict) and not value)
 
 
+# What the operators read besides their field (the caller's inputs of section 9).
+_IMPLIED = {
+    "from_untrusted": "provenance",
+    "from_prompt": "provenance",
+    "detects": "detections",
+    "session_count": "session.allowed_targets",
+}
+
+
 def _condition_fields(cond: Condition, out: set[str]) -> None:
-    # `labels.env` and `params.a.b` alike: the cache reads each with `field_getter`.
-    if cond.field:
+    # `labels.env` and `params.a.b` alike: the cache reads each with `field_getter`. `$` is the
+    # element of `each` / `some`, read through their field.
+    if cond.field and not cond.field.startswith("$"):
         out.add(cond.field)
+    if cond.op in _IMPLIED:
+        out.add(_IMPLIED[cond.op])
     for child in cond.children:
         _condition_fields(child, out)
 

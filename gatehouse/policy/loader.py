@@ -47,6 +47,7 @@ from gatehouse.policy._nodes import (
     str_list,
     string,
 )
+from gatehouse.policy._regex import RegexError, compile_re2
 from gatehouse.policy.canonical import canonical_json
 from gatehouse.policy.glob import GlobError, capability_glob, compile_glob, compile_target, is_valid_topic
 from gatehouse.policy.model import (
@@ -55,9 +56,12 @@ from gatehouse.policy.model import (
     FAIL_MODES,
     JOB_CONTEXT,
     LABEL_KEY,
+    LEAF_OPS,
     OUTPUT_DECISIONS,
     REQUIRE_APPROVAL,
     STEP_CONTEXT,
+    STEP_DETECTORS,
+    TREE_OPS,
     Condition,
     ContextSchema,
     FailModeOverride,
@@ -83,6 +87,7 @@ _TOP_KEYS = (
     "output_rules",
     "classifiers",
     "require",
+    "sets",
 )
 _RULE_KEYS = (
     "id",
@@ -106,8 +111,14 @@ _REMEDIATION_SET_KEYS = ("topic", "capability", "risk_tags", "prompt")
 _OUTPUT_KEYS = ("id", "detectors", "decision", "reason", "topics")
 _OVERRIDE_KEYS = ("topics", "fail_mode")
 _REQUIRE_KEYS = ("topics", "fields")
-_LEAF_OPS = ("eq", "in", "not_in", "exists")
-_TREE_OPS = ("not", "all", "any")
+_LEAF_OPS = LEAF_OPS
+_TREE_OPS = TREE_OPS
+_NUMBER_OPS = ("gt", "gte", "lt", "lte")
+_SET_OPS = ("in_set", "not_in_set")
+_DOMAIN_OPS = ("domain_in", "not_domain_in")
+# Operators that read what only a step carries (its params, its session).
+_STEP_ONLY = ("detects", "from_untrusted", "from_prompt", "session_count")
+_SET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # Fields of a job body a `require` entry may name: the prompt, a meta key, or a label.
 _REQUIRE_META = ("capability", "risk_tags", "source", "trace_id", "session_id", "description")
 
@@ -127,6 +138,7 @@ class Bundle:
         "output_rules",
         "require",
         "rules",
+        "sets",
         "snapshot",
         "version",
     )
@@ -143,6 +155,7 @@ class Bundle:
     output_rules: tuple[OutputRule, ...]
     require: tuple[Requirement, ...]
     rules: tuple[Rule, ...]
+    sets: dict[str, tuple[str, ...]]
     snapshot: str
     version: int
 
@@ -165,12 +178,23 @@ def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
 class _Ctx(Ctx):
     """Where we are in the bundle: the rule being read and the schema of its stage."""
 
-    __slots__ = ("schema",)
+    __slots__ = ("elements", "schema", "sets")
 
     def __init__(self) -> None:
         super().__init__()
         # The fields the current rule's conditions may compare (`STEP_CONTEXT` in a step rule).
         self.schema: ContextSchema = JOB_CONTEXT
+        # The bundle's named sets (read before the rules, wherever they sit in the document).
+        self.sets: dict[str, tuple[str, ...]] = {}
+        # How many `each` / `some` enclose the condition being read: `$` is their element.
+        self.elements = 0
+
+
+def _element_field(name: str) -> bool:
+    return name == "$" or (name.startswith("$.") and _PATH_RE.fullmatch(name[2:]) is not None)
+
+
+_PATH_RE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
 
 
 def _condition_field(cx: _Ctx, node: Any, name: Any) -> str:
@@ -178,6 +202,10 @@ def _condition_field(cx: _Ctx, node: Any, name: Any) -> str:
         cx.fail(node, f"a condition field must be a string, got `{name}`")
     if cx.schema.declares(name):
         return name
+    if _element_field(name):
+        if cx.elements:
+            return name
+        cx.fail(node, f"`{name}` is the element of `each` or `some`, and is used outside one")
     cx.fail(
         node,
         f"unknown condition operator or field `{name}` (operators: "
@@ -213,6 +241,16 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
             for i, name in enumerate(names)
         ]
         return parts[0] if len(parts) == 1 else Condition("all", children=tuple(parts))
+    if op in ("from_untrusted", "from_prompt"):
+        name = string(cx, vnode, f"`{op}`")
+        field = _condition_field(cx, vnode, name)
+        if not (field == "params" or field.startswith("params.") or _element_field(field)):
+            cx.fail(vnode, f"`{op}` applies to `params.<path>` or `$`, not `{field}`")
+        return Condition(op, field)
+    if op == "session_count":
+        return _session_count(cx, vnode)
+    if op in ("each", "some"):
+        return _quantifier(cx, op, vnode)
     if op == "not":
         return Condition("not", children=(_condition(cx, vnode),))
     if op in ("all", "any"):
@@ -223,9 +261,14 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
     fields = mapping(cx, vnode, f"`{op}`", None)
     if not fields:
         cx.fail(vnode, f"`{op}` needs a field")
+    if op in _STEP_ONLY and cx.schema is not STEP_CONTEXT:
+        cx.fail(node, f"`{op}` applies to step rules (rules that name targets)")
     parts = []
     for name, fnode in fields.items():
         field = _condition_field(cx, fnode, name)
+        if op not in ("eq", "in", "not_in"):
+            parts.append(Condition(op, field, _operand(cx, op, name, field, fnode)))
+            continue
         if op == "eq":
             value: Any = _cond_value(cx, fnode, f"`eq` value of `{name}`")
         else:
@@ -236,6 +279,113 @@ def _condition(cx: _Ctx, node: Any) -> Condition:
                 value = tuple(_cond_value(cx, i, f"`{op}` value of `{name}`") for i in items)
         parts.append(Condition(op, field, value))
     return parts[0] if len(parts) == 1 else Condition("all", children=tuple(parts))
+
+
+def _set_names(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
+    names = str_list(cx, node, what)
+    for i, name in enumerate(names):
+        if name not in cx.sets:
+            known = ", ".join(cx.sets) or "none"
+            cx.fail(item_node(node, i), f"unknown set `{name}` in {what} (sets of the bundle: {known})")
+    return tuple(names)
+
+
+def _operand(cx: _Ctx, op: str, name: str, field: str, node: Any) -> Any:
+    """The value of `{op: {field: value}}` for the operators of section 9, validated."""
+    what = f"`{op}` value of `{name}`"
+    if op in _NUMBER_OPS or op in ("len_gt", "len_lt"):
+        value = scalar(cx, node, what)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            cx.fail(node, f"{what} must be a number, got `{value}`")
+        if op.startswith("len_") and (not isinstance(value, int) or value < 0):
+            cx.fail(node, f"{what} must be a whole number of at least 0, got `{value}`")
+        return value
+    if op == "matches":
+        pattern = string(cx, node, what)
+        try:
+            compile_re2(pattern)
+        except RegexError as exc:
+            cx.fail(node, f"{exc} (RE2 syntax)")
+        return pattern
+    if op == "glob":
+        return tuple(str_list(cx, node, what))
+    if op == "contains":
+        return _cond_value(cx, node, what)
+    if op in _SET_OPS:
+        return _set_names(cx, node, what)
+    if op in _DOMAIN_OPS:
+        items = str_list(cx, node, what)
+        for i, item in enumerate(items):
+            if item not in cx.sets and "." not in item:
+                cx.fail(
+                    item_node(node, i),
+                    f"unknown set `{item}` in {what} (a domain has a dot; sets of the bundle: "
+                    f"{', '.join(cx.sets) or 'none'})",
+                )
+        return tuple(items)
+    if op == "detects":
+        if not (field == "params" or field.startswith("params.")):
+            cx.fail(node, f"`detects` applies to `params.<path>`, not `{field}`")
+        names = str_list(cx, node, what)
+        for i, d in enumerate(names):
+            if d not in STEP_DETECTORS:
+                cx.fail(item_node(node, i), f"unknown detector `{d}` (known: {', '.join(STEP_DETECTORS)})")
+        return tuple(names)
+    cx.fail(node, f"`{op}` takes a field, not a mapping (`{{{op}: {name}}}`)")
+
+
+_COUNT_OPS = ("gt", "gte", "lt", "lte", "eq")
+
+
+def _session_count(cx: _Ctx, node: Any) -> Condition:
+    """`session_count: {targets: [...], gt: N}`: earlier allowed steps matching the targets."""
+    if cx.schema is not STEP_CONTEXT:
+        cx.fail(node, "`session_count` applies to step rules (rules that name targets)")
+    body = mapping(cx, node, "`session_count`", ("targets", *_COUNT_OPS))
+    if "targets" not in body:
+        cx.fail(node, "`session_count` needs `targets`")
+    cmps = [k for k in body if k != "targets"]
+    if len(cmps) != 1:
+        cx.fail(node, f"`session_count` needs exactly one of {', '.join(_COUNT_OPS)}")
+    targets = _targets(cx, body["targets"], "`session_count.targets`")
+    n = scalar(cx, body[cmps[0]], f"`session_count.{cmps[0]}`")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        cx.fail(body[cmps[0]], f"`session_count.{cmps[0]}` must be a whole number of at least 0")
+    return Condition("session_count", value=(targets, cmps[0], n))
+
+
+def _quantifier(cx: _Ctx, op: str, node: Any) -> Condition:
+    """`each: {field: params.to, any: [...]}` (or `all:`); `some:` alike."""
+    body = mapping(cx, node, f"`{op}`", ("field", "any", "all"))
+    if "field" not in body:
+        cx.fail(node, f"`{op}` needs `field`")
+    quants = [k for k in ("any", "all") if k in body]
+    if len(quants) != 1:
+        cx.fail(node, f"`{op}` needs exactly one of `any` and `all`")
+    field = _condition_field(cx, body["field"], string(cx, body["field"], f"`{op}.field`"))
+    items = list_nodes(cx, body[quants[0]], f"`{op}.{quants[0]}`")
+    if not items:
+        cx.fail(body[quants[0]], f"`{op}.{quants[0]}` needs at least one condition")
+    cx.elements += 1
+    try:
+        children = tuple(_condition(cx, c) for c in items)
+    finally:
+        cx.elements -= 1
+    return Condition(op, field, quants[0], children)
+
+
+def _sets(cx: _Ctx, node: Any) -> dict[str, tuple[str, ...]]:
+    """`sets: {name: [strings]}`: named lists the rules' set and domain operators refer to."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, vnode in mapping(cx, node, "`sets`", None).items():
+        if not _SET_NAME.fullmatch(name):
+            cx.fail(vnode, f"bad set name `{name}` (use letters, digits, `_`, `.` and `-`)")
+        if isinstance(vnode, ScalarNode) and plain(vnode) is None:
+            out[name] = ()
+            continue
+        items = list_nodes(cx, vnode, f"set `{name}`")
+        out[name] = tuple(string(cx, i, f"each item of set `{name}`", allow_numbers=True) for i in items)
+    return out
 
 
 def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
@@ -501,6 +651,8 @@ def parse_bundle(text: str | bytes) -> Bundle:
                     fail_mode=choice(cx, ob["fail_mode"], "fail_mode", FAIL_MODES),
                 )
             )
+    if "sets" in body:
+        cx.sets = _sets(cx, body["sets"])
     seen: set[str] = set()
     rules: list[Rule] = []
     if "rules" in body and not (isinstance(body["rules"], ScalarNode) and plain(body["rules"]) is None):
@@ -526,6 +678,7 @@ def parse_bundle(text: str | bytes) -> Bundle:
         fail_mode=fail_mode,
         fail_mode_overrides=tuple(overrides),
         rules=tuple(rules),
+        sets=cx.sets,
         output_rules=tuple(output_rules),
         require=require,
         classifiers=classifiers,

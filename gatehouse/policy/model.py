@@ -18,9 +18,12 @@ __all__ = [
     "DENY",
     "DETECTORS",
     "JOB_CONTEXT",
+    "LEAF_OPS",
     "OUTPUT_DECISIONS",
     "REQUIRE_APPROVAL",
     "STEP_CONTEXT",
+    "STEP_DETECTORS",
+    "TREE_OPS",
     "Condition",
     "ContextSchema",
     "Decision",
@@ -106,9 +109,19 @@ JOB_CONTEXT = ContextSchema(
 # of it (`effect`, `detected`) and the session's history (`session.step_count`, ...).
 STEP_CONTEXT = ContextSchema(
     stage="step",
-    fields=(*_JOB_FIELDS, "target", "adapter", "action", "effect", "detected"),
+    fields=(
+        *_JOB_FIELDS,
+        "target",
+        "adapter",
+        "action",
+        "effect",
+        "detected",
+        "session.untrusted_read",
+        "session.step_count",
+        "session.denied_count",
+    ),
     keyed=("labels",),
-    nested=("params", "session"),
+    nested=("params",),
     sets=frozenset({"risk_tags", "requester_role", "detected"}),
 )
 
@@ -131,6 +144,36 @@ DETECTORS = (
     "iban",
     "ip_address",
 )
+# What `detects` and `detected` may name (DESIGN.md section 9): the output detectors and `url`.
+STEP_DETECTORS = (*DETECTORS, "url")
+
+# Condition operators (DESIGN.md sections 3 and 9), by the shape of their value.
+TREE_OPS = ("not", "all", "any")
+LEAF_OPS = (
+    "eq",
+    "in",
+    "not_in",
+    "exists",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "len_gt",
+    "len_lt",
+    "matches",
+    "glob",
+    "contains",
+    "in_set",
+    "not_in_set",
+    "domain_in",
+    "not_domain_in",
+    "detects",
+    "from_untrusted",
+    "from_prompt",
+    "session_count",
+    "each",
+    "some",
+)
 
 
 def severity(decision: str) -> int:
@@ -143,7 +186,12 @@ class Condition:
     """One node of a condition tree.
 
     `op` is `eq`, `in`, `not_in` (with `field` and `value`), `exists` (with `field` only: the
-    field is present and not null), or `not`, `all`, `any` (with `children`).
+    field is present and not null), or `not`, `all`, `any` (with `children`). The operators of
+    section 9 (`gatehouse.policy.operators`): `gt`, `gte`, `lt`, `lte`, `len_gt`, `len_lt` (a
+    number), `matches` (a pattern), `contains` (a scalar), `glob`, `in_set`, `not_in_set`,
+    `domain_in`, `not_domain_in`, `detects` (a tuple of patterns, set names, domains, detector
+    names), `from_untrusted`, `from_prompt` (field only), `session_count` (value `(targets, cmp,
+    n)`), `each` / `some` (`field`, `value` `any` or `all`, `children` in which `$` is the element).
     """
 
     op: str
@@ -156,8 +204,13 @@ class Condition:
             return {"not": self.children[0].to_data()}
         if self.op in ("all", "any"):
             return {self.op: [c.to_data() for c in self.children]}
-        if self.op == "exists":
-            return {"exists": self.field}
+        if self.op in ("exists", "from_untrusted", "from_prompt"):
+            return {self.op: self.field}
+        if self.op in ("each", "some"):
+            return {self.op: {"field": self.field, self.value: [c.to_data() for c in self.children]}}
+        if self.op == "session_count":
+            targets, cmp, n = self.value
+            return {"session_count": {"targets": list(targets), cmp: n}}
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return {self.op: {self.field: value}}
 

@@ -160,8 +160,13 @@ rules:
     ("ctx", "rule_id"),
     [
         ({"target": "adapter:mail:send", "params": {"to": {"domain": "evil.example"}}}, "evil-recipient"),
+        # On a list, `eq` holds only for every element (section 9; `contains` tests membership).
         (
             {"target": "adapter:mail:send", "params": {"to": {"domain": ["x", "evil.example"]}}},
+            "default",
+        ),
+        (
+            {"target": "adapter:mail:send", "params": {"to": {"domain": ["EVIL.example", "evil.example"]}}},
             "evil-recipient",
         ),
         ({"target": "adapter:mail:send", "params": {"to": {"domain": "corp.example"}}}, "default"),
