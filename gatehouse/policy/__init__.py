@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gatehouse.errors import PolicyError
 from gatehouse.policy.canonical import canonical_data, canonical_json
+from gatehouse.policy.detections import detected, detections_of
 from gatehouse.policy.engine import EvaluationError, Policy, load
 from gatehouse.policy.glob import compile_glob, compile_target, is_valid_topic
 from gatehouse.policy.model import (
@@ -30,6 +31,8 @@ from gatehouse.policy.model import (
     RuleTrace,
     severity,
 )
+from gatehouse.policy.provenance import Provenance
+from gatehouse.policy.text import fold, host_of
 
 __all__ = [
     "ALLOW",
@@ -48,6 +51,7 @@ __all__ = [
     "OutputRule",
     "Policy",
     "PolicyError",
+    "Provenance",
     "Remediation",
     "Requirement",
     "Rule",
@@ -56,6 +60,10 @@ __all__ = [
     "canonical_json",
     "compile_glob",
     "compile_target",
+    "detected",
+    "detections_of",
+    "fold",
+    "host_of",
     "is_valid_topic",
     "load",
     "severity",
