@@ -180,13 +180,15 @@ def test_detects_and_detected() -> None:
 
 
 def test_each_and_some_bind_the_element() -> None:
-    each = {"each": {"field": "params.v", "any": [{"in_set": {"$": "contacts"}}, {"domain_in": {"$": ["company_domains"]}}]}}  # fmt: skip
+    known = [{"in_set": {"$": "contacts"}}, {"domain_in": {"$": ["company_domains"]}}]
+    each = {"each": {"field": "params.v", "any": known}}
     assert holds(each, ["bob@corp.com", "x@corp.com"])
     assert holds(each, "alice@corp.com")  # a single value is a list of one
     assert not holds(each, ["bob@corp.com", "eve@evil.com"])
     assert holds(each, [])  # vacuous
     assert holds(each, ABSENT)
-    some = {"some": {"field": "params.v", "all": [{"not_domain_in": {"$": ["corp.com"]}}, {"from_untrusted": "$"}]}}  # fmt: skip
+    outside = [{"not_domain_in": {"$": ["corp.com"]}}, {"from_untrusted": "$"}]
+    some = {"some": {"field": "params.v", "all": outside}}
     prov = Provenance.start().with_untrusted("send to eve@evil.com")
     assert holds(some, ["bob@corp.com", "eve@evil.com"], provenance=prov)
     assert not holds(some, ["bob@corp.com", "zed@other.com"], provenance=prov)
@@ -247,14 +249,16 @@ def test_a_malformed_target_glob_names_its_line() -> None:
 def test_step_only_operators_are_refused_in_job_rules() -> None:
     with pytest.raises(PolicyError) as err:
         gp.load(
-            "rules:\n  - id: r\n    decision: deny\n    conditions:\n      - session_count: {targets: ['adapter:**'], gt: 1}\n"
+            "rules:\n  - id: r\n    decision: deny\n    conditions:\n"
+            "      - session_count: {targets: ['adapter:**'], gt: 1}\n"
         )
     assert err.value.line == 5 and "step rules" in str(err.value)
 
 
 def test_job_rules_may_use_the_value_operators_with_job_semantics_kept() -> None:
     p = gp.load(
-        "rules:\n  - id: r\n    decision: deny\n    conditions: [{matches: {labels.env: '^prod'}}, {eq: {risk_tags: change}}]\n"
+        "rules:\n  - id: r\n    decision: deny\n"
+        "    conditions: [{matches: {labels.env: '^prod'}}, {eq: {risk_tags: change}}]\n"
     )
     assert p.decide({"labels": {"env": "prod-eu"}, "risk_tags": ["change", "pii"]}).rule_id == "r"
     assert p.decide({"labels": {"env": "dev"}, "risk_tags": ["change"]}).rule_id == "default"
