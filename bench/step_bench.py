@@ -229,7 +229,8 @@ def bench_provenance(seed: int) -> None:
         f"(indexed in {index_ms:.0f} ms): p50 {p50:.2f} us, p99 {p99:.2f} us"
     )
     print(
-        f"baseline (whole-token regex over the raw text): p50 {b50:.0f} us, p99 {b99:.0f} us; {b50 / p50:.0f}x"
+        f"baseline (whole-token regex over the raw text): p50 {b50:.0f} us, p99 {b99:.0f} us; "
+        f"{b50 / p50:.0f}x"
     )
     print(f"target p50 <= 1,000 us: {'met' if p50 <= 1000 else 'NOT met'}")
 
