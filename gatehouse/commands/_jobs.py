@@ -22,6 +22,7 @@ from typing import Any
 from gatehouse.config import Settings
 from gatehouse.errors import BadRequest, MissingField
 from gatehouse.ingress import intake
+from gatehouse.ingress.canon import canon_labels, canon_topic
 from gatehouse.policy import Policy
 
 __all__ = ["iter_jsonl", "job_context", "judged_context", "parse_json"]
@@ -152,7 +153,7 @@ def judged_context(policy: Policy, job: Mapping[str, Any]) -> dict[str, Any]:
         classifier=policy.classifier,
         max_attachment_chars=_MAX_ATTACHMENT_CHARS,
     )
-    topic = ctx["topic"]
+    topic = canon_topic(ctx["topic"])  # as the server's intake spells it
     missing = policy.missing_fields(
         topic, {"prompt": job.get("prompt") or "", "labels": taken.labels, "meta": taken.meta}
     )
@@ -162,7 +163,7 @@ def judged_context(policy: Policy, job: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "topic": topic,
         "tenant": ctx["tenant"],
-        "labels": taken.labels,
+        "labels": canon_labels(taken.labels),
         "capability": taken.meta.get("capability"),
         "risk_tags": taken.meta["risk_tags"],
         "requester_role": ctx["requester_role"],

@@ -9,6 +9,7 @@ from typing import Any
 
 from gatehouse.crypto import canonical
 from gatehouse.domain.ids import rfc3339
+from gatehouse.ingress.canon import canon_labels
 
 __all__ = ["Job", "job_context", "job_hash", "request_of"]
 
@@ -133,7 +134,8 @@ def job_context(job: Job, *, approved: bool | None = None) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "topic": job.topic,
         "tenant": job.tenant,
-        "labels": job.labels,
+        # Compared in one spelling (NFKC, case-folded), as the loader spells the rules' values.
+        "labels": canon_labels(job.labels),
         "capability": job.meta.get("capability"),
         "risk_tags": job.meta.get("risk_tags") or [],
         "requester_role": list(job.requester_roles),

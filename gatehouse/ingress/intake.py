@@ -10,8 +10,8 @@ Steps, in order: `sanitise` drops server-only label keys and meta keys outside t
 `screen_attachments` removes executables and the archives that may hide them; `classify` derives
 `command_class` and risk tags from the prompt and the text attachments (within a character
 budget, the job tagged `attachment_not_fully_classified` past it); derived labels override
-client-sent ones. Label keys and values and the capability get the one spelling policy compares
-(`canon`); the topic's is `canon_topic`, applied by the callers, which hold it.
+client-sent ones. Label keys and the capability get the one spelling policy compares (`canon`);
+the topic's (`canon_topic`) and the label values' (`canon_labels`) are applied by the callers.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatehouse.ingress.attachments import screen_attachments
-from gatehouse.ingress.canon import canon_capability, canon_labels
+from gatehouse.ingress.canon import canon_capability
 from gatehouse.ingress.classify import Classifier
 from gatehouse.ingress.sanitise import sanitise
 
@@ -78,7 +78,9 @@ def intake(
         a["size"] = len(a["content_base64"]) * 3 // 4
     texts, truncated = _texts(kept, max_attachment_chars)
     found = classifier.classify(prompt, attachments_text=texts)
-    merged = {**canon_labels(clean.labels), **found.labels}  # server-derived labels win
+    # Label keys are identifiers (lower case); values are kept as sent and folded where policy
+    # compares them (`job_context`), so a ticket `CHG-7` stays `CHG-7` in the job.
+    merged = {**{k.lower(): v for k, v in clean.labels.items()}, **found.labels}  # derived ones win
     out_meta: dict[str, Any] = {k: v for k, v in clean.meta.items() if k in _KEPT_META}
     if isinstance(out_meta.get("capability"), str):
         out_meta["capability"] = canon_capability(out_meta["capability"])

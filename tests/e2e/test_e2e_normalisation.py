@@ -72,3 +72,35 @@ def test_spelled_out_destructive_commands_are_denied(server: Server, prompt: str
     agent = server.identity("speller")["api_key"]
     status, answer = _submit(server, agent, {"topic": "job.exec.shell", "prompt": prompt})
     assert status == 403 and _rule(answer) == "deny-destructive-exec", answer
+
+
+def test_offline_tools_normalise_the_same_way() -> None:
+    """`gatehouse policy simulate` spells topics and labels as the server does."""
+    import json
+    import subprocess
+    import sys
+
+    from harness import SEED
+
+    job = {
+        "topic": "JOB.DEPLOY.APPLY",
+        "prompt": "x",
+        "labels": {"ENV": "Prod"},
+        "meta": {"capability": "Infra.Write"},
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gatehouse",
+            "policy",
+            "simulate",
+            str(SEED),
+            "--job",
+            json.dumps(job),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(out.stdout)["rule_id"] == "require-approval-prod-write", out.stdout + out.stderr
