@@ -221,7 +221,7 @@ def _context(draw: st.DrawFn, *, dense: bool = False) -> dict[str, Any]:
 
 
 def _check(policy: gp.Policy, ctx: dict[str, Any]) -> None:
-    want = ref.decide(policy.rules, policy.default_decision, ctx)
+    want = ref.step_decide(policy.rules, policy.default_decision, ctx, policy.sets)
     got = policy.decide(ctx)
     assert (got.decision, got.rule_id) == want, f"decide {ctx!r}"
     assert policy.scan(ctx) == got, f"scan {ctx!r}"
@@ -230,7 +230,7 @@ def _check(policy: gp.Policy, ctx: dict[str, Any]) -> None:
     assert ex.winner == got.rule_id
     assert [t.rule_id for t in ex.rules] == [r.id for r in policy.rules]
     for trace, rule in zip(ex.rules, policy.rules, strict=True):
-        failed = ref.failures(rule, ctx)
+        failed = ref.step_failures(rule, ctx, policy.sets)
         assert trace.matched is (not failed), (rule.id, ctx)
         assert trace.failed_field == (failed[0] if failed else None), (rule.id, ctx)
 
@@ -435,3 +435,96 @@ def test_the_reference_agrees_with_the_documented_examples(seed: gp.Policy) -> N
     ]
     for ctx, decision in cases:
         assert ref.decide(seed.rules, seed.default_decision, ctx)[0] == decision
+
+
+# The operators of section 9 over params, against `_reference.step_condition_holds`.
+OP_SETS = {"contacts": ["Ops@Corp.com", "eve"], "payees": ["12345678", "DE89"], "doms": ["corp.com"]}
+OP_VALUES: list[Any] = [
+    "ops@corp.com", "OPS@CORP.COM", "eve", "x@mail.corp.com", "https://corp.com.evil.io/a", "corp.com:80",
+    "rm -rf /", "Password", "100", "1e3", " 7 ", "nan", 5, 1500, 12345678, True, None, 2.5,
+    [], ["eve", "EVE"], ["eve", "ops@corp.com"], [150, "200"], [1, "x"], {"a": "eve"}, ["ｅｖｅ"],  # noqa: RUF001
+]  # fmt: skip
+
+
+@st.composite
+def _op_condition(draw: st.DrawFn, depth: int = 0, element: bool = False) -> dict[str, Any]:
+    field = "$" if element and draw(st.booleans()) else draw(st.sampled_from(["params.a", "params.b"]))
+    kind = draw(st.integers(0, 16 if depth < 1 else 13))
+    if kind == 0:
+        return {
+            draw(st.sampled_from(["gt", "gte", "lt", "lte"])): {field: draw(st.sampled_from([0, 100, 1000]))}
+        }
+    if kind == 1:
+        return {draw(st.sampled_from(["len_gt", "len_lt"])): {field: draw(st.integers(0, 3))}}
+    if kind == 2:
+        return {"matches": {field: draw(st.sampled_from(["^e", "(?i)PASS", "rm\\s+-rf", "\\d{3}"]))}}
+    if kind == 3:
+        return {"glob": {field: draw(st.sampled_from(["e*", "*corp.com", "?ve", "*"]))}}
+    if kind == 4:
+        return {"contains": {field: draw(st.sampled_from(["eve", "CORP", 5, "x"]))}}
+    if kind == 5:
+        return {"exists": field}
+    if kind in (6, 7):
+        names = draw(st.sampled_from([["contacts"], ["payees"], ["contacts", "payees"]]))
+        return {draw(st.sampled_from(["in_set", "not_in_set"])): {field: names}}
+    if kind in (8, 9):
+        doms = draw(st.sampled_from([["doms"], ["corp.com"], ["evil.io", "doms"]]))
+        return {draw(st.sampled_from(["domain_in", "not_domain_in"])): {field: doms}}
+    if kind == 10:
+        return {"eq": {field: draw(st.sampled_from(["eve", "EVE", 5, True, "100"]))}}
+    if kind == 11:
+        return {
+            draw(st.sampled_from(["in", "not_in"])): {
+                field: draw(st.sampled_from([["eve", 5], ["ops@corp.com"]]))
+            }
+        }
+    if kind == 12:
+        return {
+            "session_count": {
+                "targets": ["adapter:bank:*"],
+                draw(st.sampled_from(["gt", "eq"])): draw(st.integers(0, 2)),
+            }
+        }
+    if kind == 13:
+        return {"not": draw(_op_condition(depth + 1, element))}
+    if kind == 14:
+        return {"any": [draw(_op_condition(depth + 1, element)) for _ in range(2)]}
+    q = draw(st.sampled_from(["any", "all"]))
+    inner = [draw(_op_condition(depth + 1, True)) for _ in range(draw(st.integers(1, 2)))]
+    return {
+        draw(st.sampled_from(["each", "some"])): {
+            "field": draw(st.sampled_from(["params.a", "params.b"])),
+            q: inner,
+        }
+    }
+
+
+@st.composite
+def _op_context(draw: st.DrawFn) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"target": draw(st.sampled_from(["adapter:bank:pay", "adapter:mail:send"]))}
+    ctx["params"] = {k: draw(st.sampled_from(OP_VALUES)) for k in draw(_subset(["a", "b"], min_size=0))}
+    if draw(st.booleans()):
+        history = ["adapter:bank:pay", "adapter:mail:send", "adapter:bank:get"]
+        ctx["session"] = {"allowed_targets": draw(st.lists(st.sampled_from(history), max_size=4))}
+    return ctx
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 6), data=st.data(), contexts=st.lists(_op_context(), min_size=1, max_size=6))
+def test_step_operators_agree_with_the_naive_reference(
+    n: int, data: st.DataObject, contexts: list[dict[str, Any]]
+) -> None:
+    patterns = ["adapter:**", "adapter:bank:*", "adapter:mail:send", "adapter:*:*"]
+    rules = [
+        {
+            "id": f"o{i}",
+            "decision": data.draw(st.sampled_from(DECISIONS)),
+            "match": {"targets": data.draw(_strings(patterns))},
+            "conditions": [data.draw(_op_condition()) for _ in range(data.draw(st.integers(1, 2)))],
+        }
+        for i in range(n)
+    ]
+    bundle = {"version": 1, "default_decision": "allow", "sets": OP_SETS, "rules": rules}
+    policy = gp.load(json.dumps(bundle))
+    for ctx in contexts:
+        _check(policy, ctx)
