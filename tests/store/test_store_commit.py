@@ -138,7 +138,7 @@ def test_the_chain_stays_valid_across_batches_with_failures(db_path: Path) -> No
                 *(store.add_identity(identity(round_ * 10 + n), f"h-{n % 4}-{round_}") for n in range(8)),
                 return_exceptions=True,
             )
-        report = await verify_store(store, {})
+        report = await verify_store(store, {}, await store.audit_streams())  # chains only: no key, no roots
         await store.close()
         return report
 
@@ -168,7 +168,7 @@ def test_a_write_rolled_back_after_auditing_leaves_the_audit_head_where_it_was(d
         await store.add_identity(identity(3), "h3")
         types = [e.type for e in await store.audit_entries("system")]
         assert "doomed" not in types and len(types) == 3
-        reports = await verify_store(store, {})
+        reports = await verify_store(store, {}, await store.audit_streams())  # chains only: no key, no roots
         await store.close()
         return reports
 
@@ -185,7 +185,7 @@ def test_two_writers_on_one_file_still_chain_correctly(db_path: Path) -> None:
         for n in range(6):
             writer = a if n % 2 == 0 else b
             await writer.add_identity(identity(n), f"h{n}")
-        reports = await verify_store(a, {})
+        reports = await verify_store(a, {}, await a.audit_streams())  # chains only: no key, no roots
         entries = await a.audit_entries("system")
         assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
         await a.close()
