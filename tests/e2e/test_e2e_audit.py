@@ -46,7 +46,8 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
         ).json()
         a.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
         a.post("/api/v1/policy/simulate", json={"topic": "job.x.y"})
-        s.wait_status(ok["job_id"], {"succeeded"})
+        # The demo worker echoes the prompt; the seed's output rules hold a password for review.
+        s.wait_status(ok["job_id"], {"quarantined"})
         admin.put("/api/v1/policy", json={"bundle": SEED.read_text().replace("name: seed", "name: v2")})
         admin.put("/api/v1/policy", json={"bundle": "version: 1\nrules: [\n"})
         admin.delete(f"/api/v1/identities/{agent['id']}")
@@ -72,7 +73,7 @@ def test_every_action_leaves_its_entry(server_factory) -> None:
             for e in tenant
             if e["type"] == "job.state" and e["data"]["job_id"] == ok["job_id"]
         ]
-        assert states == ["dispatched", "succeeded"]
+        assert states == ["dispatched", "quarantined"]
         # Reviewers see their tenant only.
         assert rv.get("/api/v1/audit", params={"stream": "system"}).status_code == 403
         assert rv.get("/api/v1/audit/verify").json()["ok"] is True

@@ -744,8 +744,21 @@ def test_seed_bundle_model(seed: gp.Policy) -> None:
     }
     assert dict(approve.remediations[1].set_labels) == {"env": "staging"}
     assert [(o.id, o.detectors, o.decision) for o in seed.output_rules] == [
-        ("quarantine-private-keys", ("private_key", "aws_access_key"), "quarantine"),
-        ("redact-pii", ("email", "credit_card"), "redact"),
+        (
+            "quarantine-private-keys",
+            (
+                "private_key",
+                "aws_access_key",
+                "aws_secret_key",
+                "github_token",
+                "slack_token",
+                "jwt",
+                "generic_api_key",
+                "password",
+            ),
+            "quarantine",
+        ),
+        ("redact-pii", ("email", "credit_card", "ssn", "iban"), "redact"),
     ]
     assert [(o.topics, o.fail_mode) for o in seed.fail_mode_overrides] == [(("job.demo.**",), "open")]
     assert deny.line == line_of(seed.text, "id: deny-destructive-exec")
