@@ -3,7 +3,10 @@
 Everything here runs the pure engine on local files: no server, no store. A job is judged as the
 server judges it: the same ingress (`judged_context`: sanitising, classification of the prompt and
 attachments with the bundle's classifier) and the bundle's `require` check, which refuses a job
-lacking a required field (`missing_field`, the server's 422). Exit codes follow
+lacking a required field (`missing_field`, the server's 422). A step (`--step`, a fixture's `step:`)
+is judged with the context the server's step gate builds (`gatehouse.domain.steps.step_context`:
+target, classifier labels and detectors over the params, the session history's counts and
+provenance). Exit codes follow
 `gatehouse.cli`: 0 success (a simulation succeeds whatever it decides), 1 a check failed (a test
 case, a diff that changes decisions), 2 invalid input (a policy that does not load, a malformed
 job, fixture or JSON line). Error lines read `error: <where>: <what>`, lowercase, user input in
@@ -22,12 +25,17 @@ import click
 import yaml
 
 from gatehouse.commands._jobs import iter_jsonl, job_context, judged_context, parse_json
+from gatehouse.domain.steps import step_context, step_of
 from gatehouse.errors import GatehouseError, MissingField
 from gatehouse.policy import DECISIONS, Decision, Policy, PolicyError, canonical_data, load
 
 __all__ = ["policy"]
 
 _JOB_HELP = "the job body as JSON, or @FILE to read it from a file (@- for stdin)"
+_STEP_HELP = (
+    "a tool call as JSON, or @FILE: {adapter, action, params, session: {task, history}} "
+    "(DESIGN.md section 9); instead of --job"
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -86,9 +94,9 @@ def _load(path: str) -> Policy:
     return _load_with_signature(path)[0]
 
 
-def _job(spec: str) -> tuple[str, Any]:
-    """(where, job body) for `--job`: inline JSON, or `@file`."""
-    where = "--job"
+def _job(spec: str, option: str = "--job") -> tuple[str, Any]:
+    """(where, body) for `--job` or `--step`: inline JSON, or `@file`."""
+    where = option
     if spec.startswith("@"):
         where = spec[1:]
         text = _read(where)
@@ -110,6 +118,28 @@ def _judge(p: Policy, where: str, job: Any, *, as_json: bool = False) -> dict[st
         _fail(f"{where}: {exc.message} ({exc.code})")
     except GatehouseError as exc:
         _fail(f"{where}: {exc.message}")
+
+
+def _step_ctx(p: Policy, where: str, body: Any) -> dict[str, Any]:
+    """The context the server's step gate would decide for a step body; a bad body exits 2."""
+    try:
+        return step_context(p, step_of(body))
+    except GatehouseError as exc:
+        _fail(f"{where}: {exc.message}")
+
+
+def _context(
+    p: Policy, job_spec: str | None, step_spec: str | None, *, as_json: bool
+) -> tuple[str, dict[str, Any]]:
+    """(where, context) for exactly one of `--job` and `--step`."""
+    if (job_spec is None) == (step_spec is None):
+        _fail("give exactly one of --job and --step")
+    if step_spec is not None:
+        where, body = _job(step_spec, "--step")
+        return where, _step_ctx(p, where, body)
+    assert job_spec is not None
+    where, job = _job(job_spec)
+    return where, _judge(p, where, job, as_json=as_json)
 
 
 def _echo_json(data: Any) -> None:
@@ -174,30 +204,34 @@ def check(file: str, canonical: bool) -> None:
 
 @policy.command()
 @click.argument("file")
-@click.option("--job", "job_spec", required=True, metavar="JSON|@FILE", help=_JOB_HELP)
+@click.option("--job", "job_spec", metavar="JSON|@FILE", help=_JOB_HELP)
+@click.option("--step", "step_spec", metavar="JSON|@FILE", help=_STEP_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print the decision as JSON")
-def simulate(file: str, job_spec: str, as_json: bool) -> None:
-    """Decide a job under FILE. Exits 0 whatever the decision."""
+def simulate(file: str, job_spec: str | None, step_spec: str | None, as_json: bool) -> None:
+    """Decide a job (--job) or a tool call (--step) under FILE. Exits 0 whatever the decision."""
     p = _load(file)
-    where, job = _job(job_spec)
-    ctx = _judge(p, where, job, as_json=as_json)
+    where, ctx = _context(p, job_spec, step_spec, as_json=as_json)
     d = _decide(p, ctx, where)
     if as_json:
-        _echo_json({**d.to_dict(), "policy_snapshot": p.snapshot})
+        extra = {"target": ctx["target"]} if step_spec is not None else {}
+        _echo_json({**d.to_dict(), **extra, "policy_snapshot": p.snapshot})
         return
+    if step_spec is not None:
+        click.echo(f"target: {ctx['target']}")
     for line in _decision_lines(d):
         click.echo(line)
 
 
 @policy.command()
 @click.argument("file")
-@click.option("--job", "job_spec", required=True, metavar="JSON|@FILE", help=_JOB_HELP)
+@click.option("--job", "job_spec", metavar="JSON|@FILE", help=_JOB_HELP)
+@click.option("--step", "step_spec", metavar="JSON|@FILE", help=_STEP_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
-def explain(file: str, job_spec: str, as_json: bool) -> None:
-    """Show how every rule of FILE fares against a job, and which one wins."""
+def explain(file: str, job_spec: str | None, step_spec: str | None, as_json: bool) -> None:
+    """Show how every rule of FILE fares against a job (--job) or a tool call (--step), and which
+    one wins."""
     p = _load(file)
-    where, job = _job(job_spec)
-    ctx = _judge(p, where, job, as_json=as_json)
+    where, ctx = _context(p, job_spec, step_spec, as_json=as_json)
     try:
         ex = p.explain(ctx)
     except GatehouseError as exc:
@@ -223,7 +257,7 @@ def explain(file: str, job_spec: str, as_json: bool) -> None:
 # test
 
 
-_CASE_KEYS = ("name", "job", "expect")
+_CASE_KEYS = ("name", "job", "step", "expect")
 # `error` expects the job to be refused before any decision, as the server's 422 does
 # (`missing_field`); a case expects a decision or an error, not both.
 _EXPECT_KEYS = ("decision", "rule_id", "error")
@@ -244,9 +278,13 @@ def _case_lines(text: str) -> list[int | None]:
     return []
 
 
-def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
-    """`(name, job body, expected decision or `error:<code>`, expected rule id or None)` for each
-    case. The body is validated here; it is judged (ingress, `require`) per policy."""
+Case = tuple[str, str, dict[str, Any], str, str | None]
+
+
+def _fixtures(path: str) -> list[Case]:
+    """`(name, kind, body, expected decision or `error:<code>`, expected rule id or None)` for
+    each case; `kind` is `job` or `step` (a tool call with the session history it assumes). The
+    body is validated here; it is judged (ingress, `require`) per policy."""
     text = _read(path)
     try:
         data = yaml.safe_load(text)
@@ -264,7 +302,7 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
     if not isinstance(cases, list) or not cases:
         _fail(f"{path}: `cases` must be a non-empty list")
     lines = _case_lines(text)
-    out: list[tuple[str, dict[str, Any], str, str | None]] = []
+    out: list[Case] = []
     seen: set[str] = set()
     for i, case in enumerate(cases):
         line = lines[i] if i < len(lines) else None
@@ -274,13 +312,16 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
             _fail(f"{where}: {message}")
 
         if not isinstance(case, dict):
-            bad("each case must be a mapping with `name`, `job` and `expect`")
+            bad("each case must be a mapping with `name`, `job` (or `step`) and `expect`")
         for key in case:
             if key not in _CASE_KEYS:
                 bad(f"unknown key `{key}` in a case (expected one of {', '.join(_CASE_KEYS)})")
-        for key in _CASE_KEYS:
+        for key in ("name", "expect"):
             if key not in case:
                 bad(f"a case needs `{key}`")
+        if ("job" in case) == ("step" in case):
+            bad("a case needs one of `job` and `step`")
+        kind = "step" if "step" in case else "job"
         name = case["name"]
         if not isinstance(name, str) or not name:
             bad(f"case `name` must be a non-empty string, got `{name}`")
@@ -288,7 +329,10 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
             bad(f"duplicate case name `{name}`")
         seen.add(name)
         try:
-            job_context(case["job"])
+            if kind == "step":
+                step_of(case["step"])
+            else:
+                job_context(case["job"])
         except GatehouseError as exc:
             bad(f"case `{name}`: {exc.message}")
         expect = case["expect"]
@@ -300,11 +344,13 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
         if ("decision" in expect) == ("error" in expect):
             bad(f"case `{name}`: `expect` needs `decision` or `error`")
         if "error" in expect:
+            if kind == "step":
+                bad(f"case `{name}`: a step case expects a `decision`, not an `error`")
             error = expect["error"]
             if error not in _CASE_ERRORS or "rule_id" in expect:
                 choices = ", ".join(_CASE_ERRORS)
                 bad(f"case `{name}`: bad expected error `{error}` (expected one of {choices}, no rule_id)")
-            out.append((name, case["job"], f"error:{error}", None))
+            out.append((name, kind, case["job"], f"error:{error}", None))
             continue
         decision = expect["decision"]
         if decision not in DECISIONS:
@@ -313,7 +359,7 @@ def _fixtures(path: str) -> list[tuple[str, dict[str, Any], str, str | None]]:
         rule_id = expect.get("rule_id")
         if rule_id is not None and not isinstance(rule_id, str):
             bad(f"case `{name}`: `expect.rule_id` must be a string, got `{rule_id}`")
-        out.append((name, case["job"], decision, rule_id))
+        out.append((name, kind, case[kind], decision, rule_id))
     return out
 
 
@@ -343,8 +389,13 @@ def test_(file: str, fixtures: str) -> None:
     p = _load(file)
     cases = _fixtures(fixtures)
     failed = 0
-    for name, job, want, want_rule in cases:
-        got, got_rule = _result(p, job, f"{fixtures}: case `{name}`")
+    for name, kind, body, want, want_rule in cases:
+        where = f"{fixtures}: case `{name}`"
+        if kind == "step":
+            d = _decide(p, _step_ctx(p, where, body), where)
+            got, got_rule = d.decision, d.rule_id
+        else:
+            got, got_rule = _result(p, body, where)
         if got == want and (want_rule is None or got_rule == want_rule):
             click.echo(f"PASS {name}")
             continue

@@ -1,0 +1,264 @@
+"""Steps as values: a proposed tool call, its session's history, and the policy context of both.
+
+    ctx = step_context(policy, step_of(body))
+    policy.decide(ctx)
+
+One pure function builds what a step rule reads (DESIGN.md section 9), for every path that decides
+a step: the offline `gatehouse policy simulate|explain|test --step` and the server's step gate.
+Were they two functions, a fixture would test a different gate than the one that runs.
+
+A step body is `{adapter, action, params?, effect?, approved?, topic?, tenant?, capability?,
+requester_role?, session?: {task?, history?: [...]}}`; each history item is an earlier step of the
+session: `{adapter, action, params?, output?, decision?, trusted?}` (`decision` defaults to
+`allow`, `trusted` to false: an action's output is untrusted unless its catalog entry says
+otherwise). The context holds:
+
+- `target` (`adapter:<adapter>:<action>`), `adapter`, `action`, `params`, and `effect` when given;
+- `labels`: what the ingress classifier derives from the params' string values;
+- `detections` / `detected`: the output detectors that fire on the params' strings;
+- `session`: `untrusted_read` (an earlier allowed step returned untrusted output), `step_count`
+  (earlier steps), `denied_count` (earlier denied steps), `allowed_targets` (targets of the
+  earlier allowed steps, oldest first, for `session_count`);
+- `provenance`: the trusted task, and the outputs of the earlier allowed untrusted steps;
+- the job's fields when given (`topic`, `tenant` default `default`, `capability`,
+  `requester_role` default `agent`, `approved`).
+
+Malformed bodies raise `BadRequest` with code `invalid_step`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gatehouse.errors import BadRequest
+from gatehouse.ingress.canon import canon_labels
+from gatehouse.ingress.classify import Classifier
+from gatehouse.output import ALL_DETECTORS
+from gatehouse.policy import DECISIONS, Policy, Provenance, detected, detections_of
+from gatehouse.policy.provenance import strings_in
+
+__all__ = ["HistoryStep", "Step", "detector_scan", "step_context", "step_of", "target_of"]
+
+_STEP_KEYS = (
+    "adapter",
+    "action",
+    "params",
+    "effect",
+    "approved",
+    "topic",
+    "tenant",
+    "capability",
+    "requester_role",
+    "session",
+    "step_id",
+    "session_id",
+    "job_id",
+)
+_SESSION_KEYS = ("task", "prompt", "history")
+_HISTORY_KEYS = ("adapter", "action", "params", "output", "decision", "trusted", "step_id", "status")
+_EFFECTS = ("read", "write", "destructive")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStep:
+    """An earlier step of the session, as the gate remembers it."""
+
+    adapter: str
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    output: Any = None
+    decision: str = "allow"
+    trusted: bool = False
+
+    @property
+    def target(self) -> str:
+        return target_of(self.adapter, self.action)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A proposed tool call with the session it runs in (see the module docstring)."""
+
+    adapter: str
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    effect: str | None = None
+    job: Mapping[str, Any] = field(default_factory=dict)
+    task: str = ""
+    history: Sequence[HistoryStep] = ()
+
+    @property
+    def target(self) -> str:
+        return target_of(self.adapter, self.action)
+
+
+def target_of(adapter: str, action: str) -> str:
+    return f"adapter:{adapter}:{action}"
+
+
+def _bad(message: str) -> BadRequest:
+    return BadRequest(message, code="invalid_step")
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _name(body: Mapping[str, Any], key: str, where: str) -> str:
+    if key not in body:
+        raise _bad(f"{where} needs `{key}`")
+    value = body[key]
+    if not isinstance(value, str) or not value:
+        raise _bad(f"{where}: `{key}` must be a non-empty string, got `{_show(value)}`")
+    return value
+
+
+def _params(body: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    params = body.get("params", {})
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise _bad(f"{where}: `params` must be an object, got `{_show(params)}`")
+    return params
+
+
+def _unknown(body: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    for key in body:
+        if key not in keys:
+            raise _bad(f"unknown key `{key}` in {where} (expected one of {', '.join(keys)})")
+
+
+def _history_step(item: Any, i: int) -> HistoryStep:
+    where = f"`session.history[{i}]`"
+    if not isinstance(item, Mapping):
+        raise _bad(f"{where} must be an object, got `{_show(item)}`")
+    _unknown(item, _HISTORY_KEYS, where)
+    decision = item.get("decision", "allow")
+    if decision not in DECISIONS:
+        raise _bad(f"{where}: `decision` must be one of {', '.join(DECISIONS)}, got `{_show(decision)}`")
+    trusted = item.get("trusted", False)
+    if not isinstance(trusted, bool):
+        raise _bad(f"{where}: `trusted` must be true or false, got `{_show(trusted)}`")
+    return HistoryStep(
+        adapter=_name(item, "adapter", where),
+        action=_name(item, "action", where),
+        params=_params(item, where),
+        output=item.get("output"),
+        decision=decision,
+        trusted=trusted,
+    )
+
+
+def step_of(body: Any) -> Step:
+    """Validate a step body (see the module docstring) into a `Step`."""
+    if not isinstance(body, Mapping):
+        raise _bad(f"a step must be a JSON object, got `{_show(body)}`")
+    _unknown(body, _STEP_KEYS, "the step")
+    adapter = _name(body, "adapter", "a step")
+    action = _name(body, "action", "a step")
+    params = _params(body, "the step")
+    effect = body.get("effect")
+    if effect is not None and effect not in _EFFECTS:
+        raise _bad(f"`effect` must be one of {', '.join(_EFFECTS)}, got `{_show(effect)}`")
+    job: dict[str, Any] = {}
+    for key in ("topic", "tenant", "capability", "requester_role"):
+        if key in body:
+            value = body[key]
+            if not isinstance(value, str):
+                raise _bad(f"`{key}` must be a string, got `{_show(value)}`")
+            job[key] = value
+    if "approved" in body:
+        if not isinstance(body["approved"], bool):
+            raise _bad(f"`approved` must be true or false, got `{_show(body['approved'])}`")
+        job["approved"] = body["approved"]
+    session = body.get("session")
+    if session is None:
+        session = {}
+    if not isinstance(session, Mapping):
+        raise _bad(f"`session` must be an object, got `{_show(session)}`")
+    _unknown(session, _SESSION_KEYS, "`session`")
+    task_parts = []
+    for key in ("task", "prompt"):
+        value = session.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _bad(f"`session.{key}` must be a string, got `{_show(value)}`")
+        task_parts.append(value)
+    history = session.get("history")
+    if history is None:
+        history = []
+    if not isinstance(history, list):
+        raise _bad(f"`session.history` must be a list, got `{_show(history)}`")
+    return Step(
+        adapter=adapter,
+        action=action,
+        params=params,
+        effect=effect,
+        job=job,
+        task="\n".join(task_parts),
+        history=tuple(_history_step(item, i) for i, item in enumerate(history)),
+    )
+
+
+def detector_scan(text: str) -> list[str]:
+    """The names of the output detectors that fire on `text` (`detections_of`'s scan)."""
+    return [d.name for d in ALL_DETECTORS if d.spans(text)]
+
+
+def _labels(classifier: Classifier, params: Mapping[str, Any]) -> dict[str, str]:
+    strings = [s for s in strings_in(params) if s]
+    if not strings:
+        found = classifier.classify("")
+    else:
+        found = classifier.classify(strings[0], attachments_text=strings[1:])
+    return canon_labels(dict(found.labels))
+
+
+def step_context(
+    policy: Policy,
+    step: Step,
+    *,
+    scan: Callable[[str], Iterable[str]] = detector_scan,
+    provenance: Provenance | None = None,
+) -> dict[str, Any]:
+    """The context a step rule reads for `step` (see the module docstring). Pure.
+
+    `provenance`, when given, is the session's kept provenance (the server's, with its bound);
+    otherwise it is built from the step's task and history.
+    """
+    history = step.history
+    allowed = [h for h in history if h.decision == "allow"]
+    untrusted = [h for h in allowed if not h.trusted and h.output is not None]
+    if provenance is None:
+        provenance = Provenance.start(trusted=[step.task] if step.task else [])
+        for h in untrusted:
+            provenance = provenance.with_untrusted(h.output)
+    found = detections_of(step.params, scan)
+    ctx: dict[str, Any] = {
+        "target": step.target,
+        "adapter": step.adapter,
+        "action": step.action,
+        "params": dict(step.params),
+        "labels": _labels(policy.classifier, step.params),
+        "detections": found,
+        "detected": detected(found),
+        "tenant": step.job.get("tenant", "default"),
+        "requester_role": step.job.get("requester_role", "agent"),
+        "session": {
+            "untrusted_read": bool(untrusted),
+            "step_count": len(history),
+            "denied_count": sum(1 for h in history if h.decision == "deny"),
+            "allowed_targets": [h.target for h in allowed],
+        },
+        "provenance": provenance,
+    }
+    if step.effect is not None:
+        ctx["effect"] = step.effect
+    for key in ("topic", "capability", "approved"):
+        if key in step.job:
+            ctx[key] = step.job[key]
+    return ctx
