@@ -19,6 +19,18 @@ SEED = ROOT / "examples" / "policies" / "seed.yaml"
 ADMIN_KEY = "ghk_test_admin_key_0123456789"
 
 
+def gh(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The `gatehouse` command of this interpreter, run from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "gatehouse", *map(str, args)],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from harness import gh
 
 from gatehouse.commands._jobs import job_context, judged_context
 from gatehouse.errors import BadRequest
@@ -39,17 +38,6 @@ rules:
   - id: typo
     decision: dney
 """
-
-
-def gh(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatehouse", *map(str, args)],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -5,11 +5,10 @@ classifier patterns that do not compile. Driven as a user would, through a real 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from harness import gh
 
 from gatehouse.policy import load
 
@@ -21,17 +20,6 @@ PROD_NO_CAPABILITY = {
     "prompt": "terraform apply -auto-approve",
     "labels": {"env": "prod"},
 }
-
-
-def gh(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatehouse", *map(str, args)],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

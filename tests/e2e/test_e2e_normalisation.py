@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness import Server
+from harness import SEED, Server, gh
 
 
 def _submit(server: Server, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -77,10 +77,6 @@ def test_spelled_out_destructive_commands_are_denied(server: Server, prompt: str
 def test_offline_tools_normalise_the_same_way() -> None:
     """`gatehouse policy simulate` spells topics and labels as the server does."""
     import json
-    import subprocess
-    import sys
-
-    from harness import SEED
 
     job = {
         "topic": "JOB.DEPLOY.APPLY",
@@ -88,19 +84,5 @@ def test_offline_tools_normalise_the_same_way() -> None:
         "labels": {"ENV": "Prod"},
         "meta": {"capability": "Infra.Write"},
     }
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gatehouse",
-            "policy",
-            "simulate",
-            str(SEED),
-            "--job",
-            json.dumps(job),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    out = gh("policy", "simulate", SEED, "--job", json.dumps(job), "--json")
     assert json.loads(out.stdout)["rule_id"] == "require-approval-prod-write", out.stdout + out.stderr

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
-from harness import ROOT, SEED, Server
+from harness import SEED, Server, gh
 
 RM_RF = {"topic": "job.exec.shell", "prompt": "rm -rf /"}
 PROD_NO_CAPABILITY = {
@@ -19,23 +18,7 @@ PROD_NO_CAPABILITY = {
 
 
 def cli_simulate(job: dict[str, object]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gatehouse",
-            "policy",
-            "simulate",
-            str(SEED),
-            "--job",
-            json.dumps(job),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    return gh("policy", "simulate", SEED, "--job", json.dumps(job), "--json")
 
 
 def test_a_deploy_without_capability_is_refused_and_nothing_is_queued(server: Server) -> None:
