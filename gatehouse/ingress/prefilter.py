@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - other Python versions
 def fold(text: str) -> str:
     """Text as requirement strings are compared with it: lower case, and the IGNORECASE
     equivalents of ASCII letters mapped to those letters."""
+    if text.isascii():
+        return text.lower()  # none of the IGNORECASE look-alikes is ASCII
     return text.translate(_IGNORECASE_ASCII).lower()
 
 

@@ -48,6 +48,10 @@ def clean_text(s: str) -> str:
     character still compose. NFKC never produces a stripped character (checked over all of
     Unicode), so the result is stable: `clean_text(clean_text(s)) == clean_text(s)`.
     """
+    if s.isascii() and s.isprintable():
+        # Printable ASCII has nothing to strip and is its own NFKC form; most keys and values
+        # are, and this runs a dozen times a submit.
+        return s
     return unicodedata.normalize("NFKC", s.translate(_STRIP))
 
 
