@@ -129,7 +129,7 @@ def test_healthz_answers_while_a_verification_runs(server: Server) -> None:
         worst = max(worst, time.monotonic() - started)
     t.join()
     assert result["status"] == 200
-    assert worst < 0.5, worst
+    assert worst < 1.0, worst
 
 
 def test_attachment_names_are_sanitised(server: Server) -> None:
