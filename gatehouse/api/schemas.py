@@ -110,6 +110,7 @@ class IdentityIn(BaseModel):
     roles: list[str] = Field(default_factory=lambda: ["agent"], min_length=1, max_length=5)
     topics: list[str] = Field(default_factory=lambda: ["**"], max_length=256)
     capabilities: list[str] = Field(default_factory=lambda: ["*"], max_length=256)
+    adapters: list[str] = Field(default_factory=list, max_length=256, description="globs over adapter:action")
     rate_limit: str | None = Field(None, max_length=32, description="RATE/BURST per second")
 
 
@@ -142,3 +143,29 @@ class ResultIn(BaseModel):
     status: Literal["succeeded", "failed"]
     output: Any = None
     error: str | None = Field(None, max_length=4096)
+
+
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    task: str = Field(max_length=65536)
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    job_id: str | None = Field(None, min_length=1, max_length=128)
+    step_id: str = Field(min_length=1, max_length=128)
+    adapter: str = Field(min_length=1, max_length=128)
+    action: str = Field(min_length=1, max_length=128)
+    # Checked by the step gate (an object, its depth and size), for codes of its own.
+    params: Any = Field(default_factory=dict)
+
+
+class StepResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    job_id: str | None = Field(None, min_length=1, max_length=128)
+    step_id: str = Field(min_length=1, max_length=128)
+    status: Literal["succeeded", "failed"]
+    output: Any = None

@@ -43,11 +43,14 @@ class Identities:
         topics: Sequence[str],
         capabilities: Sequence[str],
         rate_limit: str | None,
+        adapters: Sequence[str] = (),
     ) -> tuple[Identity, str]:
         """The new identity and its API key: the key is returned here and nowhere else (only its
         hash is stored). The caller checks `rate_limit` is well formed."""
         who.require_role("admin")
-        validate_scope(name=name, tenant=tenant, roles=roles, topics=topics, capabilities=capabilities)
+        validate_scope(
+            name=name, tenant=tenant, roles=roles, topics=topics, capabilities=capabilities, adapters=adapters
+        )
         if not who.is_global_admin and tenant != who.tenant:
             what = "a global admin" if tenant == GLOBAL_TENANT else f"an identity in tenant `{tenant}`"
             raise Forbidden(
@@ -65,6 +68,7 @@ class Identities:
             created_at=now(),
             created_by=who.id,
             rate_limit=rate_limit,
+            adapters=tuple(adapters),
         )
         await self.store.add_identity(identity, hash_key(key))
         return identity, key

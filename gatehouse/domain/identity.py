@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gatehouse.errors import BadRequest, Forbidden
-from gatehouse.policy.glob import GlobError, compile_glob
+from gatehouse.policy.glob import GlobError, compile_glob, compile_target
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -52,6 +52,9 @@ class Identity:
     revoked_at: float | None = None
     created_by: str | None = None
     rate_limit: str | None = None  # "RATE/BURST" per second, overriding the server default
+    # Globs over `adapter:action` this identity may call in a step (DESIGN.md section 4); none
+    # when empty, every one with `*`.
+    adapters: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
@@ -110,6 +113,10 @@ class Identity:
             return False
         return capability.lower() in {c.lower() for c in self.capabilities}
 
+    def may_use_adapter(self, adapter: str, action: str) -> bool:
+        target = f"adapter:{adapter}:{action}".lower()
+        return any(p == "*" or compile_target(f"adapter:{p.lower()}").matches(target) for p in self.adapters)
+
     def to_public(self) -> dict[str, object]:
         from gatehouse.domain.ids import rfc3339
 
@@ -120,6 +127,7 @@ class Identity:
             "roles": list(self.roles),
             "topics": list(self.topics),
             "capabilities": list(self.capabilities),
+            "adapters": list(self.adapters),
             "created_at": rfc3339(self.created_at),
             "revoked_at": rfc3339(self.revoked_at),
             "revoked": self.revoked_at is not None,
@@ -134,6 +142,7 @@ def validate_scope(
     roles: Iterable[str],
     topics: Iterable[str],
     capabilities: Iterable[str],
+    adapters: Iterable[str] = (),
 ) -> None:
     """Raise `BadRequest` unless the identity fields are well formed."""
     if not _NAME.match(name or ""):
@@ -159,3 +168,11 @@ def validate_scope(
     for c in capabilities:
         if not isinstance(c, str) or not c or len(c) > 128:
             raise BadRequest(f"bad capability `{c}`", code="invalid_capabilities")
+    for a in adapters:
+        if not isinstance(a, str) or not a or len(a) > 256:
+            raise BadRequest(f"bad adapter glob `{a}`", code="invalid_adapters")
+        try:
+            if a != "*":
+                compile_target(f"adapter:{a}")
+        except GlobError as exc:
+            raise BadRequest(str(exc), code="invalid_adapters") from None

@@ -37,6 +37,7 @@ from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.sessions import Session, SessionStep
 
 __all__ = [
     "ApprovalStore",
@@ -49,6 +50,7 @@ __all__ = [
     "JobStore",
     "PolicyRow",
     "PolicyStore",
+    "SessionStore",
     "Store",
 ]
 
@@ -258,6 +260,37 @@ class AuditStore(ABC):
         """Every signed root, oldest first."""
 
 
+class SessionStore(ABC):
+    """Sessions of the step gate (`domain.sessions`)."""
+
+    @abstractmethod
+    async def add_session(self, session: Session) -> None:
+        """`Conflict(duplicate_session)` when its id is taken (in any tenant)."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str, tenant: str | None = None) -> Session | None: ...
+
+    @abstractmethod
+    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
+        """Store a decided step with its decision record and audit entry, in one transaction.
+        `Conflict(duplicate_step)` when the session has that step id already."""
+
+    @abstractmethod
+    async def get_step(self, session_id: str, step_id: str) -> SessionStep | None: ...
+
+    @abstractmethod
+    async def session_steps(self, session_id: str) -> list[SessionStep]:
+        """Oldest first."""
+
+    @abstractmethod
+    async def record_step_result(
+        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+    ) -> SessionStep | None:
+        """Set the step's result once (None when it has one already or does not exist). An
+        untrusted output is kept while the session's kept untrusted output stays within `bound`
+        characters (of its strings); past it, it is dropped and the session becomes `bounded`."""
+
+
 class PolicyStore(ABC):
     @abstractmethod
     async def save_policy(self, row: PolicyRow) -> None: ...
@@ -267,7 +300,16 @@ class PolicyStore(ABC):
         """Installed bundles, newest first."""
 
 
-class Store(IdentityStore, ContainmentStore, JobStore, DecisionStore, ApprovalStore, AuditStore, PolicyStore):
+class Store(
+    IdentityStore,
+    ContainmentStore,
+    JobStore,
+    DecisionStore,
+    ApprovalStore,
+    AuditStore,
+    PolicyStore,
+    SessionStore,
+):
     """Every concern, opened and closed together."""
 
     @abstractmethod

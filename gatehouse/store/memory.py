@@ -43,6 +43,7 @@ from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.sessions import Session, SessionStep, output_size
 from gatehouse.errors import Conflict
 from gatehouse.store._cursor import decode_cursor, encode_cursor
 from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
@@ -127,6 +128,8 @@ class MemoryStore(Store):
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self._roots: list[Root] = []
         self._policies: list[PolicyRow] = []
+        self._sessions: dict[str, Session] = {}
+        self._steps: dict[str, dict[str, SessionStep]] = {}  # session id -> step id -> step
         self._open = False
 
     async def open(self) -> None:
@@ -495,3 +498,56 @@ class MemoryStore(Store):
 
     async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
         return list(reversed(self._policies))[:limit]
+
+    # sessions -------------------------------------------------------------------------------
+
+    async def add_session(self, session: Session) -> None:
+        await self._turn()
+        if session.id in self._sessions:
+            raise Conflict(f"session `{session.id}` exists already", code="duplicate_session")
+        self._sessions[session.id] = session
+        self._steps[session.id] = {}
+
+    async def get_session(self, session_id: str, tenant: str | None = None) -> Session | None:
+        s = self._sessions.get(session_id)
+        return s if s is not None and (tenant is None or s.tenant == tenant) else None
+
+    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
+        await self._turn()
+        steps = self._steps.get(step.session_id)
+        if steps is None:
+            raise ValueError(f"no session `{step.session_id}`")
+        if step.step_id in steps:
+            raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step")
+        if record.decision_id in self._record_ids:
+            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
+        steps[step.step_id] = copy.deepcopy(step)
+        self._add_record(record)
+        self._append(decision_event(record))
+
+    async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
+        return self._steps.get(session_id, {}).get(step_id)
+
+    async def session_steps(self, session_id: str) -> list[SessionStep]:
+        return list(self._steps.get(session_id, {}).values())
+
+    async def record_step_result(
+        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+    ) -> SessionStep | None:
+        await self._turn()
+        session = self._sessions.get(session_id)
+        step = self._steps.get(session_id, {}).get(step_id)
+        if session is None or step is None or step.status is not None:
+            return None
+        kept: Any = None
+        if not trusted and not session.bounded:
+            size = session.untrusted_size + output_size(output)
+            if size > bound:
+                session = replace(session, untrusted_size=size, bounded=True)
+            else:
+                session = replace(session, untrusted_size=size)
+                kept = copy.deepcopy(output)
+        self._sessions[session_id] = session
+        step = step.evolve(status=status, output=kept, trusted=trusted)
+        self._steps[session_id][step_id] = step
+        return step

@@ -28,6 +28,7 @@ from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.sessions import Session, SessionStep
 from gatehouse.errors import BadRequest, Conflict
 from gatehouse.store.base import PolicyRow, Store
 
@@ -619,3 +620,102 @@ async def test_seals_chain_checkpoints_and_roots(store: Store, audit_key: Signin
     assert cps[0].prev == GENESIS and all(b.prev == a.digest for a, b in itertools.pairwise(cps))
     assert roots[1].heads["tenant:t1"]["checkpoint"] == cps[-1].digest
     assert all(r.ok for r in await verify_store(store, keys))
+
+
+# sessions -----------------------------------------------------------------------------------
+
+
+def session(n: int | str, *, tenant: str = "t1", identity_id: str = "idn-a") -> Session:
+    return Session(id=f"ses-{n}", tenant=tenant, identity_id=identity_id, task="pay the rent", created_at=T0)
+
+
+def session_step(sid: str, step_id: str, n: int | str, **kw: Any) -> SessionStep:
+    fields: dict[str, Any] = {
+        "session_id": sid,
+        "step_id": step_id,
+        "adapter": "bank",
+        "action": "send_money",
+        "params": {"to": "DE89", "amount": 5},
+        "step_hash": f"sh-{n}",
+        "decision_id": f"dec-{n}",
+        "result": "allow",
+        "rule_id": "default",
+        "created_at": T0,
+    }
+    fields.update(kw)
+    return SessionStep(**fields)
+
+
+async def test_identity_adapters_are_stored(store: Store) -> None:
+    who = dataclasses.replace(identity("a", "t1", T0), adapters=("bank:*", "github:list_*"))
+    await store.add_identity(who, "hash-a")
+    assert (await store.get_identity("idn-a")) == who
+    found = await store.identity_by_key_hash("hash-a")
+    assert found is not None and found.adapters == ("bank:*", "github:list_*")
+
+
+async def test_sessions_are_tenant_scoped_and_unique(store: Store) -> None:
+    await store.add_session(session(1))
+    assert await store.get_session("ses-1", "t1") == session(1)
+    assert await store.get_session("ses-1", "t2") is None  # another tenant's reads as absent
+    assert await store.get_session("ses-1") == session(1)
+    with pytest.raises(Conflict) as exc:
+        await store.add_session(session(1, tenant="t2"))
+    assert exc.value.code == "duplicate_session"
+    assert await store.get_session("ses-1", "t2") is None
+
+
+async def test_a_step_is_decided_once_with_its_record(store: Store) -> None:
+    await store.add_session(session(1))
+    step = session_step("ses-1", "s1", 1)
+    rec = record(1, stage="step", extra={"session_id": "ses-1", "step_id": "s1"})
+    results = await asyncio.gather(
+        store.add_step(step, rec),
+        store.add_step(session_step("ses-1", "s1", 2), record(2, stage="step")),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 1
+    assert [r.code for r in results if isinstance(r, Conflict)] == ["duplicate_step"]
+    won = await store.get_step("ses-1", "s1")
+    assert won is not None
+    assert await store.decision(won.decision_id, "t1") is not None  # stored with its record
+    loser = "dec-2" if won.decision_id == "dec-1" else "dec-1"
+    assert await store.decision(loser) is None  # the refused one left nothing
+    await store.add_step(session_step("ses-1", "s2", 3, result="deny"), record(3, stage="step"))
+    assert [s.step_id for s in await store.session_steps("ses-1")] == ["s1", "s2"]
+    assert await store.get_step("ses-1", "nope") is None
+    assert await store.session_steps("ses-nope") == []
+
+
+async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store: Store) -> None:
+    await store.add_session(session(1))
+    for i in range(1, 5):
+        await store.add_step(session_step("ses-1", f"s{i}", i), record(i, stage="step"))
+    kept = await store.record_step_result(
+        "ses-1", "s1", status="succeeded", output={"body": "x" * 60}, trusted=False, bound=100
+    )
+    assert kept is not None and kept.status == "succeeded" and kept.output == {"body": "x" * 60}
+    again = await store.record_step_result(
+        "ses-1", "s1", status="failed", output="y", trusted=False, bound=100
+    )
+    assert again is None  # once
+    trusted = await store.record_step_result(
+        "ses-1", "s2", status="succeeded", output="z" * 90, trusted=True, bound=100
+    )
+    assert trusted is not None and trusted.output is None and trusted.trusted
+    s = await store.get_session("ses-1")
+    assert s is not None and s.untrusted_size == 60 and not s.bounded
+    over = await store.record_step_result(
+        "ses-1", "s3", status="succeeded", output="w" * 50, trusted=False, bound=100
+    )
+    assert over is not None and over.output is None  # past the bound: dropped ...
+    s = await store.get_session("ses-1")
+    assert s is not None and s.bounded  # ... and the session fails closed from now on
+    assert (
+        await store.record_step_result(
+            "ses-1", "nope", status="succeeded", output="", trusted=False, bound=100
+        )
+        is None
+    )
+    step = await store.get_step("ses-1", "s1")
+    assert step is not None and step.output == {"body": "x" * 60}

@@ -31,6 +31,7 @@ async def create_identity(body: IdentityIn, request: Request, who: Auth) -> Resp
         roles=body.roles,
         topics=body.topics,
         capabilities=body.capabilities,
+        adapters=body.adapters,
         rate_limit=body.rate_limit,
     )
     # The key is in this response and nowhere else: only its hash is stored.

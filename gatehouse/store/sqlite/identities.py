@@ -27,7 +27,7 @@ class SQLiteIdentities(SQLiteBase, IdentityStore):
     def _add_identity(self, db: sqlite3.Connection, identity: Identity, key_hash: str) -> None:
         db.execute(
             "INSERT INTO identities (id, name, tenant, roles, topics, capabilities, key_hash, "
-            "created_at, created_by, revoked_at, rate_limit) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "created_at, created_by, revoked_at, rate_limit, adapters) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 identity.id,
                 identity.name,
@@ -40,6 +40,7 @@ class SQLiteIdentities(SQLiteBase, IdentityStore):
                 identity.created_by,
                 identity.revoked_at,
                 identity.rate_limit,
+                rows.dumps(list(identity.adapters)),
             ),
         )
         self._append_audit(db, [identity_created_event(identity)])

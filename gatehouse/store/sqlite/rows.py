@@ -121,7 +121,7 @@ def job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
 
 
 def identity(row: tuple[Any, ...]) -> Identity:
-    id_, name, tenant, roles, topics, caps, created_at, created_by, revoked_at, rate_limit = row
+    id_, name, tenant, roles, topics, caps, created_at, created_by, revoked_at, rate_limit, adapters = row
     return Identity(
         id=id_,
         name=name,
@@ -133,11 +133,12 @@ def identity(row: tuple[Any, ...]) -> Identity:
         created_by=created_by,
         revoked_at=revoked_at,
         rate_limit=rate_limit,
+        adapters=tuple(loads(adapters or "[]")),
     )
 
 
 IDENTITY_COLUMNS = (
-    "id, name, tenant, roles, topics, capabilities, created_at, created_by, revoked_at, rate_limit"
+    "id, name, tenant, roles, topics, capabilities, created_at, created_by, revoked_at, rate_limit, adapters"
 )
 
 

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS identities (
     created_at REAL NOT NULL,
     created_by TEXT,
     revoked_at REAL,
-    rate_limit TEXT
+    rate_limit TEXT,
+    adapters TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -144,6 +145,34 @@ CREATE TABLE IF NOT EXISTS containments (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS containments_active ON containments (kind, target)
     WHERE lifted_at IS NULL;
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    identity_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    job_id TEXT,
+    untrusted_size INTEGER NOT NULL DEFAULT 0,
+    bounded INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS session_steps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    adapter TEXT NOT NULL,
+    action TEXT NOT NULL,
+    params TEXT NOT NULL,
+    step_hash TEXT NOT NULL,
+    decision_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT,
+    output TEXT,
+    trusted INTEGER NOT NULL DEFAULT 0,
+    approval_id TEXT,
+    UNIQUE (session_id, step_id)
+);
 CREATE TABLE IF NOT EXISTS policies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshot TEXT NOT NULL,
@@ -155,7 +184,7 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -168,6 +197,17 @@ def migrate(db: sqlite3.Connection) -> None:
         _to_2(db)
     if version < 3:
         _to_3(db)
+    if version < 4:
+        _to_4(db)
+
+
+def _to_4(db: sqlite3.Connection) -> None:
+    """Identities carry an adapter scope (the session tables come from SCHEMA)."""
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(identities)")}
+        if "adapters" not in columns:
+            db.execute("ALTER TABLE identities ADD COLUMN adapters TEXT NOT NULL DEFAULT '[]'")
+        db.execute("PRAGMA user_version = 4")
 
 
 def _to_3(db: sqlite3.Connection) -> None:

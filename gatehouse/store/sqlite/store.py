@@ -14,6 +14,7 @@ from gatehouse.store.sqlite.decisions import SQLiteDecisions
 from gatehouse.store.sqlite.identities import SQLiteContainments, SQLiteIdentities
 from gatehouse.store.sqlite.jobs import SQLiteJobs
 from gatehouse.store.sqlite.policies import SQLitePolicies
+from gatehouse.store.sqlite.sessions import SQLiteSessions
 
 __all__ = ["SQLiteStore"]
 
@@ -26,6 +27,7 @@ class SQLiteStore(
     SQLiteApprovals,
     SQLiteAudit,
     SQLitePolicies,
+    SQLiteSessions,
     Store,
 ):
     """SQLite behind the whole `Store` interface (`SQLiteStore(path=..., audit_key=...)`)."""

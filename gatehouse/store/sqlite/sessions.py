@@ -1,0 +1,173 @@
+"""Sessions of the step gate in the SQLite driver: sessions, their decided steps and results."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from gatehouse.audit.events import decision_event
+from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.sessions import Session, SessionStep, output_size
+from gatehouse.errors import Conflict
+from gatehouse.store.base import SessionStore
+from gatehouse.store.sqlite import rows
+from gatehouse.store.sqlite.connection import SQLiteBase
+
+__all__ = ["SQLiteSessions"]
+
+_SESSION_COLUMNS = "id, tenant, identity_id, task, created_at, job_id, untrusted_size, bounded"
+_STEP_COLUMNS = (
+    "session_id, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, "
+    "created_at, status, output, trusted, approval_id"
+)
+
+
+def _session(row: tuple[Any, ...]) -> Session:
+    id_, tenant, identity_id, task, created_at, job_id, size, bounded = row
+    return Session(
+        id=id_,
+        tenant=tenant,
+        identity_id=identity_id,
+        task=task,
+        created_at=created_at,
+        job_id=job_id,
+        untrusted_size=size,
+        bounded=bool(bounded),
+    )
+
+
+def _step(row: tuple[Any, ...]) -> SessionStep:
+    (sid, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, created_at, status,
+     output, trusted, approval_id) = row  # fmt: skip
+    return SessionStep(
+        session_id=sid,
+        step_id=step_id,
+        adapter=adapter,
+        action=action,
+        params=rows.loads(params),
+        step_hash=step_hash,
+        decision_id=decision_id,
+        result=result,
+        rule_id=rule_id,
+        created_at=created_at,
+        status=status,
+        output=None if output is None else rows.loads(output),
+        trusted=bool(trusted),
+        approval_id=approval_id,
+    )
+
+
+class SQLiteSessions(SQLiteBase, SessionStore):
+    async def add_session(self, session: Session) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    session.id,
+                    session.tenant,
+                    session.identity_id,
+                    session.task,
+                    session.created_at,
+                    session.job_id,
+                    session.untrusted_size,
+                    int(session.bounded),
+                ),
+            )
+
+        try:
+            await self._write(add)
+        except sqlite3.IntegrityError:
+            raise Conflict(f"session `{session.id}` exists already", code="duplicate_session") from None
+
+    async def get_session(self, session_id: str, tenant: str | None = None) -> Session | None:
+        sql, args = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", [session_id]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            args.append(tenant)
+        row = self.db.execute(sql, args).fetchone()
+        return _session(row) if row else None
+
+    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (step.session_id,)).fetchone() is None:
+                raise ValueError(f"no session `{step.session_id}`")
+            db.execute(
+                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    step.session_id,
+                    step.step_id,
+                    step.adapter,
+                    step.action,
+                    rows.dumps(step.params),
+                    step.step_hash,
+                    step.decision_id,
+                    step.result,
+                    step.rule_id,
+                    step.created_at,
+                    step.status,
+                    None if step.output is None else rows.dumps(step.output),
+                    int(step.trusted),
+                    step.approval_id,
+                ),
+            )
+            rows.insert_record(db, record)
+            self._append_audit(db, decision_event(record))
+
+        try:
+            await self._write(add)
+        except sqlite3.IntegrityError:
+            raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
+
+    async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
+        row = self.db.execute(
+            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? AND step_id = ?",
+            (session_id, step_id),
+        ).fetchone()
+        return _step(row) if row else None
+
+    async def session_steps(self, session_id: str) -> list[SessionStep]:
+        found = self.db.execute(
+            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? ORDER BY seq", (session_id,)
+        )
+        return [_step(r) for r in found.fetchall()]
+
+    async def record_step_result(
+        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+    ) -> SessionStep | None:
+        size = output_size(output)
+
+        def record(db: sqlite3.Connection) -> bool:
+            srow = db.execute(
+                "SELECT untrusted_size, bounded FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if srow is None:
+                return False
+            kept: str | None = None
+            if not trusted and not srow[1]:
+                total = srow[0] + size
+                over = total > bound
+                db.execute(
+                    "UPDATE sessions SET untrusted_size = ?, bounded = ? WHERE id = ?",
+                    (total, int(over), session_id),
+                )
+                if not over:
+                    kept = rows.dumps(output)
+            cur = db.execute(
+                "UPDATE session_steps SET status = ?, output = ?, trusted = ? "
+                "WHERE session_id = ? AND step_id = ? AND status IS NULL",
+                (status, kept, int(trusted), session_id, step_id),
+            )
+            if cur.rowcount != 1:
+                # Roll the session's count back with the savepoint: nothing happened.
+                raise _NoChange
+            return True
+
+        try:
+            done = await self._write(record)
+        except _NoChange:
+            return None
+        return await self.get_step(session_id, step_id) if done else None
+
+
+class _NoChange(Exception):
+    pass
