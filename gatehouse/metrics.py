@@ -92,6 +92,12 @@ class Metrics:
             ["decision"],
             registry=r,
         )
+        self.step_decisions = Counter(
+            "gatehouse_step_decisions_total",
+            "Step gate decisions on proposed tool calls, by decision and rule",
+            ["decision", "rule"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gatehouse_rate_limited_total",
             "Requests refused by a rate limit",
@@ -177,6 +183,9 @@ class Metrics:
 
     def decision(self, stage: str, decision: str, rule_id: str) -> None:
         self._child(self.decisions, stage, decision, self.rule_label(rule_id)).inc()
+
+    def step_decision(self, decision: str, rule_id: str) -> None:
+        self._child(self.step_decisions, decision, self.rule_label(rule_id)).inc()
 
     def set_snapshot(self, snapshot: str | None, name: str | None) -> None:
         self.snapshot_info.clear()

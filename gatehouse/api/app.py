@@ -27,6 +27,7 @@ from gatehouse.api.routes import (
     jobs,
     policy,
     quarantine,
+    steps,
     worker,
 )
 from gatehouse.api.schemas import JobIn
@@ -66,7 +67,18 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.router.routes.append(
         Route("/api/v1/jobs", jobs.submit_job, methods=["POST"], include_in_schema=False)
     )
-    for module in (jobs, policy, identities, worker, audit, approvals, quarantine, incidents, decisions):
+    for module in (
+        jobs,
+        policy,
+        identities,
+        worker,
+        audit,
+        approvals,
+        quarantine,
+        incidents,
+        decisions,
+        steps,
+    ):
         app.include_router(module.router)
     app.include_router(ui.router)
 

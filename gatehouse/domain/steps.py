@@ -219,17 +219,23 @@ def _labels(classifier: Classifier, params: Mapping[str, Any]) -> dict[str, str]
 
 
 def step_context(
-    policy: Policy,
+    policy: Policy | None,
     step: Step,
     *,
     scan: Callable[[str], Iterable[str]] = detector_scan,
     provenance: Provenance | None = None,
+    classifier: Classifier | None = None,
 ) -> dict[str, Any]:
     """The context a step rule reads for `step` (see the module docstring). Pure.
 
     `provenance`, when given, is the session's kept provenance (the server's, with its bound);
-    otherwise it is built from the step's task and history.
+    otherwise it is built from the step's task and history. `classifier` defaults to the
+    policy's (the server passes the kernel's, which it has with no bundle loaded too).
     """
+    if classifier is None:
+        if policy is None:
+            raise ValueError("step_context needs a policy or a classifier")
+        classifier = policy.classifier
     history = step.history
     allowed = [h for h in history if h.decision == "allow"]
     untrusted = [h for h in allowed if not h.trusted and h.output is not None]
@@ -243,7 +249,7 @@ def step_context(
         "adapter": step.adapter,
         "action": step.action,
         "params": dict(step.params),
-        "labels": _labels(policy.classifier, step.params),
+        "labels": _labels(classifier, step.params),
         "detections": found,
         "detected": detected(found),
         "tenant": step.job.get("tenant", "default"),

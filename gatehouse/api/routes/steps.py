@@ -1,0 +1,64 @@
+"""The step gate over HTTP: sessions, a proposed tool call's decision, its result (DESIGN.md
+section 9). The gate itself is `control.steps.StepGate`; this module only maps bodies to it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate, rate_limited
+from gatehouse.api.body import StrictJSONRoute
+from gatehouse.api.errors import json_response
+from gatehouse.api.schemas import SessionIn, StepIn, StepResultIn
+
+router = APIRouter(prefix="/api/v1", tags=["steps"], route_class=StrictJSONRoute)
+Auth = Annotated[Principal, Depends(authenticate)]
+Limited = Annotated[Principal, Depends(rate_limited)]
+
+
+@router.post("/sessions", status_code=201)
+async def open_session(body: SessionIn, request: Request, who: Limited) -> Response:
+    gate = request.app.state.plane.step_gate
+    session = await gate.open_session(who.identity, who.tenant, session_id=body.session_id, task=body.task)
+    return json_response({**session.to_public(), "steps": []}, 201)
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(session_id: str, request: Request, who: Auth) -> Response:
+    gate = request.app.state.plane.step_gate
+    return json_response(await gate.show(who.identity, who.tenant, session_id))
+
+
+@router.post("/steps/evaluate")
+async def evaluate_step(body: StepIn, request: Request, who: Limited) -> Response:
+    gate = request.app.state.plane.step_gate
+    evaluated = await gate.evaluate(
+        who.identity,
+        who.tenant,
+        session_id=body.session_id,
+        job_id=body.job_id,
+        step_id=body.step_id,
+        adapter=body.adapter,
+        action=body.action,
+        params=body.params,
+    )
+    answer = evaluated.record.to_public()
+    answer["replayed"] = evaluated.replayed
+    return json_response(answer)
+
+
+@router.post("/steps/result")
+async def step_result(body: StepResultIn, request: Request, who: Limited) -> Response:
+    gate = request.app.state.plane.step_gate
+    done = await gate.result(
+        who.identity,
+        who.tenant,
+        session_id=body.session_id,
+        job_id=body.job_id,
+        step_id=body.step_id,
+        status=body.status,
+        output=body.output,
+    )
+    return json_response(done.to_public())

@@ -1,0 +1,404 @@
+"""The step gate: sessions, a proposed tool call's decision, and its result (DESIGN.md section 9).
+
+Order on evaluate: the body's bounds (params an object, at most 32 levels deep and 256 KiB), the
+session (the caller's own: another identity's or tenant's reads as absent), the step already
+decided under that id (the same params answer the same record; other params are a conflict),
+then the decision pipeline (`control/decide.py`: containment, the identity's adapter scope,
+policy) on the context `domain.steps.step_context` builds, the one the offline tools build too,
+with the session's stored history and provenance. The step, its record and the record's audit
+entry (params as their schema, never their values) are stored in one transaction.
+
+A result is taken for an allowed step only, once; its output passes the output gate and an
+untrusted action's output is kept for provenance within the session's bound (past it the session
+fails closed: `from_untrusted` holds for every value).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
+from gatehouse.control.deps import Deps
+from gatehouse.control.incidents import Incidents
+from gatehouse.crypto import canonical
+from gatehouse.domain import states
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.jobs import Job
+from gatehouse.domain.records import DecisionRecord, make_record
+from gatehouse.domain.sessions import DEFAULT_SESSION_BOUND, Session, SessionStep, params_schema, sha256_of
+from gatehouse.domain.steps import HistoryStep, Step, step_context, target_of
+from gatehouse.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from gatehouse.output.gate import OutputVerdict
+from gatehouse.policy import ALLOW, Provenance
+
+__all__ = ["MAX_PARAMS_BYTES", "MAX_PARAMS_DEPTH", "Evaluated", "StepGate", "StepResult"]
+
+MAX_PARAMS_BYTES = 256 * 1024
+MAX_PARAMS_DEPTH = 32
+_STAGE = "step"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_RUNNING = (states.DISPATCHED, states.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    session: Session
+    record: DecisionRecord
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    session: Session
+    step: SessionStep
+    verdict: OutputVerdict
+    output: Any  # as the agent may see it: redacted, or None when withheld
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session.id,
+            "step_id": self.step.step_id,
+            "target": self.step.target,
+            "status": self.step.status,
+            "output": self.output,
+            "withheld": self.verdict.decision == "quarantine",
+            "output_decision": self.verdict.to_dict(),
+        }
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            deepest = max(deepest, d)
+            if d <= MAX_PARAMS_DEPTH:
+                stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            deepest = max(deepest, d)
+            if d <= MAX_PARAMS_DEPTH:
+                stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def check_params(params: Any) -> dict[str, Any]:
+    """`params` if it is an object within the bounds; else `BadRequest`/`PayloadTooLarge`."""
+    if not isinstance(params, dict):
+        raise BadRequest(
+            f"`params` must be a JSON object, got {type(params).__name__}", code="invalid_params"
+        )
+    if _depth(params) > MAX_PARAMS_DEPTH:
+        raise BadRequest(f"`params` is nested deeper than {MAX_PARAMS_DEPTH} levels", code="params_too_deep")
+    size = len(canonical(params))
+    if size > MAX_PARAMS_BYTES:
+        raise PayloadTooLarge(
+            f"`params` has {size} bytes (at most {MAX_PARAMS_BYTES})", code="params_too_large"
+        )
+    return params
+
+
+def _checked_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise BadRequest(f"bad {what} `{value[:64]}`", code=f"invalid_{what.replace(' ', '_')}")
+    return value
+
+
+def _adapter_scope(who: Identity, adapter: str, action: str) -> Check:
+    def run() -> str | None:
+        if who.may_use_adapter(adapter, action):
+            return None
+        return f"`{adapter}:{action}` is outside the adapter scope of identity `{who.name}`"
+
+    return Check(SCOPE_RULE, run)
+
+
+def step_hash(session_id: str, step_id: str, target: str, params: Any) -> str:
+    return sha256_of({"session_id": session_id, "step_id": step_id, "target": target, "params": params})
+
+
+def provenance_of(session: Session, steps: list[SessionStep], bound: int) -> Provenance:
+    """The session's provenance from its stored task and kept untrusted outputs."""
+    trusted = [session.task] if session.task else []
+    if session.bounded:
+        # Past its bound a session fails closed: `from_untrusted` holds for every value.
+        return Provenance.start(trusted=trusted, bound=0).with_untrusted("bounded")
+    prov = Provenance.start(trusted=trusted, bound=bound)
+    for s in steps:
+        if s.result == ALLOW and not s.trusted and s.output is not None:
+            prov = prov.with_untrusted(s.output)
+    return prov
+
+
+def history_of(steps: list[SessionStep]) -> tuple[HistoryStep, ...]:
+    # A reported untrusted result counts as read even when its output was not kept (bound).
+    return tuple(
+        HistoryStep(
+            adapter=s.adapter,
+            action=s.action,
+            output=(s.output if s.output is not None else "") if s.status is not None else None,
+            decision=s.result,
+            trusted=s.trusted,
+        )
+        for s in steps
+    )
+
+
+def history_facts(steps: list[SessionStep]) -> dict[str, Any]:
+    return {
+        "untrusted_read": any(s.result == ALLOW and s.status is not None and not s.trusted for s in steps),
+        "step_count": len(steps),
+        "denied_count": sum(1 for s in steps if s.result == "deny"),
+    }
+
+
+class StepGate:
+    def __init__(self, *, deps: Deps, pipeline: DecisionPipeline, incidents: Incidents) -> None:
+        self.store = deps.store
+        self.kernel = deps.kernel
+        self.metrics = deps.metrics
+        self.pipeline = pipeline
+        self.incidents = incidents
+        self.bound = DEFAULT_SESSION_BOUND
+
+    # sessions -----------------------------------------------------------------------------
+
+    async def open_session(self, who: Identity, tenant: str, *, session_id: str | None, task: str) -> Session:
+        who.require_role("agent", message=f"identity `{who.name}` needs the agent role to open sessions")
+        sid = _checked_id(session_id, "session id") if session_id is not None else new_id("ses")
+        session = Session(id=sid, tenant=tenant, identity_id=who.id, task=task, created_at=now())
+        try:
+            await self.store.add_session(session)
+        except Conflict:
+            raise Conflict(f"session `{sid}` exists already", code="session_exists") from None
+        return session
+
+    async def session(self, who: Identity, tenant: str, session_id: str) -> Session:
+        """The caller's session `session_id` (an admin's: any of the tenant's), or 404."""
+        s = await self.store.get_session(session_id, tenant)
+        if s is None or (s.identity_id != who.id and not who.is_admin):
+            raise NotFound(f"no session `{session_id}`", code="session_not_found")
+        return s
+
+    async def show(self, who: Identity, tenant: str, session_id: str) -> dict[str, Any]:
+        s = await self.session(who, tenant, session_id)
+        steps = await self.store.session_steps(s.id)
+        decisions = []
+        for step in steps:
+            record = await self.store.decision(step.decision_id, tenant)
+            if record is not None:
+                decisions.append(record.to_public())
+        return {**s.to_public(), "steps": [x.to_public() for x in steps], "decisions": decisions,
+                "history": history_facts(steps)}  # fmt: skip
+
+    async def _job(self, who: Identity, tenant: str, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, tenant)
+        if job is None or job.identity_id != who.id:
+            raise NotFound(f"no job `{job_id}`", code="job_not_found")
+        if job.status not in _RUNNING:
+            raise Conflict(
+                f"job `{job_id}` is `{job.status}`: steps are taken for dispatched or running jobs only",
+                code="job_not_running",
+            )
+        return job
+
+    async def _resolve(
+        self, who: Identity, tenant: str, session_id: str | None, job_id: str | None, *, open_new: bool
+    ) -> tuple[Session, Job | None]:
+        if session_id is not None and job_id is not None:
+            raise BadRequest("give one of `session_id` and `job_id`, not both", code="invalid_step")
+        if job_id is not None:
+            job = await self._job(who, tenant, job_id)
+            s = await self.store.get_session(job.id, tenant)
+            if s is None:
+                if not open_new:
+                    raise NotFound(f"no session `{job.id}`", code="session_not_found")
+                s = Session(id=job.id, tenant=tenant, identity_id=who.id, task=job.prompt, created_at=now(),
+                            job_id=job.id)  # fmt: skip
+                try:
+                    await self.store.add_session(s)
+                except Conflict:
+                    s = await self.session(who, tenant, job.id)
+            return s, job
+        if session_id is not None:
+            return await self.session(who, tenant, session_id), None
+        if not open_new:
+            raise BadRequest("a result needs `session_id` or `job_id`", code="invalid_step")
+        s = Session(id=new_id("ses"), tenant=tenant, identity_id=who.id, task="", created_at=now())
+        await self.store.add_session(s)
+        return s, None
+
+    # evaluate -----------------------------------------------------------------------------
+
+    async def evaluate(
+        self,
+        who: Identity,
+        tenant: str,
+        *,
+        session_id: str | None,
+        job_id: str | None,
+        step_id: str,
+        adapter: str,
+        action: str,
+        params: Any,
+    ) -> Evaluated:
+        who.require_role("agent", message=f"identity `{who.name}` needs the agent role to take steps")
+        params = check_params(params)
+        _checked_id(step_id, "step id")
+        for value, what in ((adapter, "adapter"), (action, "action")):
+            if not _NAME.match(value):
+                raise BadRequest(f"bad {what} `{value[:64]}`", code=f"invalid_{what}")
+        session, job = await self._resolve(who, tenant, session_id, job_id, open_new=True)
+        target = target_of(adapter, action)
+        digest = step_hash(session.id, step_id, target, params)
+        replay = await self._replay(session, step_id, digest, tenant)
+        if replay is not None:
+            return replay
+        steps = await self.store.session_steps(session.id)
+        job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
+        if job is not None:
+            job_fields["topic"] = job.topic
+            if job.meta.get("capability") is not None:
+                job_fields["capability"] = job.meta["capability"]
+        step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
+                    history=history_of(steps))  # fmt: skip
+        ctx = step_context(
+            self.kernel.policy,
+            step,
+            provenance=provenance_of(session, steps, self.bound),
+            classifier=self.kernel.classifier,
+        )
+        verdict = await self.pipeline.judge(
+            tenant=tenant,
+            identity_id=who.id,
+            ctx=ctx,
+            stage=_STAGE,
+            checks=(_adapter_scope(who, adapter, action),),
+        )
+        record = make_record(
+            verdict,
+            stage=_STAGE,
+            job_id=job.id if job is not None else None,
+            tenant=tenant,
+            job_hash=None,
+            extra={
+                "session_id": session.id,
+                "step_id": step_id,
+                "target": target,
+                "step_hash": digest,
+                "actor": who.id,
+                "params_schema": params_schema(params),
+            },
+        )
+        stored = SessionStep(
+            session_id=session.id,
+            step_id=step_id,
+            adapter=adapter,
+            action=action,
+            params=params,
+            step_hash=digest,
+            decision_id=record.decision_id,
+            result=record.result,
+            rule_id=record.rule_id,
+            created_at=record.timestamp,
+        )
+        try:
+            await self.store.add_step(stored, record)
+        except Conflict:
+            # The same step id won a race with us: answer as if it had come first.
+            replay = await self._replay(session, step_id, digest, tenant)
+            if replay is None:
+                raise
+            return replay
+        self.metrics.step_decision(record.result, record.rule_id)
+        return Evaluated(session=session, record=record)
+
+    async def _replay(self, session: Session, step_id: str, digest: str, tenant: str) -> Evaluated | None:
+        known = await self.store.get_step(session.id, step_id)
+        if known is None:
+            return None
+        if known.step_hash != digest:
+            raise Conflict(
+                f"step `{step_id}` of session `{session.id}` was decided with other params or target",
+                code="step_conflict",
+                details={"decision_id": known.decision_id},
+            )
+        record = await self.store.decision(known.decision_id, tenant)
+        if record is None:  # pragma: no cover - stored in the same transaction as the step
+            raise NotFound(f"no decision for step `{step_id}`", code="decision_not_found")
+        return Evaluated(session=session, record=record, replayed=True)
+
+    # result -------------------------------------------------------------------------------
+
+    async def result(
+        self,
+        who: Identity,
+        tenant: str,
+        *,
+        session_id: str | None,
+        job_id: str | None,
+        step_id: str,
+        status: str,
+        output: Any,
+    ) -> StepResult:
+        session, job = await self._resolve(who, tenant, session_id, job_id, open_new=False)
+        step = await self.store.get_step(session.id, step_id)
+        if step is None:
+            raise NotFound(f"no step `{step_id}` in session `{session.id}`", code="step_not_found")
+        if step.result != ALLOW:
+            raise Conflict(
+                f"step `{step_id}` was not allowed (`{step.result}`): it has no result to report",
+                code="step_not_allowed",
+            )
+        snapshot = self.kernel.snapshot
+        judged = self.kernel.judge_output(output, topic=job.topic if job is not None else step.target)
+        if judged is None:
+            judged = OutputVerdict(
+                decision="quarantine",
+                rule_id="kernel_unavailable",
+                reason="no policy bundle is loaded: the output is withheld",
+                findings=(),
+                redacted=None,
+                complete=False,
+            )
+        # No catalog yet: every action's output is untrusted (DESIGN.md section 9's default).
+        done = await self.store.record_step_result(
+            session.id, step_id, status=status, output=output, trusted=False, bound=self.bound
+        )
+        if done is None:
+            raise Conflict(f"step `{step_id}` has a result already", code="step_result_recorded")
+        await self.store.add_decision(
+            DecisionRecord(
+                decision_id=new_id("dec"),
+                timestamp=now(),
+                result=judged.decision,
+                rule_id=judged.rule_id,
+                reason=judged.reason,
+                stage="output",
+                policy_snapshot=snapshot,
+                job_hash=None,
+                job_id=job.id if job is not None else None,
+                tenant=tenant,
+                extra={
+                    "session_id": session.id,
+                    "step_id": step_id,
+                    "target": step.target,
+                    "actor": who.id,
+                    "output_decision": judged.to_dict(),
+                    "worker_status": status,
+                },
+            )
+        )
+        self.metrics.output_decisions.labels(judged.decision).inc()
+        visible = None if judged.decision == "quarantine" else judged.redacted
+        return StepResult(session=session, step=done, verdict=judged, output=visible)
+
+
+def _role(who: Identity) -> str:
+    for role in ("agent", "admin"):
+        if role in who.roles:
+            return role
+    return who.roles[0] if who.roles else "agent"
