@@ -7,27 +7,14 @@ runs on it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from store_backends import STORES
 
 from gatehouse.crypto import SigningKey
 from gatehouse.store.base import Store
-from gatehouse.store.memory import MemoryStore
-from gatehouse.store.sqlite import SQLiteStore
-
-# Small enough that the tests cross it; the server default is 100.
-CHECKPOINT_EVERY = 5
-
-StoreFactory = Callable[[Path, SigningKey], Store]
-
-STORES: dict[str, StoreFactory] = {
-    "memory": lambda tmp, key: MemoryStore(audit_key=key, checkpoint_every=CHECKPOINT_EVERY),
-    "sqlite": lambda tmp, key: SQLiteStore(
-        path=tmp / "gatehouse.db", audit_key=key, checkpoint_every=CHECKPOINT_EVERY
-    ),
-}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import CHECKPOINT_EVERY
+from store_backends import CHECKPOINT_EVERY
 
 from gatehouse.audit.binding import job_digest, verify_rows
 from gatehouse.audit.chain import GENESIS

@@ -9,30 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from plane_support import POLICY
 
 from gatehouse.config import Settings
 from gatehouse.control.plane import ControlPlane
-from gatehouse.domain.identity import Identity, hash_key
-from gatehouse.domain.ids import new_id, now
-
-# Deny wins for `job.exec.*` with a destructive label; production writes wait for a person;
-# everything else is allowed.
-POLICY = """
-name: control-tests
-default_decision: allow
-rules:
-  - id: deny-destructive
-    decision: deny
-    reason: destructive
-    match:
-      topics: ["job.exec.*"]
-      labels: {risk: destructive}
-  - id: deny-frozen
-    decision: deny
-    reason: frozen
-    match:
-      topics: ["job.frozen.**"]
-"""
 
 
 @pytest.fixture
@@ -50,26 +30,3 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     await made.installer.install(POLICY, None, by="test")
     yield made
     await made.stop()
-
-
-async def add_identity(
-    plane: ControlPlane,
-    name: str,
-    *,
-    tenant: str = "default",
-    roles: tuple[str, ...] = ("agent",),
-    topics: tuple[str, ...] = ("**",),
-    capabilities: tuple[str, ...] = ("*",),
-) -> tuple[Identity, str]:
-    key = f"ghk_{name}_{new_id('k')}"
-    identity = Identity(
-        id=new_id("idn"),
-        name=name,
-        tenant=tenant,
-        roles=roles,
-        topics=topics,
-        capabilities=capabilities,
-        created_at=now(),
-    )
-    await plane.store.add_identity(identity, hash_key(key))
-    return identity, key

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from conftest import POLICY, add_identity
+from plane_support import POLICY, add_identity
 
 from gatehouse.control.plane import ControlPlane
 from gatehouse.domain import states

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import add_identity
+from plane_support import add_identity
 
 from gatehouse.control.plane import ControlPlane
 from gatehouse.domain.identity import Identity
