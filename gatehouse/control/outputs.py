@@ -57,12 +57,13 @@ class OutputGate:
         self.kernel = deps.kernel
         self.metrics = deps.metrics
 
-    def judge(self, job: Job, *, status: str, output: Any, error: str | None) -> Judged:
-        # Snapshot first: the kernel is asked synchronously below, so no bundle swap falls between.
-        snapshot = self.kernel.snapshot
-        judged = self.kernel.judge_output(output, topic=job.topic, error=error)
+    def verdict(self, output: Any, *, topic: str, error: str | None = None) -> OutputVerdict:
+        """The output rules' answer for a job's or a tool call's output (`topic` is the job's
+        topic or the step's target). Closed when it cannot judge: no bundle loaded, or an output
+        too large to scan whole under rules that apply, is held for review."""
+        judged = self.kernel.judge_output(output, topic=topic, error=error)
         if judged is None:
-            verdict = OutputVerdict(
+            return OutputVerdict(
                 decision="quarantine",
                 rule_id="kernel_unavailable",
                 reason="no policy bundle is loaded: the output is held for review",
@@ -70,14 +71,19 @@ class OutputGate:
                 redacted=None,
                 complete=False,
             )
-        else:
-            verdict = judged
-            if not verdict.complete and self.kernel.output_rules_apply(job.topic):
-                verdict = _hold(
-                    verdict,
-                    "output_not_fully_scanned",
-                    "the output is too large to scan completely: held for review",
-                )
+        if not judged.complete and self.kernel.output_rules_apply(topic):
+            return _hold(
+                judged,
+                "output_not_fully_scanned",
+                "the output is too large to scan completely: held for review",
+            )
+        return judged
+
+    def judge(self, job: Job, *, status: str, output: Any, error: str | None) -> Judged:
+        # Snapshot first: the kernel is asked synchronously below, so no bundle swap falls between.
+        snapshot = self.kernel.snapshot
+        verdict = self.verdict(output, topic=job.topic, error=error)
+        unjudged = verdict.rule_id == "kernel_unavailable"  # before a containment hold renames it
         contained = self.incidents.check(job.tenant, job.identity_id)
         if contained is not None:
             # A result that arrives after its tenant or identity was contained is held for review.
@@ -117,7 +123,7 @@ class OutputGate:
             stage="output",
             policy_snapshot=snapshot,
             job_hash=job.job_hash,
-            fail_mode_applied=judged is None,
+            fail_mode_applied=unjudged,
             job_id=job.id,
             tenant=job.tenant,
             extra={"findings": gate["findings"], "complete": verdict.complete, "worker_status": status},

@@ -86,9 +86,11 @@ class ControlPlane:
         self.auth = Authenticator(store=self.store, incidents=self.incidents)
         self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
         self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)
-        self.step_gate = StepGate(deps=deps, pipeline=self.pipeline, incidents=self.incidents)
         self.approvals = ApprovalFlow(deps=deps, key=self.signing_key, incidents=self.incidents)
         self.outputs = OutputGate(deps=deps, incidents=self.incidents)
+        self.step_gate = StepGate(
+            deps=deps, pipeline=self.pipeline, incidents=self.incidents, outputs=self.outputs
+        )
         self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
         self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)
         self.identities = Identities(deps=deps, incidents=self.incidents)

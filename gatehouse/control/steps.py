@@ -22,6 +22,7 @@ from typing import Any
 from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
+from gatehouse.control.outputs import OutputGate
 from gatehouse.crypto import canonical
 from gatehouse.domain import states
 from gatehouse.domain.identity import Identity
@@ -156,7 +157,10 @@ def history_facts(steps: list[SessionStep]) -> dict[str, Any]:
 
 
 class StepGate:
-    def __init__(self, *, deps: Deps, pipeline: DecisionPipeline, incidents: Incidents) -> None:
+    def __init__(
+        self, *, deps: Deps, pipeline: DecisionPipeline, incidents: Incidents, outputs: OutputGate
+    ) -> None:
+        self.outputs = outputs
         self.store = deps.store
         self.kernel = deps.kernel
         self.metrics = deps.metrics
@@ -354,16 +358,9 @@ class StepGate:
                 code="step_not_allowed",
             )
         snapshot = self.kernel.snapshot
-        judged = self.kernel.judge_output(output, topic=job.topic if job is not None else step.target)
-        if judged is None:
-            judged = OutputVerdict(
-                decision="quarantine",
-                rule_id="kernel_unavailable",
-                reason="no policy bundle is loaded: the output is withheld",
-                findings=(),
-                redacted=None,
-                complete=False,
-            )
+        # The output gate's own answer: the same rules, and closed the same way (no bundle, or
+        # an output too large to scan whole) as for a job's result.
+        judged = self.outputs.verdict(output, topic=job.topic if job is not None else step.target)
         # No catalog yet: every action's output is untrusted (DESIGN.md section 9's default).
         done = await self.store.record_step_result(
             session.id, step_id, status=status, output=output, trusted=False, bound=self.bound

@@ -40,6 +40,7 @@ async def add_identity(
     roles: tuple[str, ...] = ("agent",),
     topics: tuple[str, ...] = ("**",),
     capabilities: tuple[str, ...] = ("*",),
+    adapters: tuple[str, ...] = (),
 ) -> tuple[Identity, str]:
     key = f"ghk_{name}_{new_id('k')}"
     identity = Identity(
@@ -49,6 +50,7 @@ async def add_identity(
         roles=roles,
         topics=topics,
         capabilities=capabilities,
+        adapters=adapters,
         created_at=now(),
     )
     await plane.store.add_identity(identity, hash_key(key))
