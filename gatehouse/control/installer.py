@@ -123,7 +123,9 @@ class PolicyInstaller:
             if lkg is None:
                 log.warning("no policy bundle is installed: every decision falls to the fail mode")
             return
-        source = f"file:{policy_file}"
+        # Named by its file name: the record is read over the API (policy, audit), and the
+        # server's directory layout is nobody's business there.
+        source = f"file:{policy_file.name}"
         try:
             if not policy_file.exists():
                 raise BadRequest(f"policy file `{policy_file}` does not exist", code="policy_file_missing")
@@ -224,7 +226,7 @@ class PolicyInstaller:
                 if seen is not None:
                     try:
                         text, signature = read_policy_file(path)
-                        await self.install(text, signature, by=f"file:{path}")
+                        await self.install(text, signature, by=f"file:{path.name}")
                     except (PolicyError, BadRequest, UnicodeDecodeError) as exc:
                         log.error("reloading %s refused: %s", path, exc)
                 seen = digest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import stat
 import time
 
@@ -152,3 +153,11 @@ def test_attachment_names_are_sanitised(server: Server) -> None:
             assert r.status_code == 201, r.text
             job = c.get(f"/api/v1/jobs/{r.json()['job_id']}").json()
             assert [a["name"] for a in job["attachments"]] == [expected]
+
+
+def test_the_audit_log_names_the_policy_file_without_its_path(server: Server) -> None:
+    with server.admin() as admin:
+        entries = admin.get("/api/v1/audit", params={"stream": "system", "limit": 500}).json()
+    text = json.dumps(entries)
+    assert "file:seed.yaml" in text
+    assert str(server.data_dir.parent) not in text and "/examples/policies/" not in text
