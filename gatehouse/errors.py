@@ -10,7 +10,6 @@
      +-- Unauthorized / Forbidden  authentication / authorisation failures
      +-- Denied                    a gate denied the request (carries the decision)
      +-- RateLimited               too many requests (carries retry_after)
-     +-- KernelUnavailable         the safety kernel could not decide
 
 Mapping to HTTP status codes and CLI exit codes happens only at the edges
 (`gatehouse.api.errors`, `gatehouse.cli`). This module imports only the standard library
@@ -27,7 +26,6 @@ __all__ = [
     "Denied",
     "Forbidden",
     "GatehouseError",
-    "KernelUnavailable",
     "MissingField",
     "NotFound",
     "PayloadTooLarge",
@@ -135,7 +133,3 @@ class RateLimited(GatehouseError):
     def __init__(self, message: str, *, retry_after: float, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
-
-
-class KernelUnavailable(GatehouseError):
-    code = "kernel_unavailable"

@@ -20,7 +20,6 @@ from gatehouse.errors import (
     Denied,
     Forbidden,
     GatehouseError,
-    KernelUnavailable,
     NotFound,
     PayloadTooLarge,
     PolicyError,
@@ -42,7 +41,6 @@ _STATUS: list[tuple[type[GatehouseError], int]] = [
     (Conflict, 409),
     (PayloadTooLarge, 413),
     (RateLimited, 429),
-    (KernelUnavailable, 503),
 ]
 _HTTP_CODES = {
     400: "bad_request",
