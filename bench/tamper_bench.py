@@ -8,7 +8,8 @@ data-dir` keeps the key next to the database, as the probe found it). Writes job
 (allowed, denied, dispatched and finished), then leaves the data directory in two states:
 
 - `clean stop`: SIGTERM, the server seals and signs a final root;
-- `kill -9`: SIGKILL while three clients are still submitting (an unsigned tail exists).
+- `kill -9`: SIGKILL just after three clients stop submitting (an unsigned tail exists, no
+  shutdown seal).
 
 For each state, each of the 24 cases below is applied to a fresh copy of the data directory
 (21 on the audit tables, 3 on the job and decision tables, reconstructed from the probe's
@@ -166,11 +167,17 @@ def prepare(workdir: Path, *, jobs: int, layout: str) -> dict[str, Path]:
             for t in threads:
                 t.start()
             time.sleep(1.5)
-            run.proc.send_signal(signal.SIGKILL)
-            run.proc.wait()
+            # Let the clients' last answers arrive before the kill: an entry is committed, then
+            # written to the witness, then answered. A SIGKILL between the first two would leave
+            # a committed entry the witness never saw, which verify (rightly) reports; the
+            # untampered baseline must verify. The tail is still unsigned: sealing runs every 2 s
+            # and no shutdown seal happens.
             stop.set()
             for t in threads:
                 t.join(10)
+            time.sleep(0.2)
+            run.proc.send_signal(signal.SIGKILL)
+            run.proc.wait()
         out[state] = base
     return out
 
