@@ -87,19 +87,7 @@ def _to_regex(pattern: str, sep: str = ".") -> re.Pattern[str]:
 @lru_cache(maxsize=65536)
 def compile_glob(pattern: str) -> TopicGlob:
     """Validate and classify `pattern`; raises `GlobError` with a human message."""
-    if not isinstance(pattern, str) or not pattern:
-        raise GlobError("topic pattern must be a non-empty string")
-    if "***" in pattern:
-        raise GlobError(f"bad glob `{pattern}`: `***` is not a wildcard (use `*` or `**`)")
-    segments = pattern.split(".")
-    for seg in segments:
-        if not seg:
-            raise GlobError(f"bad glob `{pattern}`: empty segment")
-        if not _SEGMENT.fullmatch(seg):
-            raise GlobError(
-                f"bad glob `{pattern}`: segment `{seg}` may hold only letters, digits, "
-                "`_`, `-` and the wildcards `*` and `**`"
-            )
+    segments = _segments(pattern, "topic pattern", "glob", ".", _SEGMENT, "`_`, `-`")
     return _classify(pattern, segments, ".")
 
 
@@ -125,22 +113,30 @@ def _classify(pattern: str, segments: list[str], sep: str) -> TopicGlob:
 @lru_cache(maxsize=65536)
 def compile_target(pattern: str) -> TopicGlob:
     """Validate and classify a step target pattern (segments split on `:`)."""
-    if not isinstance(pattern, str) or not pattern:
-        raise GlobError("target pattern must be a non-empty string")
-    if "***" in pattern:
-        raise GlobError(f"bad target `{pattern}`: `***` is not a wildcard (use `*` or `**`)")
-    segments = pattern.split(":")
-    for seg in segments:
-        if not seg:
-            raise GlobError(f"bad target `{pattern}`: empty segment")
-        if not _TARGET_SEGMENT.fullmatch(seg):
-            raise GlobError(
-                f"bad target `{pattern}`: segment `{seg}` may hold only letters, digits, "
-                "`_`, `-`, `.` and the wildcards `*` and `**`"
-            )
+    segments = _segments(pattern, "target pattern", "target", ":", _TARGET_SEGMENT, "`_`, `-`, `.`")
     if "**" not in pattern and (len(segments) != 3 or not _to_regex(segments[0], ":").fullmatch("adapter")):
         raise GlobError(f"bad target `{pattern}`: expected `adapter:<adapter>:<action>`")
     return _classify(pattern, segments, ":")
+
+
+def _segments(
+    pattern: str, kind: str, name: str, sep: str, segment: re.Pattern[str], allowed: str
+) -> list[str]:
+    """`pattern` split on `sep`, every segment checked (topics and targets share the rules)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise GlobError(f"{kind} must be a non-empty string")
+    if "***" in pattern:
+        raise GlobError(f"bad {name} `{pattern}`: `***` is not a wildcard (use `*` or `**`)")
+    segments = pattern.split(sep)
+    for seg in segments:
+        if not seg:
+            raise GlobError(f"bad {name} `{pattern}`: empty segment")
+        if not segment.fullmatch(seg):
+            raise GlobError(
+                f"bad {name} `{pattern}`: segment `{seg}` may hold only letters, digits, "
+                f"{allowed} and the wildcards `*` and `**`"
+            )
+    return segments
 
 
 @lru_cache(maxsize=4096)
