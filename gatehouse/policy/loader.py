@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from gatehouse.errors import BadRequest, PolicyError
@@ -164,15 +165,22 @@ class Bundle:
             setattr(self, k, v)
 
 
-def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    # Topics are compared in one spelling (`ingress.canon`): the job's is lower-cased at intake.
-    items = [canon_topic(t) for t in str_list(cx, node, what)]
+def _globs(
+    cx: _Ctx, node: Any, what: str, spell: Callable[[str], str], check: Callable[[str], object]
+) -> tuple[str, ...]:
+    """A list of patterns in their one spelling, each checked by its compiler (line numbers)."""
+    items = [spell(t) for t in str_list(cx, node, what)]
     for i, item in enumerate(items):
         try:
-            compile_glob(item)
+            check(item)
         except GlobError as exc:
             cx.fail(item_node(node, i), str(exc))
     return tuple(items)
+
+
+def _topics(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
+    # Topics are compared in one spelling (`ingress.canon`): the job's is lower-cased at intake.
+    return _globs(cx, node, what, canon_topic, compile_glob)
 
 
 class _Ctx(Ctx):
@@ -399,23 +407,11 @@ def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
 
 
 def _targets(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    items = str_list(cx, node, what)
-    for i, item in enumerate(items):
-        try:
-            compile_target(item)
-        except GlobError as exc:
-            cx.fail(item_node(node, i), str(exc))
-    return tuple(items)
+    return _globs(cx, node, what, str, compile_target)
 
 
 def _capabilities(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    items = [canon_capability(c) for c in str_list(cx, node, what)]
-    for i, item in enumerate(items):
-        try:
-            capability_glob(item)
-        except GlobError as exc:
-            cx.fail(item_node(node, i), str(exc))
-    return tuple(items)
+    return _globs(cx, node, what, canon_capability, capability_glob)
 
 
 def _match(cx: _Ctx, node: Any, target: Any = None) -> Match:
