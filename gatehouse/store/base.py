@@ -38,6 +38,7 @@ from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, SessionStep
+from gatehouse.domain.tools import ToolPin
 
 __all__ = [
     "ApprovalStore",
@@ -52,6 +53,7 @@ __all__ = [
     "PolicyStore",
     "SessionStore",
     "Store",
+    "ToolPinStore",
 ]
 
 
@@ -291,6 +293,20 @@ class SessionStore(ABC):
         characters (of its strings); past it, it is dropped and the session becomes `bounded`."""
 
 
+class ToolPinStore(ABC):
+    """Pinned MCP tool definitions (`domain.tools`), global per adapter: they survive restarts
+    and every replica reads the same pins."""
+
+    @abstractmethod
+    async def tool_pins(self, adapter: str) -> dict[str, ToolPin]:
+        """The adapter's pins by tool name."""
+
+    @abstractmethod
+    async def pin_tool(self, pin: ToolPin, *, replace: bool) -> ToolPin:
+        """Store `pin` and answer the pin now in force. `replace=False` (first sight) keeps a pin
+        already stored for that tool and answers it; `replace=True` (an admin) overwrites it."""
+
+
 class PolicyStore(ABC):
     @abstractmethod
     async def save_policy(self, row: PolicyRow) -> None: ...
@@ -309,6 +325,7 @@ class Store(
     AuditStore,
     PolicyStore,
     SessionStore,
+    ToolPinStore,
 ):
     """Every concern, opened and closed together."""
 

@@ -44,6 +44,7 @@ from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, SessionStep, output_size
+from gatehouse.domain.tools import ToolPin
 from gatehouse.errors import Conflict
 from gatehouse.store._cursor import decode_cursor, encode_cursor
 from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
@@ -130,6 +131,7 @@ class MemoryStore(Store):
         self._policies: list[PolicyRow] = []
         self._sessions: dict[str, Session] = {}
         self._steps: dict[str, dict[str, SessionStep]] = {}  # session id -> step id -> step
+        self._pins: dict[tuple[str, str], ToolPin] = {}  # (adapter, tool) -> pin
         self._open = False
 
     async def open(self) -> None:
@@ -498,6 +500,19 @@ class MemoryStore(Store):
 
     async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
         return list(reversed(self._policies))[:limit]
+
+    # tool pins ------------------------------------------------------------------------------
+
+    async def tool_pins(self, adapter: str) -> dict[str, ToolPin]:
+        return {tool: pin for (a, tool), pin in self._pins.items() if a == adapter}
+
+    async def pin_tool(self, pin: ToolPin, *, replace: bool) -> ToolPin:
+        await self._turn()
+        key = (pin.adapter, pin.tool)
+        if not replace and key in self._pins:
+            return self._pins[key]
+        self._pins[key] = pin
+        return pin
 
     # sessions -------------------------------------------------------------------------------
 

@@ -145,6 +145,15 @@ CREATE TABLE IF NOT EXISTS containments (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS containments_active ON containments (kind, target)
     WHERE lifted_at IS NULL;
+CREATE TABLE IF NOT EXISTS tool_pins (
+    adapter TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    pinned_at REAL NOT NULL,
+    pinned_by TEXT NOT NULL,
+    PRIMARY KEY (adapter, tool)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,

@@ -15,6 +15,7 @@ from gatehouse.store.sqlite.identities import SQLiteContainments, SQLiteIdentiti
 from gatehouse.store.sqlite.jobs import SQLiteJobs
 from gatehouse.store.sqlite.policies import SQLitePolicies
 from gatehouse.store.sqlite.sessions import SQLiteSessions
+from gatehouse.store.sqlite.tool_pins import SQLiteToolPins
 
 __all__ = ["SQLiteStore"]
 
@@ -28,6 +29,7 @@ class SQLiteStore(
     SQLiteAudit,
     SQLitePolicies,
     SQLiteSessions,
+    SQLiteToolPins,
     Store,
 ):
     """SQLite behind the whole `Store` interface (`SQLiteStore(path=..., audit_key=...)`)."""
