@@ -10,6 +10,8 @@
      +-- Unauthorized / Forbidden  authentication / authorisation failures
      +-- Denied                    a gate denied the request (carries the decision)
      +-- RateLimited               too many requests (carries retry_after)
+     +-- Upstream                  a service the broker called failed or misbehaved
+          +-- UpstreamTimeout      it did not answer in time
 
 Mapping to HTTP status codes and CLI exit codes happens only at the edges
 (`gatehouse.api.errors`, `gatehouse.cli`). This module imports only the standard library
@@ -32,6 +34,8 @@ __all__ = [
     "PolicyError",
     "RateLimited",
     "Unauthorized",
+    "Upstream",
+    "UpstreamTimeout",
 ]
 
 
@@ -133,3 +137,14 @@ class RateLimited(GatehouseError):
     def __init__(self, message: str, *, retry_after: float, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
+
+
+class Upstream(GatehouseError):
+    """A service the broker called on an agent's behalf could not be reached, or answered
+    something the broker will not pass on (too large)."""
+
+    code = "upstream_error"
+
+
+class UpstreamTimeout(Upstream):
+    code = "upstream_timeout"

@@ -146,6 +146,23 @@ class Metrics:
             "Incident containments in force (tenants and identities)",
             registry=r,
         )
+        self.egress_denied = Counter(
+            "gatehouse_egress_denied_total",
+            "Outbound calls of the broker refused by an adapter's egress list, by adapter",
+            ["adapter"],
+            registry=r,
+        )
+        self.credentials_issued = Counter(
+            "gatehouse_credentials_issued_total",
+            "Credentials the broker minted for an execution, by adapter",
+            ["adapter"],
+            registry=r,
+        )
+        self.credentials_revoked = Counter(
+            "gatehouse_credentials_revoked_total",
+            "Minted credentials revoked before they expired",
+            registry=r,
+        )
         self.snapshot_info = Gauge(
             "gatehouse_policy_snapshot_info",
             "The running policy snapshot (value 1)",

@@ -25,6 +25,8 @@ from gatehouse.errors import (
     PolicyError,
     RateLimited,
     Unauthorized,
+    Upstream,
+    UpstreamTimeout,
 )
 
 __all__ = ["error_response", "install_error_handlers", "json_response"]
@@ -41,6 +43,8 @@ _STATUS: list[tuple[type[GatehouseError], int]] = [
     (Conflict, 409),
     (PayloadTooLarge, 413),
     (RateLimited, 429),
+    (UpstreamTimeout, 504),
+    (Upstream, 502),
 ]
 _HTTP_CODES = {
     400: "bad_request",
