@@ -5,20 +5,47 @@
     job = gh.submit("job.demo.read", prompt="status")
 
 Errors from the server become `ApiError` with the server's `code`, `status` and `details`.
+
+Tool calls (the step gate): `open_session`, `evaluate_step`, `step_result`, `session`,
+`approval`, and the decorator `guarded` (`gatehouse.guard`, which draws the SDK's exception tree).
+
+    session = gh.open_session(task="pay the March invoice of Northwind Power")
+
+    @guarded(gh, adapter="bank", session=session)
+    def pay_bill(payee: str, amount: float, reference: str) -> dict[str, str]: ...
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 
-from gatehouse.errors import GatehouseError
+from gatehouse.guard import (
+    ApprovalRequired,
+    ClientError,
+    OutputWithheld,
+    StepBlocked,
+    StepDenied,
+    StepSession,
+    guarded,
+)
 
-__all__ = ["ApiError", "Client"]
+__all__ = [
+    "ApiError",
+    "ApprovalRequired",
+    "Client",
+    "ClientError",
+    "OutputWithheld",
+    "StepBlocked",
+    "StepDenied",
+    "StepSession",
+    "guarded",
+]
 
 
-class ApiError(GatehouseError):
+class ApiError(ClientError):
     def __init__(self, status: int, code: str, message: str, details: Any = None, body: Any = None) -> None:
         super().__init__(f"{status} {code}: {message}", code=code, details=details)
         self.status = status
@@ -104,6 +131,71 @@ class Client:
         result: list[dict[str, Any]] = self.request("GET", f"/api/v1/jobs/{job_id}/decisions")["decisions"]
         return result
 
+    # tool calls: the step gate
+    def open_session(self, *, task: str, session_id: str | None = None) -> StepSession:
+        """Open a step session for `task`: the trusted request that `from_prompt` rules read."""
+        body: dict[str, Any] = {"task": task}
+        if session_id is not None:
+            body["session_id"] = session_id
+        return StepSession.from_answer(self.request("POST", "/api/v1/sessions", body))
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """A session with its steps, their decisions and its history facts."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/sessions/{session_id}")
+        return result
+
+    def evaluate_step(
+        self,
+        adapter: str,
+        action: str,
+        params: dict[str, Any],
+        *,
+        step_id: str | None = None,
+        session_id: str | None = None,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The step gate's decision record for a proposed tool call (it does not raise on deny).
+
+        Without `session_id` or `job_id` the server opens a session (its id is in the answer);
+        without `step_id` one is made up (`step-<uuid4>`).
+        """
+        body: dict[str, Any] = {
+            "step_id": step_id or f"step-{uuid.uuid4().hex}",
+            "adapter": adapter,
+            "action": action,
+            "params": params,
+        }
+        if session_id is not None:
+            body["session_id"] = session_id
+        if job_id is not None:
+            body["job_id"] = job_id
+        result: dict[str, Any] = self.request("POST", "/api/v1/steps/evaluate", body)
+        return result
+
+    def step_result(
+        self,
+        step_id: str,
+        output: Any,
+        *,
+        status: str = "succeeded",
+        session_id: str | None = None,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Report an allowed step's output; the answer holds it as the agent may see it
+        (`output`, redacted; `withheld` when quarantined; `output_decision`)."""
+        body: dict[str, Any] = {"step_id": step_id, "status": status, "output": output}
+        if session_id is not None:
+            body["session_id"] = session_id
+        if job_id is not None:
+            body["job_id"] = job_id
+        result: dict[str, Any] = self.request("POST", "/api/v1/steps/result", body)
+        return result
+
+    def approval(self, approval_id: str) -> dict[str, Any]:
+        """One approval (its `status`: pending, approved, rejected, expired, ...)."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/approvals/{approval_id}")
+        return result
+
     def simulate(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", "/api/v1/policy/simulate", body)
         return result
@@ -152,14 +244,17 @@ class Client:
         roles: list[str] | None = None,
         topics: list[str] | None = None,
         capabilities: list[str] | None = None,
+        adapters: list[str] | None = None,
     ) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "name": name,
             "tenant": tenant,
             "roles": roles or ["agent"],
             "topics": topics if topics is not None else ["**"],
             "capabilities": capabilities if capabilities is not None else ["*"],
         }
+        if adapters is not None:
+            body["adapters"] = adapters
         result: dict[str, Any] = self.request("POST", "/api/v1/identities", body)
         return result
 

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "gatehouse"
 
 # Top floor first. A unit is a subpackage or a top-level module of `gatehouse`.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("api", "mcp", "commands", "ui", "redteam", "cli", "__main__", "client"),
+    ("api", "mcp", "commands", "ui", "redteam", "cli", "__main__", "client", "guard"),
     ("control", "steps", "broker"),
     ("kernel", "audit", "store", "bus"),
     ("domain",),

@@ -25,6 +25,12 @@ def identity() -> None:
 @click.option("--role", "roles", multiple=True, default=("agent",), show_default=True)
 @click.option("--topic", "topics", multiple=True, help="topic glob in scope (repeatable; default **)")
 @click.option("--capability", "capabilities", multiple=True, help="capability in scope (default *)")
+@click.option(
+    "--adapter",
+    "adapters",
+    multiple=True,
+    help="adapter:action glob the identity may take steps on, e.g. bank:* (repeatable; default none)",
+)
 @client_options
 def create(
     client: Client,
@@ -33,6 +39,7 @@ def create(
     roles: tuple[str, ...],
     topics: tuple[str, ...],
     capabilities: tuple[str, ...],
+    adapters: tuple[str, ...],
 ) -> None:
     """Create an identity; its API key is printed once."""
     emit(
@@ -42,6 +49,7 @@ def create(
             roles=list(roles),
             topics=list(topics) or ["**"],
             capabilities=list(capabilities) or ["*"],
+            adapters=list(adapters),
         )
     )
 
