@@ -193,8 +193,10 @@ def check(file: str, canonical: bool) -> None:
         text = yaml.safe_dump(canonical_data(p.bundle), sort_keys=False, allow_unicode=True, width=100)
         click.echo(text, nl=False)
         return
+    adapters = f", {len(p.catalog.adapters)} adapters" if p.catalog else ""
     click.echo(
-        f"ok: {p.name}: {len(p.rules)} rules, {len(p.output_rules)} output rules, snapshot {p.snapshot}"
+        f"ok: {p.name}: {len(p.rules)} rules, {len(p.output_rules)} output rules{adapters}, "
+        f"snapshot {p.snapshot}"
     )
     if enveloped:
         sig = signature or {}

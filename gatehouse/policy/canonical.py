@@ -4,7 +4,8 @@
 whitespace, UTF-8, so that YAML and JSON renderings of one bundle share a snapshot.
 `canonical_data` writes a loaded bundle in the canonical spelling (`decision`, `match`,
 `conditions`, defaults written out), whichever spelling it was written in: what
-`gatehouse policy check --canonical` prints, and loading it again gives the same rules.
+`gatehouse policy check --canonical` prints, and loading it again gives the same rules (and the
+same adapter catalog, with its defaults written out too).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import json
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+from gatehouse.policy.catalog import Adapter, Catalog
 from gatehouse.policy.model import Match, Rule
 
 if TYPE_CHECKING:
     from gatehouse.policy.loader import Bundle
 
-__all__ = ["canonical_data", "canonical_json"]
+__all__ = ["canonical_data", "canonical_json", "catalog_data"]
 
 _MATCH_KEYS = tuple(f.name for f in fields(Match))
 
@@ -65,6 +67,23 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
     return out
 
 
+def _adapter_data(adapter: Adapter) -> dict[str, Any]:
+    out = adapter.to_public()
+    del out["name"]  # the key it is listed under
+    if adapter.credential is not None and adapter.credential.ttl is not None:
+        out["credential"]["ttl"] = _duration(adapter.credential.ttl)
+    # An action without an effect has none to write (`null` is not an effect).
+    out["actions"] = {
+        name: {k: v for k, v in a.items() if v is not None} for name, a in out["actions"].items()
+    }
+    return out
+
+
+def catalog_data(catalog: Catalog) -> dict[str, Any]:
+    """The adapter catalog in the canonical spelling (`adapters:` of `--canonical`)."""
+    return {a.name: _adapter_data(a) for a in catalog.adapters.values()}
+
+
 def canonical_data(bundle: Bundle) -> dict[str, Any]:
     """The bundle in the canonical spelling (what `gatehouse policy check --canonical` prints).
 
@@ -98,4 +117,6 @@ def canonical_data(bundle: Bundle) -> dict[str, Any]:
         ]
     if bundle.classifiers:
         out["classifiers"] = [dict(c) for c in bundle.classifiers]
+    if bundle.catalog:
+        out["adapters"] = catalog_data(bundle.catalog)
     return out

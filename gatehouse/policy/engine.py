@@ -28,6 +28,7 @@ from typing import Any
 
 from gatehouse.errors import GatehouseError
 from gatehouse.ingress import Classifier
+from gatehouse.policy.catalog import Catalog
 from gatehouse.policy.compiler import compile_rules
 from gatehouse.policy.glob import compile_glob
 from gatehouse.policy.loader import Bundle, parse_bundle
@@ -136,6 +137,8 @@ class Policy:
         # compiled (and so validated) when the bundle loaded.
         self.classifier: Classifier = bundle.classifier
         self.require: tuple[Requirement, ...] = bundle.require
+        # The adapter catalog (empty without `adapters:`): the step gate's schemas and effects.
+        self.catalog: Catalog = bundle.catalog
         self._listed, self._by_rank, self._index, self._step_index = compile_rules(bundle.rules, bundle.sets)
         self.sets: Mapping[str, tuple[str, ...]] = bundle.sets
         self._default = Decision(

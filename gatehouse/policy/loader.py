@@ -31,6 +31,7 @@ from typing import Any
 from gatehouse.errors import BadRequest, PolicyError
 from gatehouse.ingress import DEFAULT_CLASSIFIER, Classifier, Pattern
 from gatehouse.ingress.canon import canon_capability, canon_topic, canon_value
+from gatehouse.policy._catalog_loader import read_catalog
 from gatehouse.policy._durations import parse_duration
 from gatehouse.policy._nodes import (
     Ctx,
@@ -50,6 +51,7 @@ from gatehouse.policy._nodes import (
 )
 from gatehouse.policy._regex import RegexError, compile_re2
 from gatehouse.policy.canonical import canonical_json
+from gatehouse.policy.catalog import Catalog
 from gatehouse.policy.glob import GlobError, capability_glob, compile_glob, compile_target, is_valid_topic
 from gatehouse.policy.model import (
     DECISIONS,
@@ -89,6 +91,7 @@ _TOP_KEYS = (
     "classifiers",
     "require",
     "sets",
+    "adapters",
 )
 _RULE_KEYS = (
     "id",
@@ -129,6 +132,7 @@ class Bundle:
 
     __slots__ = (
         "canonical",
+        "catalog",
         "classifier",
         "classifiers",
         "default_decision",
@@ -146,6 +150,7 @@ class Bundle:
 
     # Declared for the type checker; `__init__` sets them all.
     canonical: str
+    catalog: Catalog
     classifier: Classifier
     classifiers: tuple[Any, ...]
     default_decision: str
@@ -664,6 +669,9 @@ def parse_bundle(text: str | bytes) -> Bundle:
     classifier = DEFAULT_CLASSIFIER
     if "classifiers" in body:
         classifiers, classifier = _classifiers(cx, body["classifiers"])
+    # The adapter catalog (DESIGN.md section 10) is part of the bundle's text, so its snapshot
+    # and its signature cover it like any rule.
+    catalog = read_catalog(cx, body["adapters"]) if "adapters" in body else Catalog()
     description = string(cx, body["description"], "`description`") if "description" in body else ""
     canonical = canonical_json(plain(root))
     return Bundle(
@@ -679,6 +687,7 @@ def parse_bundle(text: str | bytes) -> Bundle:
         require=require,
         classifiers=classifiers,
         classifier=classifier,
+        catalog=catalog,
         canonical=canonical,
         snapshot=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
     )
