@@ -20,6 +20,7 @@ from typing import Any
 
 from gatehouse.audit.binding import decision_digest, job_digest
 from gatehouse.audit.chain import redact_preview
+from gatehouse.domain.approvals import Approval
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
@@ -30,6 +31,7 @@ from gatehouse.policy._durations import parse_duration
 __all__ = [
     "AuditEvent",
     "approval_consumed_event",
+    "approval_event",
     "contained_event",
     "current_actor",
     "current_request_id",
@@ -162,6 +164,27 @@ def lifted_event(containment: Containment) -> AuditEvent:
 def approval_consumed_event(nonce: str) -> AuditEvent:
     # The nonce itself stays out of the log: its hash is enough to match a replay attempt.
     return AuditEvent(SYSTEM, "approval.consumed", {"nonce_sha256": _sha(nonce)})
+
+
+def approval_event(approval: Approval, what: str) -> AuditEvent:
+    """A step approval `requested`, `approved`, `rejected` or `expired`, in its tenant's stream
+    (a job approval's moves are its job's state entries)."""
+    return AuditEvent(
+        stream_for(approval.tenant),
+        f"approval.{what}",
+        {
+            "approval_id": approval.id,
+            "kind": approval.kind,
+            "status": approval.status,
+            "session_id": approval.session_id,
+            "step_id": approval.step_id,
+            "target": approval.target,
+            "step_hash": approval.step_hash,
+            "rule_id": approval.rule_id,
+            "requested_by": approval.requested_by,
+            "approver": approval.approver_id,
+        },
+    )
 
 
 def policy_installed_event(

@@ -5,6 +5,8 @@ they submitted; while a tenant is contained, nobody of it approves or rejects (4
 `tenant_contained`); an approver of one tenant never sees another tenant's jobs (404). Approving
 issues a signed token and moves the job back to the queue in one transaction; the dispatch gate then
 checks the token (`gatehouse.domain.approvals.token_problem`) and consumes its nonce as it leases.
+Step approvals (`kind: step`) share the queue and these rules; what they do to their step is
+`control/step_approvals.py`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from gatehouse.bus.subjects import JOBS_QUEUED
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.lookup import moved_or_conflict, require_job
+from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
-from gatehouse.domain.approvals import Approval, issue_token, token_problem
+from gatehouse.domain.approvals import STEP, Approval, issue_token, token_problem
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
-from gatehouse.errors import Conflict, Forbidden
+from gatehouse.errors import Conflict, Forbidden, NotFound
 
 __all__ = ["ApprovalFlow", "approval_record"]
 
@@ -60,8 +63,9 @@ def approval_record(
 
 
 class ApprovalFlow:
-    def __init__(self, *, deps: Deps, key: SigningKey, incidents: Incidents) -> None:
+    def __init__(self, *, deps: Deps, key: SigningKey, incidents: Incidents, steps: StepApprovals) -> None:
         self.incidents = incidents
+        self.steps = steps
         self.store = deps.store
         self.bus = deps.bus
         self.metrics = deps.metrics
@@ -76,7 +80,10 @@ class ApprovalFlow:
         self._require_approver(who)
         out = []
         for a in await self.store.list_approvals(tenant, status):
-            job = await self.store.get_job(a.job_id, tenant)
+            if a.kind == STEP:
+                out.append(await self.steps.describe(a))
+                continue
+            job = await self.store.get_job(a.job_id or "", tenant)
             if job is None:
                 continue
             requester = await self.store.get_identity(a.requested_by)
@@ -100,6 +107,26 @@ class ApprovalFlow:
             )
             out.append(item)
         return out
+
+    async def show(self, who: Identity, tenant: str, approval_id: str) -> dict[str, Any]:
+        """One approval, by its id (or a job's id: its latest). Approvers of the tenant see it,
+        and so does the identity that asked (an agent waiting for its answer); anybody else,
+        and another tenant, get 404."""
+        a = await self.store.approval(approval_id)
+        if a is None:
+            a = await self.store.latest_approval(approval_id)
+        if a is None or a.tenant != tenant or not (who.has_role("approver") or a.requested_by == who.id):
+            raise NotFound(f"no approval `{approval_id}`", code="approval_not_found")
+        if a.kind == STEP:
+            return await self.steps.describe(a)
+        item = a.to_public()
+        item.pop("token", None)
+        return item
+
+    async def _step_approval(self, approval_id: str, tenant: str) -> Approval | None:
+        """The step approval `approval_id` of `tenant` (None: the id names a job, or nothing)."""
+        a = await self.store.approval(approval_id)
+        return a if a is not None and a.kind == STEP and a.tenant == tenant else None
 
     async def _previous(self, job: Job) -> dict[str, Any] | None:
         """The attempt this job replaces (its remediation source, else the same requester's last
@@ -158,6 +185,9 @@ class ApprovalFlow:
         self, who: Identity, tenant: str, job_id: str, comment: str | None, token: Any = None
     ) -> dict[str, Any]:
         self._require_approver(who)
+        step = await self._step_approval(job_id, tenant)
+        if step is not None:
+            return await self.steps.approve(who, step, comment)
         job = await require_job(self.store, job_id, tenant)
         self.incidents.require_open(who, job.tenant, "approve or reject a job")
         latest = await self.store.latest_approval(job.id)
@@ -192,6 +222,9 @@ class ApprovalFlow:
 
     async def reject(self, who: Identity, tenant: str, job_id: str, comment: str | None) -> dict[str, Any]:
         self._require_approver(who)
+        step = await self._step_approval(job_id, tenant)
+        if step is not None:
+            return await self.steps.reject(who, step, comment)
         job = await require_job(self.store, job_id, tenant)
         self.incidents.require_open(who, job.tenant, "approve or reject a job")
         latest = await self._open_request(who, job, await self.store.latest_approval(job.id))
@@ -233,7 +266,10 @@ class ApprovalFlow:
         }
 
     async def expire(self, approval: Approval) -> None:
-        job = await self.store.get_job(approval.job_id)
+        if approval.kind == STEP:
+            await self.steps.expire(approval)
+            return
+        job = await self.store.get_job(approval.job_id or "")
         if job is None:
             return
         record = approval_record(

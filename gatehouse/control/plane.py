@@ -31,6 +31,7 @@ from gatehouse.control.incidents import Incidents
 from gatehouse.control.installer import PolicyInstaller
 from gatehouse.control.leases import Leases
 from gatehouse.control.outputs import OutputGate
+from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steps import StepGate
 from gatehouse.control.submit import SubmitGate
 from gatehouse.crypto import VerifyKey, load_or_create_signing_key
@@ -86,10 +87,17 @@ class ControlPlane:
         self.auth = Authenticator(store=self.store, incidents=self.incidents)
         self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
         self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)
-        self.approvals = ApprovalFlow(deps=deps, key=self.signing_key, incidents=self.incidents)
+        self.step_approvals = StepApprovals(deps=deps, key=self.signing_key, incidents=self.incidents)
+        self.approvals = ApprovalFlow(
+            deps=deps, key=self.signing_key, incidents=self.incidents, steps=self.step_approvals
+        )
         self.outputs = OutputGate(deps=deps, incidents=self.incidents)
         self.step_gate = StepGate(
-            deps=deps, pipeline=self.pipeline, incidents=self.incidents, outputs=self.outputs
+            deps=deps,
+            pipeline=self.pipeline,
+            incidents=self.incidents,
+            outputs=self.outputs,
+            approvals=self.step_approvals,
         )
         self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
         self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)

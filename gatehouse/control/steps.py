@@ -6,7 +6,9 @@ decided under that id (the same params answer the same record; other params are 
 then the decision pipeline (`control/decide.py`: containment, the identity's adapter scope,
 policy) on the context `domain.steps.step_context` builds, the one the offline tools build too,
 with the session's stored history and provenance. The step, its record and the record's audit
-entry (params as their schema, never their values) are stored in one transaction.
+entry (params as their schema, never their values) are stored in one transaction, with an
+approval request when the answer is `require_approval` (`control/step_approvals.py`, which also
+answers such a step when it is asked again once a person decided).
 
 A result is taken for an allowed step only, once; its output passes the output gate and an
 untrusted action's output is kept for provenance within the session's bound (past it the session
@@ -23,14 +25,15 @@ from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.outputs import OutputGate
+from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.crypto import canonical
 from gatehouse.domain import states
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
-from gatehouse.domain.records import DecisionRecord, make_record
+from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.domain.sessions import DEFAULT_SESSION_BOUND, Session, SessionStep, params_schema, sha256_of
-from gatehouse.domain.steps import HistoryStep, Step, step_context, target_of
+from gatehouse.domain.steps import APPROVED, HistoryStep, Step, step_context, target_of
 from gatehouse.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from gatehouse.output.gate import OutputVerdict
 from gatehouse.policy import ALLOW, Provenance
@@ -158,9 +161,16 @@ def history_facts(steps: list[SessionStep]) -> dict[str, Any]:
 
 class StepGate:
     def __init__(
-        self, *, deps: Deps, pipeline: DecisionPipeline, incidents: Incidents, outputs: OutputGate
+        self,
+        *,
+        deps: Deps,
+        pipeline: DecisionPipeline,
+        incidents: Incidents,
+        outputs: OutputGate,
+        approvals: StepApprovals,
     ) -> None:
         self.outputs = outputs
+        self.approvals = approvals
         self.store = deps.store
         self.kernel = deps.kernel
         self.metrics = deps.metrics
@@ -258,30 +268,17 @@ class StepGate:
         session, job = await self._resolve(who, tenant, session_id, job_id, open_new=True)
         target = target_of(adapter, action)
         digest = step_hash(session.id, step_id, target, params)
-        replay = await self._replay(session, step_id, digest, tenant)
+        replay = await self._replay(session, step_id, digest, tenant, who=who, job=job)
         if replay is not None:
             return replay
         steps = await self.store.session_steps(session.id)
-        job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
-        if job is not None:
-            job_fields["topic"] = job.topic
-            if job.meta.get("capability") is not None:
-                job_fields["capability"] = job.meta["capability"]
-        step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
-                    history=history_of(steps))  # fmt: skip
-        ctx = step_context(
-            self.kernel.policy,
-            step,
-            provenance=provenance_of(session, steps, self.bound),
-            classifier=self.kernel.classifier,
-        )
-        verdict = await self.pipeline.judge(
-            tenant=tenant,
-            identity_id=who.id,
-            ctx=ctx,
-            stage=_STAGE,
-            checks=(_adapter_scope(who, adapter, action),),
-        )
+        verdict = await self._verdict(who, tenant, session, job, adapter, action, params, steps)
+        approval = None
+        if verdict.result == "require_approval":
+            approval = self.approvals.request(
+                verdict, tenant=tenant, requested_by=who.id, session_id=session.id, step_id=step_id,
+                target=target, step_hash=digest,
+            )  # fmt: skip
         record = make_record(
             verdict,
             stage=_STAGE,
@@ -295,6 +292,7 @@ class StepGate:
                 "step_hash": digest,
                 "actor": who.id,
                 "params_schema": params_schema(params),
+                **({"approval_id": approval.id} if approval is not None else {}),
             },
         )
         stored = SessionStep(
@@ -308,9 +306,10 @@ class StepGate:
             result=record.result,
             rule_id=record.rule_id,
             created_at=record.timestamp,
+            approval_id=approval.id if approval is not None else None,
         )
         try:
-            await self.store.add_step(stored, record)
+            await self.store.add_step(stored, record, approval)
         except Conflict:
             # The same step id won a race with us: answer as if it had come first.
             replay = await self._replay(session, step_id, digest, tenant)
@@ -318,9 +317,59 @@ class StepGate:
                 raise
             return replay
         self.metrics.step_decision(record.result, record.rule_id)
+        if approval is not None:
+            self.metrics.approval_event("requested")
         return Evaluated(session=session, record=record)
 
-    async def _replay(self, session: Session, step_id: str, digest: str, tenant: str) -> Evaluated | None:
+    async def _verdict(
+        self,
+        who: Identity,
+        tenant: str,
+        session: Session,
+        job: Job | None,
+        adapter: str,
+        action: str,
+        params: dict[str, Any],
+        steps: list[SessionStep],
+        *,
+        approved: bool | None = None,
+    ) -> Verdict:
+        """The pipeline's verdict on a step after `steps` (its session's history)."""
+        job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
+        if job is not None:
+            job_fields["topic"] = job.topic
+            if job.meta.get("capability") is not None:
+                job_fields["capability"] = job.meta["capability"]
+        if approved is not None:
+            job_fields[APPROVED] = approved
+        step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
+                    history=history_of(steps))  # fmt: skip
+        ctx = step_context(
+            self.kernel.policy,
+            step,
+            provenance=provenance_of(session, steps, self.bound),
+            classifier=self.kernel.classifier,
+        )
+        return await self.pipeline.judge(
+            tenant=tenant,
+            identity_id=who.id,
+            ctx=ctx,
+            stage=_STAGE,
+            checks=(_adapter_scope(who, adapter, action),),
+        )
+
+    async def _replay(
+        self,
+        session: Session,
+        step_id: str,
+        digest: str,
+        tenant: str,
+        *,
+        who: Identity | None = None,
+        job: Job | None = None,
+    ) -> Evaluated | None:
+        """The step's decision when it was decided already (409 on other params). A step that
+        waits for approval is answered by `StepApprovals.resume` when `who` asks again."""
         known = await self.store.get_step(session.id, step_id)
         if known is None:
             return None
@@ -333,7 +382,21 @@ class StepGate:
         record = await self.store.decision(known.decision_id, tenant)
         if record is None:  # pragma: no cover - stored in the same transaction as the step
             raise NotFound(f"no decision for step `{step_id}`", code="decision_not_found")
-        return Evaluated(session=session, record=record, replayed=True)
+        if who is None or known.result != "require_approval" or known.approval_id is None:
+            return Evaluated(session=session, record=record, replayed=True)
+        asker = who
+
+        async def rejudge(approved: bool) -> Verdict:
+            # Judged on the history the step had when it was first asked.
+            steps = await self.store.session_steps(session.id)
+            before = steps[: next(i for i, s in enumerate(steps) if s.step_id == step_id)]
+            return await self._verdict(asker, tenant, session, job, known.adapter, known.action,
+                                       known.params, before, approved=approved)  # fmt: skip
+
+        record, fresh = await self.approvals.resume(known, record, rejudge)
+        if fresh:
+            self.metrics.step_decision(record.result, record.rule_id)
+        return Evaluated(session=session, record=record, replayed=not fresh)
 
     # result -------------------------------------------------------------------------------
 

@@ -40,7 +40,10 @@ from gatehouse.output import ALL_DETECTORS
 from gatehouse.policy import DECISIONS, Policy, Provenance, detected, detections_of
 from gatehouse.policy.provenance import strings_in
 
-__all__ = ["HistoryStep", "Step", "detector_scan", "step_context", "step_of", "target_of"]
+__all__ = ["APPROVED", "HistoryStep", "Step", "detector_scan", "step_context", "step_of", "target_of"]
+
+# The context field (and decision record field) that says a person approved the step.
+APPROVED = "approved"
 
 _STEP_KEYS = (
     "adapter",

@@ -228,6 +228,15 @@ class ApprovalStore(ABC):
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
         """Pending approvals that expired before `at`, soonest expiry first."""
 
+    @abstractmethod
+    async def update_approval(
+        self, update: ApprovalUpdate, *, at: float, record: DecisionRecord | None = None
+    ) -> Approval | None:
+        """Compare-and-set one approval that moves no job (a step approval approved, rejected or
+        expired), with `record` and its audit entry, in one transaction. None when the approval
+        is not in the status `update.event` expects (nothing is written);
+        `Conflict(duplicate_nonce)` when the nonce it brings is stored already."""
+
 
 class AuditStore(ABC):
     @abstractmethod
@@ -273,9 +282,30 @@ class SessionStore(ABC):
     async def get_session(self, session_id: str, tenant: str | None = None) -> Session | None: ...
 
     @abstractmethod
-    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
-        """Store a decided step with its decision record and audit entry, in one transaction.
+    async def add_step(
+        self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
+    ) -> None:
+        """Store a decided step with its decision record, its approval request (a step that
+        waits for a person) and their audit entries, in one transaction.
         `Conflict(duplicate_step)` when the session has that step id already."""
+
+    @abstractmethod
+    async def settle_step(
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        expected_decision_id: str,
+        record: DecisionRecord,
+        approval: ApprovalUpdate | None = None,
+        consume_nonce: str | None = None,
+        new_approval: Approval | None = None,
+    ) -> SessionStep | None:
+        """Give a step that waited for approval its new decision `record` (its result and rule
+        become the step's), if its decision is still `expected_decision_id`. In the same
+        transaction: compare-and-set `approval`, consume an approved approval's `consume_nonce`
+        (once ever), insert `new_approval` (which the step then names). If any of those fails,
+        nothing happens and the answer is None."""
 
     @abstractmethod
     async def get_step(self, session_id: str, step_id: str) -> SessionStep | None: ...

@@ -24,6 +24,7 @@ from gatehouse.audit.chain import Checkpoint, Entry, Root
 from gatehouse.audit.events import (
     AuditEvent,
     approval_consumed_event,
+    approval_event,
     contained_event,
     decision_event,
     identity_created_event,
@@ -37,7 +38,7 @@ from gatehouse.audit.witness import Witness
 from gatehouse.audit.writer import AuditWriter, Head, HeadMoved
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
-from gatehouse.domain.approvals import Approval
+from gatehouse.domain.approvals import STEP, Approval
 from gatehouse.domain.changes import NO_CHANGES, ApprovalUpdate, JobChanges, plan_job
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
@@ -288,6 +289,31 @@ class MemoryStore(Store):
             return None
         moved, values = plan_job(job, event, copy.deepcopy(changes), at)
         # Every approval change is checked before anything is written: all or nothing.
+        planned = self._plan_approvals(new_approval, approval, consume_nonce, at)
+        if planned is None:
+            return None
+        staged, events = planned
+        if record is not None and record.decision_id in self._record_ids:
+            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
+        # commit
+        self._jobs[job_id] = moved
+        self._commit_approvals(staged)
+        if record is not None:
+            self._add_record(record)
+            events += decision_event(record)
+        events.append(state_event(job, job.status, moved.status, event, values, row=moved))
+        self._append(events)
+        return moved
+
+    def _plan_approvals(
+        self,
+        new_approval: Approval | None,
+        approval: ApprovalUpdate | None,
+        consume_nonce: str | None,
+        at: float,
+    ) -> tuple[dict[str, Approval], list[AuditEvent]] | None:
+        """The approvals as the changes would leave them, and their audit events; None when a
+        compare-and-set fails (nothing may be written then)."""
         staged: dict[str, Approval] = {}
         events: list[AuditEvent] = []
         if consume_nonce is not None:
@@ -315,21 +341,14 @@ class MemoryStore(Store):
             if new_approval.id in self._approvals or new_approval.id in staged:
                 raise Conflict(f"approval `{new_approval.id}` is stored already", code="duplicate_approval")
             staged[new_approval.id] = copy.deepcopy(new_approval)
-        if record is not None and record.decision_id in self._record_ids:
-            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
-        # commit
-        self._jobs[job_id] = moved
+        return staged, events
+
+    def _commit_approvals(self, staged: dict[str, Approval]) -> None:
         for approval_id, value in staged.items():
             seq = self._approvals[approval_id][0] if approval_id in self._approvals else self._next_seq()
             self._approvals[approval_id] = (seq, value)
             if value.nonce is not None:
                 self._nonces[value.nonce] = approval_id
-        if record is not None:
-            self._add_record(record)
-            events += decision_event(record)
-        events.append(state_event(job, job.status, moved.status, event, values, row=moved))
-        self._append(events)
-        return moved
 
     async def queued_jobs(
         self, prefixes: Sequence[str], limit: int, *, tenant: str | None = None
@@ -447,6 +466,26 @@ class MemoryStore(Store):
         ]
         return sorted(found, key=lambda a: a.expires_at)[:limit]
 
+    async def update_approval(
+        self, update: ApprovalUpdate, *, at: float, record: DecisionRecord | None = None
+    ) -> Approval | None:
+        await self._turn()
+        planned = self._plan_approvals(None, update, None, at)
+        if planned is None:
+            return None
+        staged, events = planned
+        if record is not None and record.decision_id in self._record_ids:
+            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
+        self._commit_approvals(staged)
+        moved = staged[update.approval_id]
+        if record is not None:
+            self._add_record(record)
+            events += decision_event(record)
+        if moved.kind == STEP:
+            events.append(approval_event(moved, moved.status))
+        self._append(events)
+        return moved
+
     # audit ----------------------------------------------------------------------------------
     async def append_audit(self, events: Sequence[AuditEvent]) -> None:
         await self._turn()
@@ -527,7 +566,9 @@ class MemoryStore(Store):
         s = self._sessions.get(session_id)
         return s if s is not None and (tenant is None or s.tenant == tenant) else None
 
-    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
+    async def add_step(
+        self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
+    ) -> None:
         await self._turn()
         steps = self._steps.get(step.session_id)
         if steps is None:
@@ -536,9 +577,53 @@ class MemoryStore(Store):
             raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step")
         if record.decision_id in self._record_ids:
             raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
+        planned = self._plan_approvals(approval, None, None, record.timestamp)
+        assert planned is not None  # inserting a new approval has no compare-and-set to fail
         steps[step.step_id] = copy.deepcopy(step)
+        self._commit_approvals(planned[0])
         self._add_record(record)
-        self._append(decision_event(record))
+        events = decision_event(record)
+        if approval is not None:
+            events.append(approval_event(approval, "requested"))
+        self._append(events)
+
+    async def settle_step(
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        expected_decision_id: str,
+        record: DecisionRecord,
+        approval: ApprovalUpdate | None = None,
+        consume_nonce: str | None = None,
+        new_approval: Approval | None = None,
+    ) -> SessionStep | None:
+        await self._turn()
+        step = self._steps.get(session_id, {}).get(step_id)
+        if step is None or step.decision_id != expected_decision_id:
+            return None
+        planned = self._plan_approvals(new_approval, approval, consume_nonce, record.timestamp)
+        if planned is None:
+            return None
+        staged, events = planned
+        if record.decision_id in self._record_ids:
+            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
+        moved = step.evolve(
+            decision_id=record.decision_id,
+            result=record.result,
+            rule_id=record.rule_id,
+            approval_id=new_approval.id if new_approval is not None else step.approval_id,
+        )
+        self._steps[session_id][step_id] = moved
+        self._commit_approvals(staged)
+        self._add_record(record)
+        events += decision_event(record)
+        for a in staged.values():
+            if a.kind == STEP:
+                fresh = new_approval is not None and a.id == new_approval.id
+                events.append(approval_event(a, "requested" if fresh else a.status))
+        self._append(events)
+        return moved
 
     async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
         return self._steps.get(session_id, {}).get(step_id)

@@ -719,3 +719,187 @@ async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store
     )
     step = await store.get_step("ses-1", "s1")
     assert step is not None and step.output == {"body": "x" * 60}
+
+
+# step approvals -----------------------------------------------------------------------------
+
+
+def step_approval(n: int | str, sid: str = "ses-1", step_id: str = "s1", **kw: Any) -> Approval:
+    fields: dict[str, Any] = {
+        "id": f"apr-{n}",
+        "job_id": None,
+        "tenant": "t1",
+        "job_hash": None,
+        "policy_snapshot": "snap",
+        "rule_id": "approve-mail",
+        "reason": "external",
+        "status": states.APPROVAL_PENDING,
+        "requested_at": T0,
+        "expires_at": T0 + 900,
+        "ttl": 900,
+        "requested_by": "idn-a",
+        "kind": "step",
+        "session_id": sid,
+        "step_id": step_id,
+        "target": "adapter:bank:send_money",
+        "step_hash": f"sh-{n}",
+    }
+    fields.update(kw)
+    return Approval(**fields)
+
+
+async def waiting_step(store: Store, n: int = 1, nonce: str | None = "nonce-s") -> Approval:
+    """A step that waits for approval, stored with its request; approved (holding `nonce`)
+    unless `nonce` is None."""
+    if await store.get_session("ses-1") is None:
+        await store.add_session(session(1))
+    a = step_approval(n, step_id=f"s{n}")
+    step = session_step(
+        "ses-1", f"s{n}", f"w{n}", result="require_approval", rule_id="approve-mail", approval_id=a.id
+    )
+    await store.add_step(step, record(f"w{n}", stage="step", result="require_approval"), a)
+    if nonce is None:
+        return a
+    update = ApprovalUpdate(
+        a.id, "approve", approver_id="idn-b", decided_at=T0 + 1, comment=None, token={"t": n}, nonce=nonce
+    )
+    moved = await store.update_approval(update, at=T0 + 1, record=record(f"ok{n}", stage="approval"))
+    assert moved is not None
+    return moved
+
+
+async def test_a_step_is_stored_with_its_approval_request(store: Store) -> None:
+    a = await waiting_step(store, nonce=None)
+    got = await store.approval(a.id)
+    assert got == a and got.kind == "step" and got.job_id is None
+    assert [x.id for x in await store.list_approvals("t1", "pending")] == [a.id]
+    assert await store.list_approvals("t2", None) == []  # another tenant's reads as absent
+    assert await store.latest_approval("ses-1") is None  # never taken for a job's approval
+    step = await store.get_step("ses-1", "s1")
+    assert step is not None and step.approval_id == a.id
+
+
+async def test_update_approval_is_a_compare_and_set_with_its_record(store: Store) -> None:
+    a = await waiting_step(store, nonce=None)
+    rejects = [
+        store.update_approval(
+            ApprovalUpdate(a.id, "reject", approver_id=f"idn-{i}", decided_at=T0 + 1, comment=None),
+            at=T0 + 1,
+            record=record(f"rej{i}", stage="approval", result="deny"),
+        )
+        for i in range(4)
+    ]
+    results = await asyncio.gather(*rejects)
+    won = [r for r in results if r is not None]
+    assert len(won) == 1 and won[0].status == states.APPROVAL_REJECTED  # decided once
+    ids = {r.decision_id for r in (await store.list_decisions("t1", stage="approval")).decisions}
+    assert len(ids) == 1  # the refused ones left no record
+    late = ApprovalUpdate(
+        a.id, "approve", approver_id="idn-b", decided_at=T0 + 2, comment=None, token={"t": 1}, nonce="n-late"
+    )
+    assert await store.update_approval(late, at=T0 + 2) is None
+    got = await store.approval(a.id)
+    assert got is not None and got.status == states.APPROVAL_REJECTED and got.nonce is None
+
+
+async def test_a_step_approval_nonce_settles_its_step_once(store: Store) -> None:
+    a = await waiting_step(store)
+    settles = [
+        store.settle_step(
+            "ses-1",
+            "s1",
+            expected_decision_id="dec-w1",
+            consume_nonce=a.nonce,
+            record=record(f"allow{i}", stage="step", result="allow"),
+        )
+        for i in range(4)
+    ]
+    results = await asyncio.gather(*settles)
+    won = [r for r in results if r is not None]
+    assert len(won) == 1 and won[0].result == "allow"
+    step = await store.get_step("ses-1", "s1")
+    assert step is not None and step.decision_id == won[0].decision_id
+    got = await store.approval(a.id)
+    assert got is not None and got.status == states.APPROVAL_CONSUMED and got.consumed_at == T0
+    allowed = [d for d in (await store.list_decisions("t1", stage="step")).decisions if d.result == "allow"]
+    assert len(allowed) == 1
+
+
+async def test_a_spent_nonce_changes_nothing(store: Store) -> None:
+    # The step rolled back to waiting (as a restored row would be): the spent nonce refuses it.
+    a = await waiting_step(store, 1)
+    assert await store.settle_step(
+        "ses-1",
+        "s1",
+        expected_decision_id="dec-w1",
+        consume_nonce=a.nonce,
+        record=record("allow1", stage="step"),
+    )
+    b = await waiting_step(store, 2, nonce="nonce-2")
+    replay = await store.settle_step(
+        "ses-1",
+        "s2",
+        expected_decision_id="dec-w2",
+        consume_nonce=a.nonce,
+        record=record("allow2", stage="step"),
+    )
+    assert replay is None
+    step = await store.get_step("ses-1", "s2")
+    assert step is not None and step.result == "require_approval" and step.decision_id == "dec-w2"
+    assert await store.decision("dec-allow2") is None
+    got = await store.approval(b.id)
+    assert got is not None and got.status == states.APPROVAL_APPROVED and got.consumed_at is None
+
+
+async def test_settle_refuses_a_moved_step_and_a_moved_approval(store: Store) -> None:
+    a = await waiting_step(store)
+    stale = await store.settle_step(
+        "ses-1",
+        "s1",
+        expected_decision_id="dec-other",
+        record=record("x1", stage="step", result="deny"),
+        approval=ApprovalUpdate(a.id, "invalidate"),
+    )
+    assert stale is None  # the step's decision is not the one the caller read
+    got = await store.approval(a.id)
+    assert got is not None and got.status == states.APPROVAL_APPROVED
+    moved_approval = await store.settle_step(
+        "ses-1",
+        "s1",
+        expected_decision_id="dec-w1",
+        record=record("x2", stage="step", result="deny"),
+        approval=ApprovalUpdate(a.id, "reject"),
+    )
+    assert moved_approval is None  # `reject` needs a pending approval: all or nothing
+    step = await store.get_step("ses-1", "s1")
+    assert step is not None and step.decision_id == "dec-w1" and await store.decision("dec-x2") is None
+    again = step_approval(9, step_id="s1", step_hash="sh-9")
+    fresh = await store.settle_step(
+        "ses-1",
+        "s1",
+        expected_decision_id="dec-w1",
+        record=record("x3", stage="step", result="require_approval"),
+        approval=ApprovalUpdate(a.id, "supersede"),
+        new_approval=again,
+    )
+    assert fresh is not None and fresh.approval_id == again.id and fresh.decision_id == "dec-x3"
+    got = await store.approval(a.id)
+    assert got is not None and got.status == states.APPROVAL_STALE
+    assert await store.approval(again.id) == again
+
+
+async def test_step_approvals_are_in_the_audit_log(store: Store, audit_key: SigningKey) -> None:
+    a = await waiting_step(store)
+    await store.settle_step(
+        "ses-1",
+        "s1",
+        expected_decision_id="dec-w1",
+        consume_nonce=a.nonce,
+        record=record("allow1", stage="step"),
+    )
+    entries = await store.audit_entries("tenant:t1")
+    types = [(e.type, e.data.get("approval_id")) for e in entries if e.type.startswith("approval.")]
+    assert types == [("approval.requested", a.id), ("approval.approved", a.id), ("approval.consumed", a.id)]
+    assert any(e.type == "approval.consumed" for e in await store.audit_entries("system"))
+    reports = await verify_store(store, {audit_key.key_id: audit_key.verify_key})
+    assert all(r.ok for r in reports if r.stream != "(roots)")

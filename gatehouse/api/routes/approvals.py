@@ -33,6 +33,12 @@ async def list_approvals(request: Request, who: Auth, status: str | None = "pend
     return json_response({"approvals": await flow.pending(who.identity, who.tenant, status)})
 
 
+@router.get("/{approval_id}")
+async def get_approval(approval_id: str, request: Request, who: Auth) -> Response:
+    flow = request.app.state.plane.approvals
+    return json_response(await flow.show(who.identity, who.tenant, approval_id))
+
+
 @router.post("/{job_id}/approve")
 async def approve(job_id: str, request: Request, who: Auth, body: DecisionIn | None = None) -> Response:
     body = body or DecisionIn.model_validate({})

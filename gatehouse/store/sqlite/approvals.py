@@ -10,15 +10,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from gatehouse.audit.events import AuditEvent, approval_consumed_event
+from gatehouse.audit.events import AuditEvent, approval_consumed_event, approval_event, decision_event
 from gatehouse.domain import states
-from gatehouse.domain.approvals import Approval
+from gatehouse.domain.approvals import STEP, Approval
 from gatehouse.domain.changes import ApprovalUpdate
+from gatehouse.domain.records import DecisionRecord
+from gatehouse.errors import Conflict
 from gatehouse.store.base import ApprovalStore
 from gatehouse.store.sqlite import rows
 from gatehouse.store.sqlite.connection import SQLiteBase
 
-__all__ = ["SQLiteApprovals", "approval_ops"]
+__all__ = ["SQLiteApprovals", "approval_ops", "step_approval_events"]
 
 _CONSUMED = states.approval_next(states.APPROVAL_APPROVED, "consume")
 
@@ -59,7 +61,58 @@ def approval_ops(
     return events
 
 
+def step_approval_events(db: sqlite3.Connection, ids: list[str], new_id: str | None) -> list[AuditEvent]:
+    """The audit entries of the step approvals `ids` as the transaction left them."""
+    events = []
+    for approval_id in ids:
+        row = db.execute(
+            f"SELECT {rows.APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+        ).fetchone()
+        if row is None:
+            continue
+        a = rows.approval(row)
+        if a.kind == STEP:
+            events.append(approval_event(a, "requested" if a.id == new_id else a.status))
+    return events
+
+
+def nonce_owner(db: sqlite3.Connection, nonce: str | None) -> list[str]:
+    if nonce is None:
+        return []
+    row = db.execute("SELECT id FROM approvals WHERE nonce = ?", (nonce,)).fetchone()
+    return [row[0]] if row else []
+
+
+class _Abort(Exception):
+    pass
+
+
 class SQLiteApprovals(SQLiteBase, ApprovalStore):
+    async def update_approval(
+        self, update: ApprovalUpdate, *, at: float, record: DecisionRecord | None = None
+    ) -> Approval | None:
+        def apply(db: sqlite3.Connection) -> Approval:
+            try:
+                events = approval_ops(db, None, update, None, at)
+            except sqlite3.IntegrityError:
+                raise Conflict("approval nonce is stored already", code="duplicate_nonce") from None
+            if events is None:
+                raise _Abort
+            if record is not None:
+                rows.insert_record(db, record)
+                events += decision_event(record)
+            events += step_approval_events(db, [update.approval_id], None)
+            self._append_audit(db, events)
+            row = db.execute(
+                f"SELECT {rows.APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (update.approval_id,)
+            ).fetchone()
+            return rows.approval(row)
+
+        try:
+            return await self._write(apply)
+        except _Abort:
+            return None
+
     async def approval(self, approval_id: str) -> Approval | None:
         row = self.db.execute(
             f"SELECT {rows.APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)

@@ -189,7 +189,8 @@ CONTAINMENT_COLUMNS = "id, kind, target, reason, created_at, created_by, lifted_
 
 APPROVAL_COLUMNS = (
     "id, job_id, tenant, job_hash, policy_snapshot, rule_id, reason, status, requested_at, "
-    "expires_at, ttl, requested_by, approver_id, decided_at, comment, token, nonce, consumed_at"
+    "expires_at, ttl, requested_by, approver_id, decided_at, comment, token, nonce, consumed_at, "
+    "kind, session_id, step_id, target, step_hash"
 )
 
 
@@ -202,7 +203,7 @@ def approval(row: tuple[Any, ...]) -> Approval:
 
 def insert_approval(db: sqlite3.Connection, a: Approval) -> None:
     db.execute(
-        f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             a.id,
             a.job_id,
@@ -222,6 +223,11 @@ def insert_approval(db: sqlite3.Connection, a: Approval) -> None:
             dumps(a.token) if a.token else None,
             a.nonce,
             a.consumed_at,
+            a.kind,
+            a.session_id,
+            a.step_id,
+            a.target,
+            a.step_hash,
         ),
     )
 

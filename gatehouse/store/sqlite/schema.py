@@ -113,9 +113,9 @@ CREATE TABLE IF NOT EXISTS audit_roots (
 CREATE TABLE IF NOT EXISTS approvals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    job_id TEXT NOT NULL,
+    job_id TEXT,
     tenant TEXT NOT NULL,
-    job_hash TEXT NOT NULL,
+    job_hash TEXT,
     policy_snapshot TEXT,
     rule_id TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -129,7 +129,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     comment TEXT,
     token TEXT,
     nonce TEXT UNIQUE,
-    consumed_at REAL
+    consumed_at REAL,
+    kind TEXT NOT NULL DEFAULT 'job',
+    session_id TEXT,
+    step_id TEXT,
+    target TEXT,
+    step_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_job ON approvals (job_id, seq);
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (tenant, status, seq);
@@ -193,7 +198,7 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -208,6 +213,32 @@ def migrate(db: sqlite3.Connection) -> None:
         _to_3(db)
     if version < 4:
         _to_4(db)
+    if version < 5:
+        _to_5(db)
+
+
+_APPROVAL_V4_COLUMNS = (
+    "seq, id, job_id, tenant, job_hash, policy_snapshot, rule_id, reason, status, requested_at, "
+    "expires_at, ttl, requested_by, approver_id, decided_at, comment, token, nonce, consumed_at"
+)
+
+
+def _to_5(db: sqlite3.Connection) -> None:
+    """Step approvals share the approvals table: a `kind`, the step they name, and no job (SQLite
+    cannot drop a NOT NULL in place, so a table made before is copied into the new shape)."""
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
+        if "kind" not in columns:
+            shape = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS approvals (") :]
+            shape = shape[: shape.index(");") + 2].replace("IF NOT EXISTS approvals", "approvals_v5")
+            db.execute(shape)
+            cols = _APPROVAL_V4_COLUMNS
+            db.execute(f"INSERT INTO approvals_v5 ({cols}) SELECT {cols} FROM approvals")
+            db.execute("DROP TABLE approvals")
+            db.execute("ALTER TABLE approvals_v5 RENAME TO approvals")
+            db.execute("CREATE INDEX IF NOT EXISTS approvals_job ON approvals (job_id, seq)")
+            db.execute("CREATE INDEX IF NOT EXISTS approvals_status ON approvals (tenant, status, seq)")
+        db.execute("PRAGMA user_version = 5")
 
 
 def _to_4(db: sqlite3.Connection) -> None:

@@ -6,11 +6,14 @@ import sqlite3
 from typing import Any
 
 from gatehouse.audit.events import decision_event
+from gatehouse.domain.approvals import Approval
+from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, SessionStep, output_size
 from gatehouse.errors import Conflict
 from gatehouse.store.base import SessionStore
 from gatehouse.store.sqlite import rows
+from gatehouse.store.sqlite.approvals import approval_ops, nonce_owner, step_approval_events
 from gatehouse.store.sqlite.connection import SQLiteBase
 
 __all__ = ["SQLiteSessions"]
@@ -87,7 +90,9 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         row = self.db.execute(sql, args).fetchone()
         return _session(row) if row else None
 
-    async def add_step(self, step: SessionStep, record: DecisionRecord) -> None:
+    async def add_step(
+        self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
+    ) -> None:
         def add(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM sessions WHERE id = ?", (step.session_id,)).fetchone() is None:
                 raise ValueError(f"no session `{step.session_id}`")
@@ -111,12 +116,65 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                 ),
             )
             rows.insert_record(db, record)
-            self._append_audit(db, decision_event(record))
+            events = decision_event(record)
+            if approval is not None:
+                rows.insert_approval(db, approval)
+                events += step_approval_events(db, [approval.id], approval.id)
+            self._append_audit(db, events)
 
         try:
             await self._write(add)
         except sqlite3.IntegrityError:
             raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
+
+    async def settle_step(
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        expected_decision_id: str,
+        record: DecisionRecord,
+        approval: ApprovalUpdate | None = None,
+        consume_nonce: str | None = None,
+        new_approval: Approval | None = None,
+    ) -> SessionStep | None:
+        def settle(db: sqlite3.Connection) -> None:
+            cur = db.execute(
+                "UPDATE session_steps SET decision_id = ?, result = ?, rule_id = ?, "
+                "approval_id = COALESCE(?, approval_id) "
+                "WHERE session_id = ? AND step_id = ? AND decision_id = ?",
+                (
+                    record.decision_id,
+                    record.result,
+                    record.rule_id,
+                    new_approval.id if new_approval is not None else None,
+                    session_id,
+                    step_id,
+                    expected_decision_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise _NoChange  # decided again by somebody else first
+            touched = nonce_owner(db, consume_nonce)
+            events = approval_ops(db, new_approval, approval, consume_nonce, record.timestamp)
+            if events is None:
+                raise _NoChange  # roll the step back with it: a used nonce, a moved approval
+            rows.insert_record(db, record)
+            events += decision_event(record)
+            if approval is not None:
+                touched.append(approval.approval_id)
+            if new_approval is not None:
+                touched.append(new_approval.id)
+            events += step_approval_events(
+                db, list(dict.fromkeys(touched)), new_approval.id if new_approval else None
+            )
+            self._append_audit(db, events)
+
+        try:
+            await self._write(settle)
+        except _NoChange:
+            return None
+        return await self.get_step(session_id, step_id)
 
     async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
         row = self.db.execute(
