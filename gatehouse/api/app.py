@@ -25,6 +25,7 @@ from gatehouse.api.routes import (
     identities,
     incidents,
     jobs,
+    mcp,
     policy,
     quarantine,
     steps,
@@ -33,18 +34,23 @@ from gatehouse.api.routes import (
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.control.plane import ControlPlane
+from gatehouse.mcp.gateway import Gateway
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI:
     plane = plane or ControlPlane(settings)
+    gateway = Gateway(
+        store=plane.store, kernel=plane.kernel, metrics=plane.metrics, auth=plane.auth, steps=plane.step_gate
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await plane.start()
         try:
-            yield
+            async with gateway.run():
+                yield
         finally:
             await plane.stop()
 
@@ -55,6 +61,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.state.store = plane.store
     app.state.metrics = plane.metrics
     app.state.settings = settings
+    app.state.gateway = gateway
     app.state.limiter = RateLimiter(
         identity=parse_limit(settings.rate_limit_identity),
         tenant=parse_limit(settings.rate_limit_tenant),
@@ -67,6 +74,10 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.router.routes.append(
         Route("/api/v1/jobs", jobs.submit_job, methods=["POST"], include_in_schema=False)
     )
+    # The MCP gateway (streamable HTTP): an ASGI app of its own, not a FastAPI route.
+    app.router.routes.append(
+        Route("/mcp/{adapter}", _Asgi(gateway), methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
     for module in (
         jobs,
         policy,
@@ -78,6 +89,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         incidents,
         decisions,
         steps,
+        mcp,
     ):
         app.include_router(module.router)
     app.include_router(ui.router)
@@ -112,6 +124,16 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
     return app
+
+
+class _Asgi:
+    """An ASGI app for a `Route` (a plain function would be wrapped as a request handler)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.gateway.asgi(scope, receive, send)
 
 
 def _document_lean_bodies(app: FastAPI, *models: type[BaseModel]) -> None:

@@ -1,0 +1,426 @@
+"""The MCP gateway: `/mcp/{adapter}` as a streamable-HTTP MCP server on the official SDK.
+
+One low-level SDK `Server` and one `StreamableHTTPSessionManager` serve every adapter: stateful
+sessions (`Mcp-Session-Id`, SSE) for clients of the handshake revisions, and the stateless
+2026-07-28 revision, which the manager routes by its protocol header. Before the SDK sees a
+request, `asgi` authenticates it (`Authorization: Bearer <api key>` or `X-API-Key`), checks
+that the adapter is an `mcp` adapter of the bundle, and stamps the caller on the ASGI scope:
+as the SDK's authenticated user (so a session id only serves the identity, tenant and adapter
+that opened it, and a sealed `requestState` only the principal it was minted for) and for the
+handlers, which read it back from `ctx.request`.
+
+- `tools/list` (`_list_tools`): the upstream's tools, vetted (`mcp.tools`: pinned, unflagged,
+  no collisions), narrowed to the identity's adapter scope.
+- `tools/call` (`_call_tool`): a listed tool only; the step gate on `adapter:<adapter>:<tool>`
+  with the arguments as params, in the request's session (`mcp.sessions`); then the upstream,
+  then the output gate (`StepGate.result`, which keeps the output for provenance). Deny and
+  approval answer with a tool result the model can read (`isError`), or an elicitation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.lowlevel import Server
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from prometheus_client import Counter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from gatehouse import __version__
+from gatehouse.control.auth import Authenticator, Principal
+from gatehouse.control.steps import StepGate
+from gatehouse.crypto import canonical
+from gatehouse.domain.ids import new_id
+from gatehouse.errors import GatehouseError, NotFound
+from gatehouse.kernel import Kernel
+from gatehouse.mcp.sessions import SessionMap
+from gatehouse.mcp.tools import ToolVetting, Vetted
+from gatehouse.mcp.upstream import HttpSpec, Limits, StdioSpec, Upstream, UpstreamError
+from gatehouse.metrics import Metrics
+from gatehouse.policy import ALLOW, DENY
+from gatehouse.store import Store
+
+__all__ = ["Gateway", "McpCaller"]
+
+log = logging.getLogger("gatehouse.mcp")
+
+_SCOPE_KEY = "gatehouse.mcp"
+# A vetted listing is reused by calls for this long; `tools/list` always asks the upstream.
+_LIST_TTL = 2.0
+_APPROVAL = "require_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class McpCaller:
+    principal: Principal
+    adapter: str
+
+
+def _rpc_error(status: int, code: str, message: str) -> JSONResponse:
+    body = {"jsonrpc": "2.0", "id": None,
+            "error": {"code": INVALID_REQUEST, "message": message, "data": {"code": code}}}  # fmt: skip
+    return JSONResponse(body, status_code=status)
+
+
+def _text_result(text: str, *, error: bool, meta: dict[str, Any] | None = None) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], is_error=error, _meta=meta or None
+    )
+
+
+def _args_hash(arguments: Any) -> str:
+    return hashlib.sha256(canonical(arguments)).hexdigest()
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        kernel: Kernel,
+        metrics: Metrics,
+        auth: Authenticator,
+        steps: StepGate,
+        reveal: Callable[[str], str] | None = None,
+        limits: Limits | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.store = store
+        self.kernel = kernel
+        self.auth = auth
+        self.steps = steps
+        self.reveal = reveal
+        self.limits = limits or Limits()
+        self.public_url = public_url
+        self.vetting = ToolVetting(store=store, metrics=metrics, classifier=lambda: kernel.classifier)
+        self.sessions = SessionMap()
+        self.calls_total = Counter(
+            "gatehouse_mcp_calls_total",
+            "MCP tools/call requests by adapter and answer",
+            ["adapter", "answer"],
+            registry=metrics.registry,
+        )
+        self._upstreams: dict[str, tuple[Any, Upstream]] = {}
+        self._listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self.server: Server[Any] = Server(
+            "gatehouse", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool
+        )
+        # requestState (2026-07-28) is sealed under a key of this process and bound by the SDK
+        # to the tool, the arguments' digest and the principal (identity, tenant, adapter).
+        self.server.middleware.append(
+            RequestStateBoundary(
+                RequestStateSecurity.ephemeral(ttl=3600, audience="gatehouse"),
+                default_audience="gatehouse",
+            )
+        )
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server,
+            stateless=False,
+            # Authentication is by API key on every request, so a page of another origin can
+            # never call it with ambient credentials; the API's own host checks apply.
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            max_request_body_size=1024 * 1024,
+        )
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        async with self.manager.run():
+            try:
+                yield
+            finally:
+                for _, upstream in list(self._upstreams.values()):
+                    await upstream.close()
+                self._upstreams.clear()
+
+    # adapters and upstreams ---------------------------------------------------------------
+
+    def adapter(self, name: str) -> Any | None:
+        """The bundle's `mcp` adapter `name`, or None."""
+        policy = self.kernel.policy
+        catalog = getattr(policy, "catalog", None) if policy is not None else None
+        found = catalog.adapter(name) if catalog else None
+        return found if found is not None and found.kind == "mcp" else None
+
+    def adapter_or_404(self, name: str) -> Any:
+        found = self.adapter(name)
+        if found is None:
+            raise NotFound(f"no MCP adapter `{name[:64]}`", code="adapter_not_found")
+        return found
+
+    def _spec(self, adapter: Any) -> StdioSpec | HttpSpec:
+        if adapter.command:
+            env = {}
+            for var in adapter.env:
+                env[var.name] = var.value if var.secret is None else self._secret(adapter.name, var.secret)
+            return StdioSpec(command=tuple(adapter.command), env=env)
+        headers: dict[str, str] = {}
+        cred = adapter.credential
+        if cred is not None and cred.secret is not None:
+            headers[cred.header] = cred.render(self._secret(adapter.name, cred.secret))
+        return HttpSpec(url=adapter.url, headers=headers)
+
+    def _secret(self, adapter: str, name: str) -> str:
+        if self.reveal is None:
+            raise UpstreamError(f"adapter `{adapter}` needs secret `{name}`, and no secret store is set up")
+        return self.reveal(name)
+
+    async def upstream(self, name: str) -> Upstream:
+        adapter = self.adapter_or_404(name)
+        known = self._upstreams.get(adapter.name)
+        if known is not None and known[0] == adapter:
+            return known[1]
+        if known is not None:  # the bundle changed the adapter: stop the old server
+            await known[1].close()
+            self._listings.pop(adapter.name, None)
+        upstream = Upstream(adapter.name, self._spec(adapter), limits=self.limits)
+        self._upstreams[adapter.name] = (adapter, upstream)
+        return upstream
+
+    async def offered(self, adapter: str, *, fresh: bool) -> list[dict[str, Any]]:
+        """The upstream's tools as it lists them now (or within `_LIST_TTL` when not `fresh`)."""
+        cached = self._listings.get(adapter)
+        if not fresh and cached is not None and time.monotonic() - cached[0] < _LIST_TTL:
+            return cached[1]
+        tools = await (await self.upstream(adapter)).list_tools()
+        self._listings[adapter] = (time.monotonic(), tools)
+        return tools
+
+    async def vetted(self, adapter: str, *, fresh: bool) -> Vetted:
+        return await self.vetting.vet(adapter, await self.offered(adapter, fresh=fresh))
+
+    async def pin(self, adapter: str, tool: str, by: str) -> dict[str, Any]:
+        pin = await self.vetting.pin(adapter, tool, await self.offered(adapter, fresh=True), by)
+        self._listings.pop(adapter, None)
+        return pin.to_public()
+
+    # the HTTP edge ------------------------------------------------------------------------
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        name = str(scope.get("path_params", {}).get("adapter", ""))
+        headers = request.headers
+        key = headers.get("x-api-key")
+        if not key:
+            bearer = headers.get("authorization", "")
+            key = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        try:
+            who = await self.auth.authenticate(key, headers.get("x-tenant-id"))
+        except GatehouseError as exc:
+            status = 401 if exc.code in ("missing_api_key", "invalid_api_key") else 403
+            await _rpc_error(status, exc.code, exc.message)(scope, receive, send)
+            return
+        adapter = self.adapter(name)
+        if adapter is None:
+            await _rpc_error(404, "adapter_not_found", f"no MCP adapter `{name[:64]}`")(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope[_SCOPE_KEY] = McpCaller(principal=who, adapter=adapter.name)
+        # The SDK binds sessions and requestState to this principal: identity, tenant, adapter.
+        scope["user"] = AuthenticatedUser(
+            AccessToken(
+                token="",
+                client_id=who.identity.id,
+                scopes=[],
+                subject=f"{who.tenant}/{adapter.name}",
+                claims={"iss": "gatehouse"},
+            )
+        )
+        await self.manager.handle_request(scope, receive, send)
+
+    # MCP handlers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _caller(ctx: Any) -> McpCaller:
+        request = ctx.request
+        caller = request.scope.get(_SCOPE_KEY) if request is not None else None
+        if not isinstance(caller, McpCaller):  # pragma: no cover - every request passes `asgi`
+            raise MCPError(INVALID_REQUEST, "unauthenticated")
+        return caller
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        caller = self._caller(ctx)
+        try:
+            vetted = await self.vetted(caller.adapter, fresh=True)
+        except UpstreamError as exc:
+            raise MCPError(INVALID_REQUEST, exc.message, {"code": exc.code}) from None
+        who = caller.principal.identity
+        tools = [
+            types.Tool.model_validate(t)
+            for name, t in vetted.listed.items()
+            if who.may_use_adapter(caller.adapter, name)
+        ]
+        # Never cached by a client: a withheld or re-pinned definition shows on the next list.
+        return types.ListToolsResult(tools=tools, ttl_ms=0)
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        caller = self._caller(ctx)
+        adapter, tool = caller.adapter, params.name
+        who, tenant = caller.principal.identity, caller.principal.tenant
+        arguments: dict[str, Any] = dict(params.arguments or {})
+        try:
+            vetted = await self.vetted(adapter, fresh=False)
+        except UpstreamError as exc:
+            raise MCPError(INVALID_REQUEST, exc.message, {"code": exc.code}) from None
+        if tool not in vetted.listed or not who.may_use_adapter(adapter, tool):
+            # An unlisted tool (unknown, withheld, out of scope) is a protocol error, not a call.
+            reason = vetted.withheld.get(tool, "tool_not_listed")
+            raise MCPError(
+                INVALID_PARAMS, f"tool `{tool[:64]}` is not listed by this gateway", {"code": reason}
+            )
+        request = ctx.request
+        session_id = self.sessions.session_id(
+            identity_id=who.id, tenant=tenant, adapter=adapter, headers=request.headers,
+            meta=(ctx.params or {}).get("_meta"),
+        )  # fmt: skip
+        target = f"adapter:{adapter}:{tool}"
+        digest = _args_hash(arguments)
+        state = _read_state(ctx.params)
+        step_id = state.get("step_id") if state else None
+        if state and state.get("session_id"):
+            session_id = state["session_id"]
+        step_id = step_id or self.sessions.pending_step(session_id, target, digest) or new_id("mcp")
+        try:
+            await self._ensure_session(caller.principal, session_id)
+            evaluated = await self.steps.evaluate(
+                who, tenant, session_id=session_id, job_id=None, step_id=step_id, adapter=adapter,
+                action=tool, params=arguments,
+            )  # fmt: skip
+        except GatehouseError as exc:
+            self.calls_total.labels(adapter, "error").inc()
+            raise MCPError(INVALID_PARAMS, exc.message, {"code": exc.code}) from None
+        record = evaluated.record
+        if record.result == _APPROVAL:
+            self.sessions.remember_pending(session_id, target, digest, step_id)
+            approval_id = record.to_public().get("approval_id")
+            answer = await self._ask_approval(ctx, tool, approval_id, state, session_id, step_id)
+            if answer is not None:
+                self.calls_total.labels(adapter, _APPROVAL).inc()
+                return answer
+            # The client showed the approval page and came back: decide the same step again.
+            evaluated = await self.steps.evaluate(
+                who, tenant, session_id=session_id, job_id=None, step_id=step_id, adapter=adapter,
+                action=tool, params=arguments,
+            )  # fmt: skip
+            record = evaluated.record
+            if record.result == _APPROVAL:
+                self.calls_total.labels(adapter, _APPROVAL).inc()
+                return self._approval_result(tool, approval_id)
+        self.sessions.settle(session_id, target, digest)
+        if record.result == DENY:
+            self.calls_total.labels(adapter, DENY).inc()
+            text = (f"Gatehouse denied `{tool}`: rule `{record.rule_id}`: {record.reason} "
+                    f"(decision {record.decision_id})")  # fmt: skip
+            return _text_result(text, error=True, meta={"gatehouse/decision": record.to_public()})
+        if record.result != ALLOW:  # pragma: no cover - the step gate answers these three
+            raise MCPError(INVALID_REQUEST, f"unexpected decision `{record.result}`")
+        if evaluated.replayed:
+            known = await self.store.get_step(session_id, step_id)
+            if known is not None and known.status is not None:
+                # This step ran already (a replayed requestState): one approval, one execution.
+                raise MCPError(INVALID_PARAMS, "this call was made already", {"code": "step_replayed"})
+        self.calls_total.labels(adapter, ALLOW).inc()
+        return await self._forward(caller, session_id, step_id, tool, arguments)
+
+    async def _ensure_session(self, who: Principal, session_id: str) -> None:
+        try:
+            await self.steps.session(who.identity, who.tenant, session_id)
+        except NotFound:
+            # First call of this session: open it (another identity's id answers a conflict).
+            with contextlib.suppress(GatehouseError):
+                await self.steps.open_session(who.identity, who.tenant, session_id=session_id, task="")
+            await self.steps.session(who.identity, who.tenant, session_id)
+
+    async def _forward(
+        self, caller: McpCaller, session_id: str, step_id: str, tool: str, arguments: dict[str, Any]
+    ) -> types.CallToolResult:
+        who, tenant = caller.principal.identity, caller.principal.tenant
+        try:
+            upstream = await self.upstream(caller.adapter)
+            wire = await upstream.call_tool(tool, arguments)
+            status = "failed" if wire.get("isError") else "succeeded"
+        except UpstreamError as exc:
+            wire, status = {"content": [{"type": "text", "text": exc.message}], "isError": True}, "failed"
+        output = {k: wire[k] for k in ("content", "structuredContent") if k in wire}
+        shown = await self.steps.result(
+            who, tenant, session_id=session_id, job_id=None, step_id=step_id, status=status, output=output
+        )
+        if shown.output is None:
+            verdict = shown.verdict
+            return _text_result(
+                f"Gatehouse withheld the output of `{tool}`: rule `{verdict.rule_id}`: {verdict.reason}",
+                error=True,
+            )
+        result = types.CallToolResult.model_validate({**shown.output, "isError": status == "failed"})
+        return result
+
+    # approvals ----------------------------------------------------------------------------
+
+    def _approval_url(self, ctx: Any, approval_id: str | None) -> str:
+        base = self.public_url or str(ctx.request.base_url).rstrip("/")
+        return f"{base}/ui/approvals/{approval_id}"
+
+    def _approval_result(self, tool: str, approval_id: str | None) -> types.CallToolResult:
+        text = (f"`{tool}` needs a human approval (approval {approval_id}). Once it is approved, "
+                f"make the identical call again; a changed call needs its own approval.")  # fmt: skip
+        return _text_result(text, error=True, meta={"gatehouse/approval_id": approval_id})
+
+    async def _ask_approval(
+        self, ctx: Any, tool: str, approval_id: str | None, state: dict[str, Any] | None,
+        session_id: str, step_id: str,
+    ) -> Any:  # fmt: skip
+        """What to answer a call that waits for approval; None to decide it again now."""
+        url = self._approval_url(ctx, approval_id)
+        message = f"Gatehouse: `{tool}` needs a human approval. Open {url} to review it."
+        caps = ctx.session.client_capabilities
+        url_mode = caps is not None and caps.elicitation is not None and caps.elicitation.url is not None
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if state is not None or not url_mode:
+                # The client came back with the sealed state (or cannot be asked): say so.
+                return self._approval_result(tool, approval_id)
+            elicit = types.ElicitRequest(params=types.ElicitRequestURLParams(message=message, url=url))
+            sealed = json.dumps({"approval_id": approval_id, "session_id": session_id, "step_id": step_id,
+                                 "snapshot": self.kernel.snapshot})  # fmt: skip
+            return types.InputRequiredResult(input_requests={"approval": elicit}, request_state=sealed)
+        if not url_mode or not ctx.session.can_send_request:
+            return self._approval_result(tool, approval_id)
+        try:
+            answer = await ctx.session.elicit_url(
+                message, url, str(approval_id), related_request_id=ctx.request_id
+            )
+        except Exception as exc:  # a client that cannot answer: fall back to the plain result
+            log.info("URL elicitation failed: %s", exc)
+            return self._approval_result(tool, approval_id)
+        if answer.action != "accept":
+            return self._approval_result(tool, approval_id)
+        return None
+
+
+def _read_state(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # The SDK's boundary has verified and unsealed it: this is the plaintext we minted.
+    raw = params.get("requestState") if params is not None else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None
