@@ -101,6 +101,7 @@ class Gateway:
         reveal: Callable[[str], str] | None = None,
         limits: Limits | None = None,
         public_url: str | None = None,
+        adapters: Callable[[str], Any | None] | None = None,
     ) -> None:
         self.store = store
         self.kernel = kernel
@@ -109,6 +110,8 @@ class Gateway:
         self.reveal = reveal
         self.limits = limits or Limits()
         self.public_url = public_url
+        # Where adapters come from: the bundle's catalog, unless a caller supplies another source.
+        self._lookup = adapters or self._catalog_adapter
         self.vetting = ToolVetting(store=store, metrics=metrics, classifier=lambda: kernel.classifier)
         self.sessions = SessionMap()
         self.calls_total = Counter(
@@ -154,11 +157,14 @@ class Gateway:
     # adapters and upstreams ---------------------------------------------------------------
 
     def adapter(self, name: str) -> Any | None:
-        """The bundle's `mcp` adapter `name`, or None."""
+        """The `mcp` adapter `name`, or None."""
+        found = self._lookup(name)
+        return found if found is not None and found.kind == "mcp" else None
+
+    def _catalog_adapter(self, name: str) -> Any | None:
         policy = self.kernel.policy
         catalog = getattr(policy, "catalog", None) if policy is not None else None
-        found = catalog.adapter(name) if catalog else None
-        return found if found is not None and found.kind == "mcp" else None
+        return catalog.adapter(name) if catalog else None
 
     def adapter_or_404(self, name: str) -> Any:
         found = self.adapter(name)

@@ -41,7 +41,8 @@ def _tools() -> list[types.Tool]:
     obj = "object"
     return [
         types.Tool(name="notes_search", description=_description(),
-                   input_schema={"type": obj, "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+                   input_schema={"type": obj, "properties": {"query": {"type": "string"}},
+                                 "required": ["query"]}),
         types.Tool(name="notes_write", description="Writes a note.",
                    input_schema={"type": obj, "properties": {"title": {"type": "string"},
                                                              "body": {"type": "string"}}}),
