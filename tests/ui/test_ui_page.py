@@ -7,6 +7,7 @@ skip only when Chromium or the `playwright` package is missing.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -483,3 +484,73 @@ def test_empty_queue_then_retry_diff_with_hostile_content_as_text(server_factory
     with s.client(approver["api_key"]) as c:
         rejected = c.get("/api/v1/approvals", params={"status": "rejected"}).json()["approvals"]
     assert [(a["job_id"], a["comment"]) for a in rejected] == [(retry, "no HTML in deploy prompts")]
+
+
+STEPS_POLICY = ROOT / "examples" / "policies" / "steps.yaml"
+
+
+def test_approver_approves_a_step_and_the_identical_step_is_allowed(
+    server_factory: Any, browser: Any
+) -> None:
+    s: Server = server_factory(STEPS_POLICY)
+    agent = s.identity("ui-step-agent", roles=["agent"], adapters=["mail:*", "web:*"])
+    approver = s.identity("ui-step-approver", roles=["approver"])
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    params = {"to": "eve@evil.test", "subject": hostile, "body": "Q3 numbers attached"}
+    with s.client(agent["api_key"]) as c:
+        sid = c.post("/api/v1/sessions", json={"task": "share the numbers"}).json()["session_id"]
+        read = {
+            "session_id": sid,
+            "step_id": "r1",
+            "adapter": "web",
+            "action": "read",
+            "params": {"url": "https://intranet.example.com/q3"},
+        }
+        assert c.post("/api/v1/steps/evaluate", json=read).json()["decision"] == "allow"
+        step = {"session_id": sid, "step_id": "m1", "adapter": "mail", "action": "send", "params": params}
+        asked = c.post("/api/v1/steps/evaluate", json=step).json()
+    assert asked["decision"] == "require_approval", asked
+    approval_id = asked["approval_id"]
+
+    tab = Tab(browser)
+    try:
+        tab.sign_in(s.url, approver["api_key"])
+        article = tab.by_id(f"approval-{approval_id}")
+        article.wait_for()
+        text = article.inner_text()
+        assert "adapter:mail:send" in text and "approve-external-mail" in text
+        assert "mail to a domain outside the company" in text
+        assert sid in text and "m1" in text and "share the numbers" in text
+        assert "ui-step-agent" in text
+        # The params as the policy saw them: pretty-printed JSON, shown as text.
+        shown = tab.by_id(f"params-{approval_id}").inner_text()
+        assert json.loads(shown) == params and "\n" in shown
+        assert article.locator("img").count() == 0
+        assert tab.page.evaluate("() => window.__pwned === undefined")
+        # The session's earlier steps, for context.
+        recent = article.locator(".recent tbody tr")
+        assert recent.count() == 1
+        assert "adapter:web:read" in recent.nth(0).inner_text() and "allow" in recent.nth(0).inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.page.screenshot(path=str(ARTIFACTS / "approval-page-step.png"), full_page=True)
+
+        tab.by_id(f"comment-{approval_id}").fill("ok, the team asked for it")
+        tab.by_id(f"approve-{approval_id}").click()
+        status = tab.wait_text("status", "Approved")
+        assert status.startswith(f"Approved {approval_id}"), status
+        article.wait_for(state="detached")
+        assert tab.page_errors == [] and tab.console_errors == [], (tab.page_errors, tab.console_errors)
+        assert tab.failed == []
+    finally:
+        tab.close()
+
+    with s.client(agent["api_key"]) as c:
+        allowed = c.post("/api/v1/steps/evaluate", json=step).json()
+        assert (allowed["decision"], allowed["approved"], allowed["approval_id"]) == (
+            "allow",
+            True,
+            approval_id,
+        )
+        again = c.post("/api/v1/steps/evaluate", json=step).json()
+        assert again["decision_id"] == allowed["decision_id"] and again["replayed"] is True
+        assert c.get(f"/api/v1/approvals/{approval_id}").json()["comment"] == "ok, the team asked for it"

@@ -302,37 +302,101 @@
             el("pre", { text: fmtValue(change && change.after) })))))));
   }
 
+  // The decision controls of one card; `subjectId` is what the approve/reject route names
+  // (a job's id for a job approval, the approval's id for a step approval).
+  function decideBlock(subjectId, n, drafts) {
+    const comment = el("textarea", {
+      id: `${n}-comment`, rows: 2, "data-testid": `comment-${subjectId}`, "data-job-id": subjectId,
+      "aria-describedby": `${n}-comment-hint`,
+    });
+    comment.value = drafts.get(subjectId) || "";
+    const approve = el("button", {
+      type: "button", className: "approve", "data-testid": `approve-${subjectId}`,
+      "aria-describedby": `${n}-title`, text: "Approve",
+    });
+    const reject = el("button", {
+      type: "button", className: "reject", "data-testid": `reject-${subjectId}`,
+      "aria-describedby": `${n}-title`, text: "Reject",
+    });
+    approve.addEventListener("click", () => act(subjectId, "approve", comment, [approve, reject]));
+    reject.addEventListener("click", () => act(subjectId, "reject", comment, [approve, reject]));
+    return el("div", { className: "decide", role: "group", "aria-label": `Decision for ${subjectId}` },
+      el("label", { for: `${n}-comment`, text: "Comment" }),
+      comment,
+      el("p", { id: `${n}-comment-hint`, className: "hint",
+        text: "Recorded with your decision in the audit log." }),
+      el("div", { className: "actions" }, approve, reject));
+  }
+
+  function requesterEl(requester) {
+    return el("span", {}, requester.name || requester.id || "(unknown)",
+      requester.id && requester.name
+        ? el("span", { className: "muted", text: ` (${requester.id})` }) : null);
+  }
+
+  function ruleEl(a, decision) {
+    return el("span", {}, el("code", { text: a.rule_id || decision.rule_id || "?" }),
+      el("span", { text: ` — ${a.reason || decision.reason || "(no reason given)"}` }));
+  }
+
+  function renderRecentSteps(steps, headingId) {
+    if (!Array.isArray(steps) || !steps.length) {
+      return el("p", { className: "muted", text: "No earlier steps in this session." });
+    }
+    return el("div", { className: "recent" },
+      el("h4", { id: headingId, text: "Earlier steps of the session" }),
+      el("table", { className: "grid", "aria-labelledby": headingId },
+        el("thead", {}, el("tr", {},
+          ["Step", "Target", "Decision", "Rule"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, steps.map((st) => el("tr", {},
+          el("td", {}, el("code", { text: fmtValue(st.step_id) })),
+          el("td", {}, el("code", { text: fmtValue(st.target) })),
+          el("td", { className: `decision ${String(st.decision || "")}`, text: fmtValue(st.decision) }),
+          el("td", {}, el("code", { text: fmtValue(st.rule_id) })))))));
+  }
+
+  // A proposed tool call that waits for a person: what it would do, and in what session.
+  function renderStepApproval(a, index, drafts) {
+    const approvalId = String(a.approval_id || "");
+    const n = `a${index}`;
+    const details = el("dl", { className: "facts" },
+      row("Kind", el("span", { text: "tool call (step)" })),
+      row("Requested by", requesterEl(a.requested_by || {})),
+      row("Rule", ruleEl(a, {})),
+      row("Session", el("span", {}, el("code", { text: fmtValue(a.session_id) }),
+        a.job_id ? el("span", { className: "muted", text: ` (job ${a.job_id})` }) : null)),
+      row("Step", el("code", { text: fmtValue(a.step_id) })),
+      row("Task", a.task ? el("span", { text: a.task })
+        : el("span", { className: "muted", text: "(none)" })),
+      row("Requested", timeEl(a.requested_at)),
+      row("Expires", timeEl(a.expires_at)));
+    return el("article", {
+      className: "card approval step", "data-testid": `approval-${approvalId}`,
+      "aria-labelledby": `${n}-title`,
+    },
+    el("h3", { id: `${n}-title` },
+      el("span", { className: "topic", text: a.target || "(no target)" }), " ",
+      el("code", { className: "job-id", text: approvalId })),
+    details,
+    el("h4", { text: "Params (as the policy saw them)" }),
+    el("pre", { className: "params", "data-testid": `params-${approvalId}`,
+      text: JSON.stringify(a.params === undefined ? null : a.params, null, 2) }),
+    renderRecentSteps(a.recent_steps, `${n}-recent`),
+    decideBlock(approvalId, n, drafts));
+  }
+
   function renderApproval(a, index, drafts) {
+    if (a.kind === "step") return renderStepApproval(a, index, drafts);
     const job = a.job || {};
     const jobId = String(a.job_id || job.job_id || "");
     const decision = a.decision || {};
     const derived = a.derived || {};
-    const requester = a.requested_by || {};
     const meta = job.meta || {};
     const n = `a${index}`;
 
-    const comment = el("textarea", {
-      id: `${n}-comment`, rows: 2, "data-testid": `comment-${jobId}`, "data-job-id": jobId,
-      "aria-describedby": `${n}-comment-hint`,
-    });
-    comment.value = drafts.get(jobId) || "";
-    const approve = el("button", {
-      type: "button", className: "approve", "data-testid": `approve-${jobId}`,
-      "aria-describedby": `${n}-title`, text: "Approve",
-    });
-    const reject = el("button", {
-      type: "button", className: "reject", "data-testid": `reject-${jobId}`,
-      "aria-describedby": `${n}-title`, text: "Reject",
-    });
-    approve.addEventListener("click", () => act(jobId, "approve", comment, [approve, reject]));
-    reject.addEventListener("click", () => act(jobId, "reject", comment, [approve, reject]));
-
     const details = el("dl", { className: "facts" },
-      row("Requested by", el("span", {}, requester.name || requester.id || "(unknown)",
-        requester.id && requester.name
-          ? el("span", { className: "muted", text: ` (${requester.id})` }) : null)),
-      row("Rule", el("span", {}, el("code", { text: a.rule_id || decision.rule_id || "?" }),
-        el("span", { text: ` — ${a.reason || decision.reason || "(no reason given)"}` }))),
+      row("Requested by", requesterEl(a.requested_by || {})),
+      row("Rule", ruleEl(a, decision)),
       row("Requested", timeEl(a.requested_at)),
       row("Expires", timeEl(a.expires_at)),
       row("Capability", meta.capability
@@ -355,12 +419,7 @@
     el("pre", { className: "prompt", text: fmtValue(job.prompt) }),
     renderDerived(derived),
     renderDiff(a.previous, `${n}-diff`),
-    el("div", { className: "decide", role: "group", "aria-label": `Decision for ${jobId}` },
-      el("label", { for: `${n}-comment`, text: "Comment" }),
-      comment,
-      el("p", { id: `${n}-comment-hint`, className: "hint",
-        text: "Recorded with your decision in the audit log." }),
-      el("div", { className: "actions" }, approve, reject)));
+    decideBlock(jobId, n, drafts));
   }
 
   async function act(jobId, verb, commentBox, buttons) {
