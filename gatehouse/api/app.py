@@ -19,6 +19,7 @@ from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
 from gatehouse.api.routes import (
+    adapters,
     approvals,
     audit,
     decisions,
@@ -90,6 +91,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         decisions,
         steps,
         mcp,
+        adapters,
     ):
         app.include_router(module.router)
     app.include_router(ui.router)

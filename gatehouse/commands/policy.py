@@ -6,7 +6,9 @@ attachments with the bundle's classifier) and the bundle's `require` check, whic
 lacking a required field (`missing_field`, the server's 422). A step (`--step`, a fixture's `step:`)
 is judged with the context the server's step gate builds (`gatehouse.domain.steps.step_context`:
 target, classifier labels and detectors over the params, the session history's counts and
-provenance). Exit codes follow
+provenance; the adapter catalog's effect and output trust), and the catalog's checks run before
+the policy as on the server (`pre_policy`: params that break the action's schema are denied with
+rule `param_schema`; an action a cataloged adapter lacks is `unknown_action`, exit 2). Exit codes follow
 `gatehouse.cli`: 0 success (a simulation succeeds whatever it decides), 1 a check failed (a test
 case, a diff that changes decisions), 2 invalid input (a policy that does not load, a malformed
 job, fixture or JSON line). Error lines read `error: <where>: <what>`, lowercase, user input in
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +28,7 @@ import click
 import yaml
 
 from gatehouse.commands._jobs import iter_jsonl, job_context, judged_context, parse_json
-from gatehouse.domain.steps import step_context, step_of
+from gatehouse.domain.steps import pre_policy, step_context, step_of
 from gatehouse.errors import GatehouseError, MissingField
 from gatehouse.policy import DECISIONS, Decision, Policy, PolicyError, canonical_data, load
 
@@ -120,26 +123,33 @@ def _judge(p: Policy, where: str, job: Any, *, as_json: bool = False) -> dict[st
         _fail(f"{where}: {exc.message}")
 
 
-def _step_ctx(p: Policy, where: str, body: Any) -> dict[str, Any]:
-    """The context the server's step gate would decide for a step body; a bad body exits 2."""
+def _step_ctx(p: Policy, where: str, body: Any) -> tuple[dict[str, Any], Decision | None]:
+    """The context the server's step gate would decide for a step body, and the catalog's deny
+    before the policy (`param_schema`) if any; a bad body or an unknown action exits 2."""
     try:
-        return step_context(p, step_of(body))
+        step = step_of(body)
+        pre = pre_policy(p, step)
+        return step_context(p, step), pre
     except GatehouseError as exc:
-        _fail(f"{where}: {exc.message}")
+        _fail(
+            f"{where}: {exc.message} ({exc.code})"
+            if exc.code == "unknown_action"
+            else f"{where}: {exc.message}"
+        )
 
 
 def _context(
     p: Policy, job_spec: str | None, step_spec: str | None, *, as_json: bool
-) -> tuple[str, dict[str, Any]]:
-    """(where, context) for exactly one of `--job` and `--step`."""
+) -> tuple[str, dict[str, Any], Decision | None]:
+    """(where, context, the catalog's deny before policy) for exactly one of `--job` and `--step`."""
     if (job_spec is None) == (step_spec is None):
         _fail("give exactly one of --job and --step")
     if step_spec is not None:
         where, body = _job(step_spec, "--step")
-        return where, _step_ctx(p, where, body)
+        return (where, *_step_ctx(p, where, body))
     assert job_spec is not None
     where, job = _job(job_spec)
-    return where, _judge(p, where, job, as_json=as_json)
+    return where, _judge(p, where, job, as_json=as_json), None
 
 
 def _echo_json(data: Any) -> None:
@@ -212,8 +222,8 @@ def check(file: str, canonical: bool) -> None:
 def simulate(file: str, job_spec: str | None, step_spec: str | None, as_json: bool) -> None:
     """Decide a job (--job) or a tool call (--step) under FILE. Exits 0 whatever the decision."""
     p = _load(file)
-    where, ctx = _context(p, job_spec, step_spec, as_json=as_json)
-    d = _decide(p, ctx, where)
+    where, ctx, pre = _context(p, job_spec, step_spec, as_json=as_json)
+    d = pre or _decide(p, ctx, where)
     if as_json:
         extra = {"target": ctx["target"]} if step_spec is not None else {}
         _echo_json({**d.to_dict(), **extra, "policy_snapshot": p.snapshot})
@@ -233,11 +243,14 @@ def explain(file: str, job_spec: str | None, step_spec: str | None, as_json: boo
     """Show how every rule of FILE fares against a job (--job) or a tool call (--step), and which
     one wins."""
     p = _load(file)
-    where, ctx = _context(p, job_spec, step_spec, as_json=as_json)
+    where, ctx, pre = _context(p, job_spec, step_spec, as_json=as_json)
     try:
         ex = p.explain(ctx)
     except GatehouseError as exc:
         _fail(f"{where}: {exc.message}")
+    if pre is not None:
+        # As the server explains a check that denies before the policy: its deny wins.
+        ex = replace(ex, decision=pre, winner=pre.rule_id, why=pre.reason + " (checked before policy)")
     if as_json:
         _echo_json(ex.to_dict())
         return
@@ -394,7 +407,8 @@ def test_(file: str, fixtures: str) -> None:
     for name, kind, body, want, want_rule in cases:
         where = f"{fixtures}: case `{name}`"
         if kind == "step":
-            d = _decide(p, _step_ctx(p, where, body), where)
+            ctx, pre = _step_ctx(p, where, body)
+            d = pre or _decide(p, ctx, where)
             got, got_rule = d.decision, d.rule_id
         else:
             got, got_rule = _result(p, body, where)

@@ -3,15 +3,18 @@
 Order on evaluate: the body's bounds (params an object, at most 32 levels deep and 256 KiB), the
 session (the caller's own: another identity's or tenant's reads as absent), the step already
 decided under that id (the same params answer the same record; other params are a conflict),
-then the decision pipeline (`control/decide.py`: containment, the identity's adapter scope,
-policy) on the context `domain.steps.step_context` builds, the one the offline tools build too,
+then the decision pipeline (`control/decide.py`: containment, the identity's adapter scope, for
+an adapter of the bundle's catalog its action (one it does not list is 404 `unknown_action`), its
+params schema (rule `param_schema`) and its per-session rate (rule `rate_limit`), then policy) on
+the context `domain.steps.step_context` builds, the one the offline tools build too,
 with the session's stored history and provenance. The step, its record and the record's audit
 entry (params as their schema, never their values) are stored in one transaction, with an
 approval request when the answer is `require_approval` (`control/step_approvals.py`, which also
 answers such a step when it is asked again once a person decided).
 
 A result is taken for an allowed step only, once; its output passes the output gate and an
-untrusted action's output is kept for provenance within the session's bound (past it the session
+untrusted action's output (every action's, unless its catalog entry says `output: trusted`) is
+kept for provenance within the session's bound (past it the session
 fails closed: `from_untrusted` holds for every value).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
@@ -26,6 +30,7 @@ from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.outputs import OutputGate
 from gatehouse.control.step_approvals import StepApprovals
+from gatehouse.control.steprates import SessionRates
 from gatehouse.crypto import canonical
 from gatehouse.domain import states
 from gatehouse.domain.identity import Identity
@@ -33,10 +38,20 @@ from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.domain.sessions import DEFAULT_SESSION_BOUND, Session, SessionStep, params_schema, sha256_of
-from gatehouse.domain.steps import APPROVED, HistoryStep, Step, step_context, target_of
+from gatehouse.domain.steps import (
+    APPROVED,
+    PARAM_SCHEMA_RULE,
+    HistoryStep,
+    Step,
+    catalog_of,
+    param_problem,
+    step_context,
+    target_of,
+)
 from gatehouse.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from gatehouse.output.gate import OutputVerdict
 from gatehouse.policy import ALLOW, Provenance
+from gatehouse.policy.catalog import Catalog
 
 __all__ = ["MAX_PARAMS_BYTES", "MAX_PARAMS_DEPTH", "Evaluated", "StepGate", "StepResult"]
 
@@ -46,6 +61,7 @@ _STAGE = "step"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _RUNNING = (states.DISPATCHED, states.RUNNING)
+RATE_RULE = "rate_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,22 @@ def _adapter_scope(who: Identity, adapter: str, action: str) -> Check:
     return Check(SCOPE_RULE, run)
 
 
+def _rate_check(
+    rates: SessionRates, catalog: Catalog, tenant: str, session_id: str, adapter: str
+) -> Check | None:
+    cataloged = catalog.adapter(adapter)
+    if cataloged is None or cataloged.rate_limit is None:
+        return None
+    limit = cataloged.rate_limit
+
+    def run() -> str | None:
+        if rates.take(tenant, session_id, adapter, limit):
+            return None
+        return f"adapter `{cataloged.name}` allows {limit} steps a second per session (RATE/BURST)"
+
+    return Check(RATE_RULE, run)
+
+
 def step_hash(session_id: str, step_id: str, target: str, params: Any) -> str:
     return sha256_of({"session_id": session_id, "step_id": step_id, "target": target, "params": params})
 
@@ -177,6 +209,7 @@ class StepGate:
         self.pipeline = pipeline
         self.incidents = incidents
         self.bound = DEFAULT_SESSION_BOUND
+        self.rates = SessionRates()
 
     # sessions -----------------------------------------------------------------------------
 
@@ -344,18 +377,26 @@ class StepGate:
             job_fields[APPROVED] = approved
         step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
                     history=history_of(steps))  # fmt: skip
+        policy = self.kernel.policy
+        catalog = catalog_of(policy)
         ctx = step_context(
-            self.kernel.policy,
+            policy,
             step,
             provenance=provenance_of(session, steps, self.bound),
             classifier=self.kernel.classifier,
         )
+        # After the scope, so that a caller outside it learns nothing of the catalog. The schema
+        # check raises `unknown_action` (a 404, no decision) for a tool a listing adapter lacks.
+        checks = [
+            _adapter_scope(who, adapter, action),
+            Check(PARAM_SCHEMA_RULE, partial(param_problem, catalog, adapter, action, params)),
+        ]
+        # A step asked again once a person decided (`approved` given) was counted when first asked.
+        rate = _rate_check(self.rates, catalog, tenant, session.id, adapter) if approved is None else None
+        if rate is not None:
+            checks.append(rate)
         return await self.pipeline.judge(
-            tenant=tenant,
-            identity_id=who.id,
-            ctx=ctx,
-            stage=_STAGE,
-            checks=(_adapter_scope(who, adapter, action),),
+            tenant=tenant, identity_id=who.id, ctx=ctx, stage=_STAGE, checks=checks
         )
 
     async def _replay(
@@ -424,9 +465,11 @@ class StepGate:
         # The output gate's own answer: the same rules, and closed the same way (no bundle, or
         # an output too large to scan whole) as for a job's result.
         judged = self.outputs.verdict(output, topic=job.topic if job is not None else step.target)
-        # No catalog yet: every action's output is untrusted (DESIGN.md section 9's default).
+        # Untrusted unless the catalog says `output: trusted` (DESIGN.md section 9's default):
+        # a trusted output is not kept for provenance and does not set `session.untrusted_read`.
+        trusted = catalog_of(self.kernel.policy).lookup(step.adapter, step.action).trusted
         done = await self.store.record_step_result(
-            session.id, step_id, status=status, output=output, trusted=False, bound=self.bound
+            session.id, step_id, status=status, output=output, trusted=trusted, bound=self.bound
         )
         if done is None:
             raise Conflict(f"step `{step_id}` has a result already", code="step_result_recorded")

@@ -117,6 +117,14 @@ class Identity:
         target = f"adapter:{adapter}:{action}".lower()
         return any(p == "*" or compile_target(f"adapter:{p.lower()}").matches(target) for p in self.adapters)
 
+    def scopes_adapter(self, adapter: str) -> bool:
+        """Whether the adapter scope names `adapter` for some action (its first segment matches)."""
+        probe = f"adapter:{adapter.lower()}:_"
+        return any(
+            p == "*" or compile_target(f"adapter:{p.lower().split(':', 1)[0]}:*").matches(probe)
+            for p in self.adapters
+        )
+
     def to_public(self) -> dict[str, object]:
         from gatehouse.domain.ids import rfc3339
 

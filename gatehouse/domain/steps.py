@@ -10,10 +10,11 @@ Were they two functions, a fixture would test a different gate than the one that
 A step body is `{adapter, action, params?, effect?, approved?, topic?, tenant?, capability?,
 requester_role?, session?: {task?, history?: [...]}}`; each history item is an earlier step of the
 session: `{adapter, action, params?, output?, decision?, trusted?}` (`decision` defaults to
-`allow`, `trusted` to false: an action's output is untrusted unless its catalog entry says
-otherwise). The context holds:
+`allow`; `trusted`, when not given, is what the bundle's adapter catalog says of the action: its
+output is untrusted unless its catalog entry says `output: trusted`). The context holds:
 
-- `target` (`adapter:<adapter>:<action>`), `adapter`, `action`, `params`, and `effect` when given;
+- `target` (`adapter:<adapter>:<action>`), `adapter`, `action`, `params`, and `effect`: the
+  catalog's for a listed action (else the body's, when given; else absent);
 - `labels`: what the ingress classifier derives from the params' string values;
 - `detections` / `detected`: the output detectors that fire on the params' strings;
 - `session`: `untrusted_read` (an earlier allowed step returned untrusted output), `step_count`
@@ -24,6 +25,12 @@ otherwise). The context holds:
   `requester_role` default `agent`, `approved`).
 
 Malformed bodies raise `BadRequest` with code `invalid_step`.
+
+Before the policy, the catalog judges a step (`param_problem`, for the server's gate and the
+offline tools alike): an action a listing adapter lacks is refused outright (`unknown_action`,
+404: no decision is taken on a tool that does not exist), and params that break the action's
+schema are denied with rule `param_schema` and the schema error (its path and rule, never the
+value) as the reason. Adapters the catalog does not list are judged by policy alone.
 """
 
 from __future__ import annotations
@@ -33,17 +40,31 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gatehouse.errors import BadRequest
+from gatehouse.errors import BadRequest, NotFound
 from gatehouse.ingress.canon import canon_labels
 from gatehouse.ingress.classify import Classifier
 from gatehouse.output import ALL_DETECTORS
-from gatehouse.policy import DECISIONS, Policy, Provenance, detected, detections_of
+from gatehouse.policy import DECISIONS, DENY, Decision, Policy, Provenance, detected, detections_of
+from gatehouse.policy.catalog import EMPTY_CATALOG, Catalog
 from gatehouse.policy.provenance import strings_in
 
-__all__ = ["APPROVED", "HistoryStep", "Step", "detector_scan", "step_context", "step_of", "target_of"]
+__all__ = [
+    "APPROVED",
+    "PARAM_SCHEMA_RULE",
+    "HistoryStep",
+    "Step",
+    "catalog_of",
+    "detector_scan",
+    "param_problem",
+    "pre_policy",
+    "step_context",
+    "step_of",
+    "target_of",
+]
 
 # The context field (and decision record field) that says a person approved the step.
 APPROVED = "approved"
+PARAM_SCHEMA_RULE = "param_schema"
 
 _STEP_KEYS = (
     "adapter",
@@ -74,7 +95,8 @@ class HistoryStep:
     params: Mapping[str, Any] = field(default_factory=dict)
     output: Any = None
     decision: str = "allow"
-    trusted: bool = False
+    # None: not said (an offline fixture), and the catalog decides; the server always says.
+    trusted: bool | None = False
 
     @property
     def target(self) -> str:
@@ -142,8 +164,8 @@ def _history_step(item: Any, i: int) -> HistoryStep:
     decision = item.get("decision", "allow")
     if decision not in DECISIONS:
         raise _bad(f"{where}: `decision` must be one of {', '.join(DECISIONS)}, got `{_show(decision)}`")
-    trusted = item.get("trusted", False)
-    if not isinstance(trusted, bool):
+    trusted = item.get("trusted")
+    if trusted is not None and not isinstance(trusted, bool):
         raise _bad(f"{where}: `trusted` must be true or false, got `{_show(trusted)}`")
     return HistoryStep(
         adapter=_name(item, "adapter", where),
@@ -221,6 +243,35 @@ def _labels(classifier: Classifier, params: Mapping[str, Any]) -> dict[str, str]
     return canon_labels(dict(found.labels))
 
 
+def catalog_of(policy: Policy | None) -> Catalog:
+    return policy.catalog if policy is not None else EMPTY_CATALOG
+
+
+def param_problem(catalog: Catalog, adapter: str, action: str, params: Any) -> str | None:
+    """Why `params` break the catalog's schema for `adapter:action` (the deny reason of rule
+    `param_schema`), or None. An action missing from a listing adapter raises `NotFound`
+    (`unknown_action`)."""
+    found = catalog.lookup(adapter, action)
+    if found.unknown:
+        raise NotFound(
+            f"adapter `{adapter}` has no action `{action}` in the catalog",
+            code="unknown_action",
+            details={"adapter": adapter, "action": action},
+        )
+    error = found.action.validate(params) if found.action is not None else None
+    if error is None:
+        return None
+    return f"params of `{target_of(adapter, action)}` do not match its schema: {error}"
+
+
+def pre_policy(policy: Policy | None, step: Step) -> Decision | None:
+    """The catalog's deny of `step` before the policy (rule `param_schema`), or None; raises
+    `NotFound` (`unknown_action`) as `param_problem` does. What the offline tools run where the
+    server's gate runs its checks."""
+    why = param_problem(catalog_of(policy), step.adapter, step.action, step.params)
+    return None if why is None else Decision(DENY, PARAM_SCHEMA_RULE, why)
+
+
 def step_context(
     policy: Policy | None,
     step: Step,
@@ -239,9 +290,10 @@ def step_context(
         if policy is None:
             raise ValueError("step_context needs a policy or a classifier")
         classifier = policy.classifier
+    catalog = catalog_of(policy)
     history = step.history
     allowed = [h for h in history if h.decision == "allow"]
-    untrusted = [h for h in allowed if not h.trusted and h.output is not None]
+    untrusted = [h for h in allowed if not _trusted(catalog, h) and h.output is not None]
     if provenance is None:
         provenance = Provenance.start(trusted=[step.task] if step.task else [])
         for h in untrusted:
@@ -265,9 +317,16 @@ def step_context(
         },
         "provenance": provenance,
     }
-    if step.effect is not None:
-        ctx["effect"] = step.effect
+    effect = catalog.lookup(step.adapter, step.action).effect or step.effect
+    if effect is not None:
+        ctx["effect"] = effect
     for key in ("topic", "capability", "approved"):
         if key in step.job:
             ctx[key] = step.job[key]
     return ctx
+
+
+def _trusted(catalog: Catalog, h: HistoryStep) -> bool:
+    if h.trusted is not None:
+        return h.trusted
+    return catalog.lookup(h.adapter, h.action).trusted

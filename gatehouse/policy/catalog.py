@@ -35,6 +35,7 @@ from gatehouse.policy._jsonschema import ParamsValidator
 __all__ = [
     "ADAPTER_KINDS",
     "EFFECTS",
+    "EMPTY_CATALOG",
     "HTTP_METHODS",
     "OUTPUT_TRUST",
     "Action",

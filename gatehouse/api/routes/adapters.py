@@ -1,0 +1,43 @@
+"""The adapter catalog over HTTP: `GET /api/v1/adapters` (the bundle's `adapters:`).
+
+Any authenticated identity may read it: an agent needs the actions' parameter schemas to call
+them well. An admin sees every adapter; anybody else the adapters and actions within their
+adapter scope (an MCP adapter, whose tools come from its upstream, when the scope names the
+adapter at all). Only secret *names* are in the catalog, never their values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.body import StrictJSONRoute
+from gatehouse.api.errors import json_response
+from gatehouse.domain.identity import Identity
+from gatehouse.domain.steps import catalog_of
+from gatehouse.policy.catalog import Adapter
+
+router = APIRouter(prefix="/api/v1", tags=["adapters"], route_class=StrictJSONRoute)
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def _view(adapter: Adapter, who: Identity) -> dict[str, Any] | None:
+    """The adapter as `who` may see it, or None when it is outside their scope."""
+    if who.is_admin:
+        return adapter.to_public()
+    actions = {n: a for n, a in adapter.actions.items() if who.may_use_adapter(adapter.name, n)}
+    if actions or (not adapter.lists_actions and who.scopes_adapter(adapter.name)):
+        return adapter.to_public(actions)
+    return None
+
+
+@router.get("/adapters")
+async def list_adapters(request: Request, who: Auth) -> Response:
+    policy = request.app.state.plane.kernel.policy
+    shown = [v for a in catalog_of(policy).adapters.values() if (v := _view(a, who.identity)) is not None]
+    return json_response(
+        {"adapters": shown, "policy_snapshot": policy.snapshot if policy is not None else None}
+    )
