@@ -478,3 +478,15 @@ def test_a_bundle_without_adapters_has_an_empty_catalog() -> None:
     p = _load("rules: []\n")
     assert not p.catalog and p.catalog.lookup("x", "y").adapter is None
     assert _load("adapters:\n").catalog.adapters == {}
+
+
+def test_the_readme_catalog_example_loads() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Adapter catalog.*?```yaml\n(.*?)```", readme, re.S)
+    assert block is not None
+    cat = _load(block.group(1)).catalog
+    assert [a.name for a in cat.adapters.values()] == ["github", "billing", "bank", "files"]
+    assert cat.lookup("files", "delete_file").effect == "destructive"
