@@ -21,6 +21,7 @@ _COMMANDS = {
     "kernel": ("gatehouse.commands.kernel", "kernel"),
     "audit": ("gatehouse.commands.audit", "audit"),
     "incident": ("gatehouse.commands.incident", "incident"),
+    "mcp": ("gatehouse.commands.mcp", "mcp"),
 }
 
 
