@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class Server:
     metrics_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
+    policy: Path = SEED
 
     @property
     def url(self) -> str:
@@ -112,7 +114,7 @@ class Server:
             "gatehouse",
             "serve",
             "--policy",
-            str(SEED),
+            str(self.policy),
             "--data-dir",
             str(self.data_dir),
             "--port",
@@ -231,14 +233,21 @@ class Route:
     expect: int
     headers: dict[str, str]
     body: bytes = b""
+    # A body template: `@N@` becomes a number unique to the request and `@S@` that number modulo
+    # `spread` (e.g. a step id that must not repeat, spread over a fixed set of sessions).
+    unique: bool = False
+    spread: int = 1
 
-    def raw(self) -> bytes:
-        """The request as HTTP/1.1 bytes, for the asyncio generator."""
+    def raw(self, n: int = 0) -> bytes:
+        """The request as HTTP/1.1 bytes, for the asyncio generator (`n`: the unique number)."""
+        body = self.body
+        if self.unique:
+            body = body.replace(b"@N@", str(n).encode()).replace(b"@S@", str(n % self.spread).encode())
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}"]
         lines += [f"{k}: {v}" for k, v in self.headers.items()]
-        if self.body or self.method != "GET":
-            lines.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+        if body or self.method != "GET":
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 @dataclass
@@ -292,6 +301,7 @@ function init(args)
   wrk.body = %(body)s
 %(headers)s
 end
+%(request)s
 function response(status, headers, body)
   if status ~= %(expect)d then
     unexpected = unexpected + 1
@@ -304,6 +314,18 @@ function done(summary, latency, requests)
   end
   io.write(string.format("BENCH unexpected=%%d p50_us=%%d p99_us=%%d requests=%%d\\n",
     n, latency:percentile(50), latency:percentile(99), summary.requests))
+end
+"""
+
+
+# Per-request bodies for `Route.unique`: wrk runs one thread (-t1), so a counter is unique.
+_WRK_UNIQUE = """
+counter = 0
+function request()
+  counter = counter + 1
+  local body = string.gsub(wrk.body, "@N@", tostring(counter))
+  body = string.gsub(body, "@S@", tostring(counter %% %(spread)d))
+  return wrk.format(nil, nil, nil, body)
 end
 """
 
@@ -325,6 +347,7 @@ def wrk_script(route: Route, path: Path) -> Path:
             "body": _lua_str(route.body) if route.body else "nil",
             "headers": headers,
             "expect": route.expect,
+            "request": _WRK_UNIQUE % {"spread": route.spread} if route.unique else "",
         }
     )
     return path
@@ -438,7 +461,7 @@ class _Tally:
 
 
 async def _connection(
-    request: bytes,
+    request: Callable[[], bytes],
     tally: _Tally,
     *,
     deadline: float | None,
@@ -467,7 +490,7 @@ async def _connection(
             assert reader is not None
             t0 = clock()
             try:
-                writer.write(request)
+                writer.write(request())
                 status, keep = await _read_response(reader)
             except (_Closed, ConnectionError):
                 tally.socket_errors += 1
@@ -500,7 +523,12 @@ async def python_load(
     count: int | None = None,
 ) -> Result:
     """Run `connections` connections for `seconds`, or until `count` requests were answered."""
-    request = route.raw()
+    fixed = route.raw()
+    numbers = itertools.count(1)
+
+    def request() -> bytes:
+        return route.raw(next(numbers)) if route.unique else fixed
+
     tally = _Tally()
     start = time.perf_counter()
     deadline = start + seconds if seconds is not None else None

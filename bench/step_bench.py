@@ -18,8 +18,17 @@ with e-mail addresses, IBANs and URLs) is indexed once; then `from_untrusted` is
 values (a quarter present in the text) and timed per call, against a baseline that searches the
 raw text for each value with a whole-token regex (what an unindexed check would do).
 
+Over HTTP (`--http`, or `--http-only`): a real `gatehouse serve` on `examples/policies/steps.yaml`
+(bench/service_bench.py's server and load generator: wrk when installed, else asyncio), 64
+connections, alternating rounds of the trivial authenticated `GET /api/v1/whoami` (the baseline)
+and `POST /api/v1/steps/evaluate`: a mail step with a subject and a 200-character body, a unique
+step id per request, spread over 256 sessions opened first (so each session gathers a realistic
+history of tens of steps, not one session of thousands). Every answer must be 200 `allow`.
+
 Targets (issue 15): decide p50 <= 10 us at 10,000 step rules, p50(10,000) / p50(10) <= 3;
-`from_untrusted` p50 <= 1 ms at 1 MiB. This prints figures; it exits 0 whether or not they are met.
+`from_untrusted` p50 <= 1 ms at 1 MiB; evaluate over HTTP >= 0.6x the trivial route's throughput
+with p99 < 50 ms at 64 in flight. This prints figures; it exits 0 whether or not they are met
+(1 only when the run itself is broken).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gatehouse.policy import Policy, Provenance, load
@@ -235,11 +245,114 @@ def bench_provenance(seed: int) -> None:
     print(f"target p50 <= 1,000 us: {'met' if p50 <= 1000 else 'NOT met'}")
 
 
+HTTP_SESSIONS = 256
+HTTP_TARGET_RATIO = 0.6
+HTTP_TARGET_P99_MS = 50.0
+
+
+def bench_http(seconds: float, rounds: int, connections: int, profile: Any = None) -> bool:
+    """The evaluate route against the trivial authenticated route, in alternating rounds."""
+    import shutil
+    import tempfile
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import service_bench as sb
+
+    root = Path(__file__).resolve().parent.parent
+    tmp = Path(tempfile.mkdtemp(prefix="gatehouse-stepbench-"))
+    server = sb.Server(
+        data_dir=tmp / "data",
+        log_path=tmp / "server.log",
+        extra_args=sb._no_rate_limit_args(),
+        policy=root / "examples" / "policies" / "steps.yaml",
+    )
+    wrk = shutil.which("wrk")
+    try:
+        server.start()
+        admin = {"X-API-Key": sb.ADMIN_KEY}
+        made = httpx.post(
+            server.url + "/api/v1/identities",
+            json={**sb.AGENT, "name": "step-bench-agent", "adapters": ["*"]},
+            headers=admin,
+            timeout=10,
+        )
+        made.raise_for_status()
+        key = made.json()["api_key"]
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=10) as c:
+            for k in range(HTTP_SESSIONS):
+                r = c.post("/api/v1/sessions", json={"session_id": f"bench-s{k}", "task": "weekly report"})
+                r.raise_for_status()
+        text = "the weekly numbers are attached; revenue grew in every region and churn fell. " * 3
+        body = {
+            "session_id": "bench-s@S@",
+            "step_id": "step-@N@",
+            "adapter": "mail",
+            "action": "send",
+            "params": {"to": "ops@example.com", "subject": "weekly report", "body": text[:200]},
+        }
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        whoami = sb.Route("GET  /api/v1/whoami", "GET", "/api/v1/whoami", 200, {"X-API-Key": key})
+        evaluate = sb.Route(
+            "POST /api/v1/steps/evaluate",
+            "POST",
+            "/api/v1/steps/evaluate",
+            200,
+            headers,
+            json.dumps(body, separators=(",", ":")).encode(),
+            unique=True,
+            spread=HTTP_SESSIONS,
+        )
+        opts: dict[str, Any] = dict(wrk=wrk, connections=connections, workdir=tmp, verbose=False)
+        sb.measure(whoami, server, seconds=1.0, **opts)
+        allowed = {"decision": "allow"}
+        before = server.metric("gatehouse_step_decisions_total", allowed)
+        trivial, steps = [], []
+        for _ in range(rounds):
+            trivial.append(sb.measure(whoami, server, seconds=seconds / rounds, **opts))
+            steps.append(sb.measure(evaluate, server, seconds=seconds / rounds, **opts))
+        stored = int(server.metric("gatehouse_step_decisions_total", allowed) - before)
+        t, s = sb.merge(trivial), sb.merge(steps)
+        with sb.profiling(server.pid, profile, seconds / rounds) as raw:
+            if raw is not None:  # an extra evaluate phase under py-spy, not counted above
+                sb.measure(evaluate, server, seconds=seconds / rounds, **opts)
+        print()
+        print(f"over HTTP ({'wrk -t1' if wrk else 'python asyncio'}, {connections} connections, "
+              f"{rounds} alternating rounds of {seconds / rounds:g} s):")  # fmt: skip
+        print(sb.table([t, s]))
+        ratio = s.rps / t.rps if t.rps else 0.0
+        print(
+            f"evaluate / trivial GET throughput: {ratio:.2f}x "
+            f"(target >= {HTTP_TARGET_RATIO:.1f}x: {'met' if ratio >= HTTP_TARGET_RATIO else 'NOT met'}); "
+            f"evaluate p99 {s.p99_ms:.1f} ms "
+            f"(target < {HTTP_TARGET_P99_MS:.0f} ms: {'met' if s.p99_ms < HTTP_TARGET_P99_MS else 'NOT met'})"
+        )
+        print(f"evaluate answers: {s.requests:,} counted, {stored:,} allow decisions, {s.errors} errors")
+        if raw is not None:
+            print(sb.summarise_profile(raw))
+        return s.errors == 0 and stored >= s.requests
+    except Exception as exc:
+        print(f"error: {exc}\n{server.log_tail()}", file=sys.stderr)
+        return False
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="sizes up to 1,000 rules")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--http", action="store_true", help="also measure the evaluate route over HTTP")
+    parser.add_argument("--http-only", action="store_true", help="only the HTTP measurement")
+    parser.add_argument("--seconds", type=float, default=12.0, help="HTTP: seconds per route (all rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="HTTP: alternating rounds")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="HTTP: py-spy the server")
     args = parser.parse_args(argv)
+    if args.http_only:
+        return 0 if bench_http(args.seconds, args.rounds, args.connections, args.profile) else 1
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     p50s, ok = bench_rules(sizes, args.seed)
     if 10_000 in p50s:
@@ -249,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"growth <= 3x: {'met' if ratio <= 3 else 'NOT met'}"
         )
     bench_provenance(args.seed)
+    if args.http and not bench_http(args.seconds, args.rounds, args.connections, args.profile):
+        ok = False
     return 0 if ok else 1
 
 

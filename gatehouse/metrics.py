@@ -98,6 +98,12 @@ class Metrics:
             ["decision", "rule"],
             registry=r,
         )
+        self.step_seconds = Histogram(
+            "gatehouse_step_eval_seconds",
+            "Time to decide one proposed tool call in the step gate, store write included",
+            buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gatehouse_rate_limited_total",
             "Requests refused by a rate limit",

@@ -21,6 +21,7 @@ fails closed: `from_untrusted` holds for every value).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -293,6 +294,7 @@ class StepGate:
         params: Any,
     ) -> Evaluated:
         who.require_role("agent", message=f"identity `{who.name}` needs the agent role to take steps")
+        started = time.perf_counter()
         params = check_params(params)
         _checked_id(step_id, "step id")
         for value, what in ((adapter, "adapter"), (action, "action")):
@@ -352,6 +354,7 @@ class StepGate:
         self.metrics.step_decision(record.result, record.rule_id)
         if approval is not None:
             self.metrics.approval_event("requested")
+        self.metrics.step_seconds.observe(time.perf_counter() - started)
         return Evaluated(session=session, record=record)
 
     async def _verdict(

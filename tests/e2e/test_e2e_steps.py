@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def test_injected_payee_is_stopped_and_known_payee_passes(
     assert ATTACKER not in entries  # params as their schema, never their values
     metrics = httpx.get(steps_server.metrics_url).text
     assert 'gatehouse_step_decisions_total{decision="deny",rule="deny-untrusted-payee"}' in metrics
+    observed = re.search(r"^gatehouse_step_eval_seconds_count (\S+)$", metrics, re.M)
+    assert observed is not None and float(observed.group(1)) >= 2
 
 
 def test_a_first_step_opens_a_session_and_steps_are_idempotent(

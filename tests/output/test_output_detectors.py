@@ -7,9 +7,12 @@ fails here.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatehouse.output import ALL_DETECTORS, Detector, get_detector, iban_valid, luhn_valid, scan, ssn_valid
 from gatehouse.policy.model import DETECTORS as DETECTOR_NAMES
@@ -82,6 +85,46 @@ def test_no_detector_finds_anything_in_redaction_markers(name: str) -> None:
     )
     findings, _ = scan(text, ALL_NAMES)
     assert findings == ()
+
+
+# --- hints: the cheap necessary condition in front of each regex --------------------------------
+
+_FRAGMENTS = [ex for d in ALL_DETECTORS for ex in (*d.examples, *d.counter_examples)]
+# Characters that regexes treat specially or that fold: Unicode digits, the long s and the
+# Kelvin sign (which `(?i)` matches to `s` and `k`), separators, base64, JSON escapes.
+_ALPHABET = "aAkKsSpPwW019+/=_-.~:@ \t\n\\\"'()[]{}#$%&" + "\u0663\u017f\u212a\uff11\u00e9"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_FRAGMENTS), st.text(alphabet=_ALPHABET, max_size=12)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_hint_holds_wherever_its_regex_finds_something(parts: list[str]) -> None:
+    text = "".join(parts)
+    for d in ALL_DETECTORS:
+        unhinted = dataclasses.replace(d, hint=None)
+        if unhinted.spans(text):
+            assert d.hint_compiled is None or d.hint_compiled.search(text), (d.name, text)
+            assert d.spans(text) == unhinted.spans(text)
+
+
+@pytest.mark.parametrize("name,example", EXAMPLES)
+def test_a_hint_holds_for_every_example_and_its_keyed_form(name: str, example: str) -> None:
+    d = get_detector(name)
+    assert d.hint_compiled is not None, f"{name} has no hint"
+    for text in (example, f"password={example}", f'{{"token": "{example}"}}'):
+        unhinted = dataclasses.replace(d, hint=None)
+        assert d.spans(text) == unhinted.spans(text)
+
+
+def test_a_hint_turns_plain_prose_away_fast() -> None:
+    prose = ("the weekly numbers are attached; revenue grew in every region and churn fell. " * 3)[:200]
+    hinted = [d.name for d in ALL_DETECTORS if d.hint_compiled is not None and d.hint_compiled.search(prose)]
+    assert hinted == []
 
 
 # --- what exactly is reported ------------------------------------------------------------------
