@@ -195,3 +195,18 @@ def test_a_session_over_its_adapters_rate_is_denied(server: Server, agents: dict
         # Another session has a bucket of its own.
         other = _session(c)
         assert _step(c, other, "q0", "search", "query", {"q": "0"}).json()["decision"] == "allow"
+
+
+def test_installing_a_bad_catalog_is_refused_with_its_line(server: Server) -> None:
+    text = BUNDLE.read_text(encoding="utf-8")
+    bad = text.replace('egress: ["https://api.github.com"]', 'egress: ["https://api.github.com/v3"]')
+    line = next(i for i, t in enumerate(bad.splitlines(), start=1) if "api.github.com/v3" in t)
+    with server.admin() as admin:
+        before = admin.get("/api/v1/adapters").json()["policy_snapshot"]
+        r = admin.put("/api/v1/policy", json={"bundle": bad})
+        assert 400 <= r.status_code < 500, r.text
+        assert r.json()["error"]["code"] == "policy_invalid"
+        assert r.json()["error"]["details"]["line"] == line
+        assert "bad egress entry" in r.json()["error"]["message"]
+        # The running bundle (and its catalog) stays.
+        assert admin.get("/api/v1/adapters").json()["policy_snapshot"] == before

@@ -225,6 +225,13 @@ REJECTED = [
         "RE2 syntax",
     ),
     (
+        "unevaluatedProperties with patterns",
+        "b:\n  kind: external\n  actions:\n    a:\n      params:\n        patternProperties: {'^x': {}}\n"
+        "        unevaluatedProperties: false\n",
+        "unevaluatedProperties",
+        "cannot be combined with `patternProperties`",
+    ),
+    (
         "remote $ref",
         "b:\n  kind: external\n  actions:\n    a:\n      params:\n        $ref: https://evil.example/s.json\n",
         "$ref",
