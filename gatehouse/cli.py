@@ -22,6 +22,7 @@ _COMMANDS = {
     "audit": ("gatehouse.commands.audit", "audit"),
     "incident": ("gatehouse.commands.incident", "incident"),
     "mcp": ("gatehouse.commands.mcp", "mcp"),
+    "secret": ("gatehouse.commands.secret", "secret"),
 }
 
 

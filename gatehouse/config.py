@@ -49,10 +49,23 @@ class Settings:
     # relative path, or four and an absolute one).
     store_url: str = ""
     bus_url: str = "memory://"
+    # The AES-GCM key of stored secrets, base64 of 32 bytes (`$GATEHOUSE_SECRETS_KEY`); None:
+    # `<keys dir>/secrets.key`, created on first start. Never in the database.
+    secrets_key: str | None = field(default=None, repr=False)
+    # The `iss` claim of minted credentials.
+    credential_issuer: str = "gatehouse"
 
     @property
     def signing_key_path(self) -> Path:
         return (self.keys_dir or self.data_dir / "keys") / "server.key"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return (self.keys_dir or self.data_dir / "keys") / "secrets.key"
+
+    @property
+    def credentials_key_path(self) -> Path:
+        return (self.keys_dir or self.data_dir / "keys") / "credentials.key"
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -76,5 +89,9 @@ class Settings:
             env["keys_dir"] = Path(d)
         if w := os.environ.get("GATEHOUSE_AUDIT_WITNESS"):
             env["audit_witness"] = w
+        if k := os.environ.get("GATEHOUSE_SECRETS_KEY"):
+            env["secrets_key"] = k
+        if i := os.environ.get("GATEHOUSE_CREDENTIAL_ISSUER"):
+            env["credential_issuer"] = i
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

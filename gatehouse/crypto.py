@@ -30,6 +30,7 @@ __all__ = [
     "canonical",
     "load_or_create_signing_key",
     "write_keypair",
+    "write_private",
 ]
 
 
@@ -136,7 +137,7 @@ class SigningKey:
         )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     # Created 0600 from the start: the key is never readable by others, not even briefly.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -151,7 +152,7 @@ def write_keypair(prefix: str | Path) -> SigningKey:
     key = SigningKey.generate()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(Path(f"{prefix}.key"), key.pem())
+    write_private(Path(f"{prefix}.key"), key.pem())
     Path(f"{prefix}.pub").write_bytes(key.verify_key.pem())
     return key
 
@@ -162,6 +163,6 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
         return SigningKey.load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = SigningKey.generate()
-    _write_private(path, key.pem())
+    write_private(path, key.pem())
     path.with_suffix(".pub").write_bytes(key.verify_key.pem())
     return key

@@ -22,6 +22,7 @@ from gatehouse.api.routes import (
     adapters,
     approvals,
     audit,
+    credentials,
     decisions,
     identities,
     incidents,
@@ -29,6 +30,7 @@ from gatehouse.api.routes import (
     mcp,
     policy,
     quarantine,
+    secrets,
     steps,
     worker,
 )
@@ -93,6 +95,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         steps,
         mcp,
         adapters,
+        secrets,
+        credentials,
     ):
         mount(app, module.router)
     mount(app, ui.router)

@@ -22,6 +22,7 @@ from gatehouse.audit.binding import decision_digest, job_digest
 from gatehouse.audit.chain import redact_preview
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.containment import Containment
+from gatehouse.domain.credentials import IssuedCredential
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
@@ -33,6 +34,8 @@ __all__ = [
     "approval_consumed_event",
     "approval_event",
     "contained_event",
+    "credential_issued_event",
+    "credentials_revoked_event",
     "current_actor",
     "current_request_id",
     "decision_event",
@@ -41,6 +44,8 @@ __all__ = [
     "job_submitted_event",
     "lifted_event",
     "policy_installed_event",
+    "secret_deleted_event",
+    "secret_set_event",
     "state_event",
     "stream_for",
 ]
@@ -219,3 +224,23 @@ def policy_installed_event(
             "warning": warning,
         },
     )
+
+
+def secret_set_event(tenant: str, name: str, *, created: bool) -> AuditEvent:
+    # The name only: never the value, nor its ciphertext.
+    return AuditEvent(stream_for(tenant), "secret.set", {"name": name, "created": created})
+
+
+def secret_deleted_event(tenant: str, name: str) -> AuditEvent:
+    return AuditEvent(stream_for(tenant), "secret.deleted", {"name": name})
+
+
+def credential_issued_event(c: IssuedCredential) -> AuditEvent:
+    # What was issued to whom, for what and until when; the token itself never.
+    data = c.to_public()
+    del data["revoked_at"]
+    return AuditEvent(stream_for(c.tenant), "credential.issued", data)
+
+
+def credentials_revoked_event(tenant: str, jtis: list[str], *, by: dict[str, str]) -> AuditEvent:
+    return AuditEvent(stream_for(tenant), "credential.revoked", {"jtis": jtis, "count": len(jtis), **by})

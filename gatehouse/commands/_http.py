@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import httpx
 
 from gatehouse.client import ApiError, Client
 
@@ -19,7 +20,7 @@ def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
     @click.option(
         "--key",
-        envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"],
+        envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY", "GATEHOUSE_API_KEY"],
         required=True,
         help="API key (or GATEHOUSE_KEY)",
     )
@@ -32,6 +33,10 @@ def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ApiError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1 if exc.status < 500 else 3)
+        except httpx.HTTPError as exc:
+            # One line, not a traceback: the usual cause is a server that is not running.
+            click.echo(f"error: cannot reach {url}: {exc}", err=True)
+            sys.exit(3)
         finally:
             client.close()
 

@@ -34,13 +34,16 @@ def _server_options(fn: F) -> F:
 
 @click.group()
 def incident() -> None:
-    """Contain a tenant or an identity at once (and lift it again)."""
+    """Contain a tenant, an identity or a tool adapter at once (and lift it again)."""
 
 
 @incident.command("contain")
 @click.option("--tenant", help="contain this tenant: no submit, no dispatch, results held")
 @click.option("--identity", "identity_id", help="contain this identity id: every request refused")
-@click.option("--adapter", help="contain a tool adapter (needs the broker)")
+@click.option(
+    "--adapter",
+    help="contain a tool adapter: every step denied, its minted credentials revoked (global admin)",
+)
 @click.option("--reason", required=True, help="why; shown in every refusal and the audit log")
 @click.option(
     "--force",
@@ -60,12 +63,14 @@ def contain(
     """Contain one tenant, identity or adapter at once (admin).
 
     A contained tenant gets no job past the submit or dispatch gate, and results of its running
-    jobs are quarantined; a contained identity is refused on every route. Prints the containment,
+    jobs are quarantined; a contained identity is refused on every route; a contained adapter
+    gets every step denied and its live minted credentials revoked. Prints the containment,
     whose id `gatehouse incident lift` takes.
 
     \b
       gatehouse incident contain --tenant acme --reason "agent loop deleting tickets"
       gatehouse incident contain --identity idn_... --reason "key leaked in a log"
+      gatehouse incident contain --adapter billing --reason "refunds to unknown accounts"
     """
     targets = {k: v for k, v in (("tenant", tenant), ("identity", identity_id), ("adapter", adapter)) if v}
     if len(targets) != 1:

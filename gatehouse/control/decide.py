@@ -3,8 +3,8 @@
 Every gate that judges a request (submit, simulate and explain, dispatch; the step gate next)
 asks this pipeline, so the enforcement order of DESIGN.md sections 1 and 9 is written once:
 
-1. **containment** — a kill switch on the tenant or the identity denies before anything else
-   (rule `incident_containment`), whatever the policy would say;
+1. **containment** — a kill switch on the tenant, the identity or (for a step) the adapter
+   denies before anything else (rule `incident_containment`), whatever the policy would say;
 2. **checks** — the caller's least-privilege scope, as a sequence of `Check`s the gate supplies
    (for a job: its topic and capability, `job_scope`; for a step: the identity's adapter scope,
    then the catalog's parameter schema). They run before the policy, so a caller outside its
@@ -68,9 +68,11 @@ class DecisionPipeline:
         self.incidents = incidents
         self.metrics = metrics
 
-    def contained(self, tenant: str, identity_id: str | None, stage: str) -> Verdict | None:
-        """Step 1 alone: the deny of a containment holding `tenant` or `identity_id`, if any."""
-        c = self.incidents.check(tenant, identity_id)
+    def contained(
+        self, tenant: str, identity_id: str | None, stage: str, adapter: str | None = None
+    ) -> Verdict | None:
+        """Step 1 alone: the deny of a containment holding `tenant`, `identity_id` or `adapter`."""
+        c = self.incidents.check(tenant, identity_id, adapter)
         if c is None:
             return None
         return self.incidents.verdict(c, self.kernel.snapshot, stage)
@@ -91,9 +93,11 @@ class DecisionPipeline:
         ctx: Mapping[str, Any],
         stage: str,
         checks: Sequence[Check] = (),
+        adapter: str | None = None,
     ) -> Verdict:
-        """The verdict on a request of `identity_id` in `tenant` whose policy context is `ctx`."""
-        verdict = self.contained(tenant, identity_id, stage) or self._checked(checks, stage)
+        """The verdict on a request of `identity_id` in `tenant` whose policy context is `ctx`
+        (a step names its `adapter`, which a containment may hold)."""
+        verdict = self.contained(tenant, identity_id, stage, adapter) or self._checked(checks, stage)
         if verdict is not None:
             return verdict
         return await self.kernel.decide(ctx, stage=stage)

@@ -1,4 +1,4 @@
-"""Incident containment: kill switches for a tenant or an identity.
+"""Incident containment: kill switches for a tenant, an identity or a tool adapter.
 
 During an incident an operator contains what is misbehaving, at once and reversibly:
 
@@ -8,14 +8,20 @@ During an incident an operator contains what is misbehaving, at once and reversi
 - a contained **identity** is refused on every route (403 `identity_contained`), its queued
   jobs are denied at dispatch and its running jobs' results quarantined, like a tenant's.
 
-Unlike revoking a key, lifting a containment restores everything as it was. Containments are
-stored (they survive restarts), audited, and checked from memory on the request path.
-Adapters are contained by the tool broker, which this build does not include: asking for one
-is refused rather than silently recorded.
+- a contained **adapter** gets every step denied (rule `incident_containment`, in every tenant:
+  the catalog is global, so only a global admin contains or lifts one), and the credentials the
+  broker minted for it that are still live are revoked at once.
+
+Unlike revoking a key, lifting a containment restores everything as it was (revoked
+credentials stay revoked: the next execution mints a new one). Containments are stored (they
+survive restarts), audited, and checked from memory on the request path.
 """
 
 from __future__ import annotations
 
+import re
+
+from gatehouse.broker.credentials import Credentials
 from gatehouse.control.deps import Deps
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
@@ -30,13 +36,16 @@ RULE_ID = "incident_containment"
 # The dispatch gate's deny for a queued job whose submitter's key was revoked since.
 REVOKED_RULE_ID = "identity_revoked"
 CONTAINED_CODE = "tenant_contained"
-KINDS = ("tenant", "identity")
+KINDS = ("tenant", "identity", "adapter")
+# An adapter's name as a step names it (`control.steps`).
+_ADAPTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class Incidents:
-    def __init__(self, *, deps: Deps) -> None:
+    def __init__(self, *, deps: Deps, credentials: Credentials | None = None) -> None:
         self.store = deps.store
         self.metrics = deps.metrics
+        self.credentials = credentials
         self._active: dict[tuple[str, str], Containment] = {}
         # Identities whose key was revoked: permanent, unlike a containment (see `revoked`).
         self._revoked: set[str] = set()
@@ -77,12 +86,15 @@ class Incidents:
             details={"incident": c.id},
         )
 
-    def check(self, tenant: str, identity_id: str | None) -> Containment | None:
-        """The containment that holds a job of `tenant` submitted by `identity_id`, if any."""
+    def check(self, tenant: str, identity_id: str | None, adapter: str | None = None) -> Containment | None:
+        """The containment that holds a request of `tenant` by `identity_id` (a step: for
+        `adapter`), if any."""
         if not self._active:
             return None
-        return self._active.get(("tenant", tenant)) or (
-            self._active.get(("identity", identity_id)) if identity_id else None
+        return (
+            self._active.get(("tenant", tenant))
+            or (self._active.get(("identity", identity_id)) if identity_id else None)
+            or (self._active.get(("adapter", adapter)) if adapter else None)
         )
 
     def identity(self, identity_id: str) -> Containment | None:
@@ -102,11 +114,9 @@ class Incidents:
         """Contain `target`. A tenant or identity that does not exist is refused unless `force`:
         a typo must not leave the real one running while the operator believes it contained."""
         if kind not in KINDS:
-            raise BadRequest(
-                f"cannot contain an adapter (`{target}`): adapters are contained by the tool broker, "
-                "which this build does not include",
-                code="unsupported_containment",
-            )
+            raise BadRequest(f"cannot contain a `{kind}`", code="unsupported_containment")
+        if kind == "adapter" and not _ADAPTER.match(target):
+            raise BadRequest(f"`{target[:64]}` is not an adapter name", code="invalid_adapter")
         if kind == "identity" and target == who.id:
             raise BadRequest("an identity cannot contain itself", code="self_containment")
         await self._require_administered(who, kind, target)
@@ -129,9 +139,16 @@ class Incidents:
         )
         await self.store.add_containment(c)
         await self.load()
+        if kind == "adapter" and self.credentials is not None:
+            # After the containment is in force, so no credential minted meanwhile outlives it.
+            await self.credentials.revoke_matching(tenant=None, adapter=target)
         return c
 
     async def _require_exists(self, kind: str, target: str) -> None:
+        if kind == "adapter":
+            # The adapter catalog lives in the bundle; until it names its adapters here, any
+            # adapter name is accepted (a step for it would be judged under that name).
+            return
         if kind == "identity":
             if await self.store.get_identity(target) is None:
                 raise NotFound(
@@ -150,6 +167,11 @@ class Incidents:
         """An admin of one tenant contains and lifts within that tenant only."""
         if who.is_global_admin:
             return
+        if kind == "adapter":
+            raise Forbidden(
+                f"an adapter serves every tenant: only a global admin contains `{target}`",
+                code="global_admin_required",
+            )
         if kind == "tenant":
             ok = target == who.tenant
         else:
@@ -166,7 +188,7 @@ class Incidents:
             return found
         out = []
         for c in found:
-            if c.kind == "tenant" and c.target == who.tenant:
+            if c.kind == "adapter" or (c.kind == "tenant" and c.target == who.tenant):
                 out.append(c)
             elif c.kind == "identity" and who.is_admin:
                 identity = await self.store.get_identity(c.target)
@@ -177,7 +199,8 @@ class Incidents:
     async def lift(self, who: Identity, containment_id: str) -> Containment:
         if not who.is_global_admin:
             mine = await self.visible(who, await self.store.containments(active_only=True))
-            if containment_id not in {c.id for c in mine}:
+            # Every tenant sees an adapter's containment; only a global admin lifts it.
+            if containment_id not in {c.id for c in mine if c.kind != "adapter"}:
                 raise NotFound(f"no active containment `{containment_id}`", code="containment_not_found")
         lifted = await self.store.lift_containment(containment_id, at=now(), by=who.id)
         if lifted is None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from gatehouse.audit.events import current_actor
 from gatehouse.audit.witness import Witness, open_witness
+from gatehouse.broker.credentials import Credentials
+from gatehouse.broker.secrets import SecretBox, Secrets, load_secrets_key
 from gatehouse.bus import Bus, Subscription
 from gatehouse.bus.subjects import IDENTITY_REVOKED, JOBS_QUEUED, POLICY_CHANGED
 from gatehouse.config import Settings
@@ -83,7 +85,18 @@ class ControlPlane:
         deps = Deps(
             store=self.store, bus=self.bus, kernel=self.kernel, metrics=self.metrics, settings=settings
         )
-        self.incidents = Incidents(deps=deps)
+        # The broker's keys sit with the server's (outside the database): the secrets key from
+        # the environment or `<keys dir>/secrets.key`, the credential signing key beside it.
+        self.secrets = Secrets(
+            store=self.store, box=SecretBox(load_secrets_key(settings.secrets_key_path, settings.secrets_key))
+        )
+        self.credentials = Credentials(
+            store=self.store,
+            metrics=self.metrics,
+            key_path=settings.credentials_key_path,
+            issuer=settings.credential_issuer,
+        )
+        self.incidents = Incidents(deps=deps, credentials=self.credentials)
         self.auth = Authenticator(store=self.store, incidents=self.incidents)
         self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
         self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)

@@ -399,7 +399,7 @@ class StepGate:
         if rate is not None:
             checks.append(rate)
         return await self.pipeline.judge(
-            tenant=tenant, identity_id=who.id, ctx=ctx, stage=_STAGE, checks=checks
+            tenant=tenant, identity_id=who.id, ctx=ctx, stage=_STAGE, checks=checks, adapter=adapter
         )
 
     async def _replay(

@@ -34,9 +34,11 @@ from gatehouse.audit.events import AuditEvent
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.changes import NO_CHANGES, ApprovalUpdate, JobChanges
 from gatehouse.domain.containment import Containment
+from gatehouse.domain.credentials import IssuedCredential
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.secrets import StoredSecret
 from gatehouse.domain.sessions import Session, SessionStep
 from gatehouse.domain.tools import ToolPin
 
@@ -44,6 +46,7 @@ __all__ = [
     "ApprovalStore",
     "AuditStore",
     "ContainmentStore",
+    "CredentialStore",
     "DecisionPage",
     "DecisionStore",
     "IdentityStore",
@@ -51,6 +54,7 @@ __all__ = [
     "JobStore",
     "PolicyRow",
     "PolicyStore",
+    "SecretStore",
     "SessionStore",
     "Store",
     "ToolPinStore",
@@ -337,6 +341,53 @@ class ToolPinStore(ABC):
         already stored for that tool and answers it; `replace=True` (an admin) overwrites it."""
 
 
+class SecretStore(ABC):
+    """Secrets of the broker, sealed by `broker.secrets` (the store never sees a value)."""
+
+    @abstractmethod
+    async def put_secret(self, secret: StoredSecret) -> StoredSecret:
+        """Create or replace the tenant's secret of that name (a replacement keeps the first
+        `created_at` and `created_by`), with a `secret.set` audit entry naming it, in one
+        transaction. Answers what is stored; `created_at == updated_at` for a new one."""
+
+    @abstractmethod
+    async def get_secret(self, tenant: str, name: str) -> StoredSecret | None: ...
+
+    @abstractmethod
+    async def list_secrets(self, tenant: str) -> list[StoredSecret]:
+        """By name."""
+
+    @abstractmethod
+    async def delete_secret(self, tenant: str, name: str) -> bool:
+        """False when there is none; else deleted with a `secret.deleted` audit entry."""
+
+
+class CredentialStore(ABC):
+    """Credentials minted per execution (`domain.credentials`), by `jti`."""
+
+    @abstractmethod
+    async def add_credential(self, credential: IssuedCredential) -> None:
+        """Store it with its `credential.issued` audit entry. `Conflict(duplicate_credential)`
+        when the jti is taken."""
+
+    @abstractmethod
+    async def get_credential(self, jti: str) -> IssuedCredential | None: ...
+
+    @abstractmethod
+    async def revoke_credentials(
+        self,
+        *,
+        at: float,
+        tenant: str | None,
+        jti: str | None = None,
+        adapter: str | None = None,
+        session_id: str | None = None,
+    ) -> list[IssuedCredential]:
+        """Revoke the live credentials (neither revoked nor expired at `at`) that match every
+        filter given (`tenant` None: any tenant), each tenant's with one `credential.revoked`
+        audit entry, in one transaction. Answers those revoked, oldest first."""
+
+
 class PolicyStore(ABC):
     @abstractmethod
     async def save_policy(self, row: PolicyRow) -> None: ...
@@ -356,6 +407,8 @@ class Store(
     PolicyStore,
     SessionStore,
     ToolPinStore,
+    SecretStore,
+    CredentialStore,
 ):
     """Every concern, opened and closed together."""
 

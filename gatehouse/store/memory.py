@@ -49,6 +49,7 @@ from gatehouse.domain.tools import ToolPin
 from gatehouse.errors import Conflict
 from gatehouse.store._cursor import decode_cursor, encode_cursor
 from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
+from gatehouse.store.memory_broker import MemoryBrokerConcerns
 
 __all__ = ["MemoryStore"]
 
@@ -99,7 +100,7 @@ class _Sink:
         self.roots.append(root)
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryBrokerConcerns, Store):
     def __init__(
         self,
         *,
@@ -133,6 +134,8 @@ class MemoryStore(Store):
         self._sessions: dict[str, Session] = {}
         self._steps: dict[str, dict[str, SessionStep]] = {}  # session id -> step id -> step
         self._pins: dict[tuple[str, str], ToolPin] = {}  # (adapter, tool) -> pin
+        self._secrets = {}  # (tenant, name) -> sealed secret (`memory_broker`)
+        self._credentials = {}  # jti -> issued credential
         self._open = False
 
     async def open(self) -> None:

@@ -100,7 +100,7 @@ def test_a_contained_identity_is_refused_everywhere(server: Server, agents: dict
     ("key", "body", "status", "code"),
     [
         (None, {"identity": "self", "reason": "x"}, 422, "self_containment"),
-        (None, {"adapter": "github", "reason": "x"}, 422, "unsupported_containment"),
+        (None, {"adapter": "bad/name", "reason": "x"}, 422, "invalid_adapter"),
         (None, {"tenant": "t-c", "identity": "x", "reason": "x"}, 422, "invalid_request"),
         (None, {"tenant": "t-c"}, 422, "invalid_reason"),
         (None, {"identity": "idn_missing", "reason": "x"}, 404, "identity_not_found"),

@@ -159,6 +159,33 @@ CREATE TABLE IF NOT EXISTS tool_pins (
     pinned_by TEXT NOT NULL,
     PRIMARY KEY (adapter, tool)
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    created_by TEXT,
+    updated_by TEXT,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    jti TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    adapter TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    identity_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS credentials_live_adapter ON credentials (adapter, expires_at)
+    WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS credentials_live_session ON credentials (session_id, expires_at)
+    WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from gatehouse.store.base import Store
 from gatehouse.store.sqlite.approvals import SQLiteApprovals
 from gatehouse.store.sqlite.audit import SQLiteAudit
+from gatehouse.store.sqlite.broker import SQLiteCredentials, SQLiteSecrets
 from gatehouse.store.sqlite.decisions import SQLiteDecisions
 from gatehouse.store.sqlite.identities import SQLiteContainments, SQLiteIdentities
 from gatehouse.store.sqlite.jobs import SQLiteJobs
@@ -30,6 +31,8 @@ class SQLiteStore(
     SQLitePolicies,
     SQLiteSessions,
     SQLiteToolPins,
+    SQLiteSecrets,
+    SQLiteCredentials,
     Store,
 ):
     """SQLite behind the whole `Store` interface (`SQLiteStore(path=..., audit_key=...)`)."""
