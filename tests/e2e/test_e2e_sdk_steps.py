@@ -197,7 +197,8 @@ def test_guarded_approval_raises_approval_required_and_never_runs(client: Client
         transfer("alice", 500)
     assert exc.value.rule_id == "approve-large-transfer" and exc.value.decision == "require_approval"
     assert exc.value.code == "approval_required" and not isinstance(exc.value, Denied)
-    assert exc.value.approval_id == exc.value.record.get("approval_id")
+    assert exc.value.approval_id and exc.value.approval_id == exc.value.record["approval_id"]
+    assert client.approval(exc.value.approval_id)["status"] == "pending"
     assert ran == []
 
 
