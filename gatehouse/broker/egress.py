@@ -1,7 +1,8 @@
 """Egress policy, pure: which destinations an adapter may reach, and which addresses it may
 connect to. No I/O here; `broker.transport` resolves names and connects.
 
-Theory of operation. An adapter lists its destinations as egress entries:
+Theory of operation. An adapter lists its destinations as egress entries (read by the
+catalog's `parse_egress`, the one reader of an entry for the loader and the broker alike):
 
 - `scheme://host[:port]`: `http` or `https`, the port defaulting to the scheme's; the host a DNS
   name (exact), `*.domain` (any name under `domain`, not `domain` itself) or an IP literal
@@ -24,17 +25,18 @@ Every refusal raises `EgressDenied` (code `egress_denied`) with a machine-readab
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gatehouse.errors import Forbidden
+from gatehouse.policy.catalog import EgressEntry, EgressError, parse_egress
 
 __all__ = [
     "DEFAULT_PORTS",
     "Destination",
     "EgressDenied",
     "EgressEntry",
+    "EgressError",
     "IPAddress",
     "IPNetwork",
     "address_problem",
@@ -47,10 +49,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
-# One DNS label: letters, digits and inner hyphens, at most 63 characters.
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_ENTRY = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>\[[^\]]*\]|[^:/\[\]]*)(?::(?P<port>[^/]*))?$")
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _METADATA = {ipaddress.IPv4Address("169.254.169.254"), ipaddress.IPv6Address("fd00:ec2::254")}
@@ -68,34 +66,6 @@ class EgressDenied(Forbidden):
     def __init__(self, message: str, *, reason: str, **details: object) -> None:
         super().__init__(message, details={"reason": reason, **details})
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class EgressEntry:
-    """One parsed egress entry. `scheme` is None for a bare IP/CIDR entry (then `port` is None
-    too: any port); `host` is None when the entry names addresses (`network`)."""
-
-    text: str
-    scheme: str | None
-    host: str | None
-    wildcard: bool
-    port: int | None
-    network: IPNetwork | None
-
-    def matches(self, scheme: str, host: str, port: int, ip: IPAddress | None) -> bool:
-        if self.scheme is not None and (scheme != self.scheme or port != self.port):
-            return False
-        if self.network is not None:
-            return ip is not None and ip in self.network
-        if ip is not None or self.host is None:
-            return False
-        if self.wildcard:
-            return host.endswith("." + self.host)
-        return host == self.host
-
-    def names(self, ip: IPAddress) -> bool:
-        """Whether this entry names `ip` (the address itself or a network holding it)."""
-        return self.network is not None and ip in self.network
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,54 +97,6 @@ def normalise_host(host: str) -> str:
     return host[:-1] if host.endswith(".") else host
 
 
-def _check_name(name: str, entry: str) -> None:
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise ValueError(f"egress entry `{entry}`: `{name}` is not a host name")
-
-
-def parse_egress(entry: str) -> EgressEntry:
-    """Parse one egress entry; `ValueError` with the reason when it is not one."""
-    if not isinstance(entry, str) or not entry.strip():
-        raise ValueError("an egress entry must be a non-empty string")
-    text = entry.strip()
-    if "://" not in text:
-        try:
-            network = ipaddress.ip_network(text, strict=True)
-        except ValueError:
-            raise ValueError(
-                f"egress entry `{text}` is neither `scheme://host[:port]` nor an IP address or CIDR "
-                "network (with no host bits set)"
-            ) from None
-        return EgressEntry(text=text, scheme=None, host=None, wildcard=False, port=None, network=network)
-    m = _ENTRY.match(text.lower())
-    if m is None:
-        raise ValueError(
-            f"egress entry `{text}` must be `scheme://host[:port]` (no path, query or user name)"
-        )
-    scheme = m["scheme"]
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"egress entry `{text}`: the scheme must be http or https, not `{scheme}`")
-    port = DEFAULT_PORTS[scheme]
-    if m["port"] is not None:
-        if not m["port"].isdigit() or not 0 < int(m["port"]) < 65536:
-            raise ValueError(f"egress entry `{text}`: bad port `{m['port']}`")
-        port = int(m["port"])
-    raw_host = m["host"]
-    host = normalise_host(raw_host)
-    ip = _ip(host)
-    if raw_host.startswith("[") and (ip is None or ip.version != 6):
-        raise ValueError(f"egress entry `{text}`: `{raw_host}` is not an IPv6 address")
-    if ip is not None:
-        network = ipaddress.ip_network(ip)
-        return EgressEntry(text=text, scheme=scheme, host=None, wildcard=False, port=port, network=network)
-    wildcard = host.startswith("*.")
-    name = host[2:] if wildcard else host
-    _check_name(name, text)
-    if wildcard and "." not in name:
-        raise ValueError(f"egress entry `{text}`: a wildcard must stand for names under a domain")
-    return EgressEntry(text=text, scheme=scheme, host=name, wildcard=wildcard, port=port, network=None)
-
-
 def destination(scheme: str, host: str, port: int | None) -> Destination:
     """A URL's scheme, host and port, normalised (`port` None: the scheme's default)."""
     scheme = scheme.lower()
@@ -189,7 +111,7 @@ def destination(scheme: str, host: str, port: int | None) -> Destination:
 def match_destination(dest: Destination, entries: Sequence[EgressEntry]) -> EgressEntry:
     """The entry that lets the adapter reach `dest`, else `EgressDenied`."""
     for entry in entries:
-        if entry.matches(dest.scheme, dest.host, dest.port, dest.ip):
+        if entry.allows(dest.scheme, dest.host, dest.port):
             return entry
     where = f"{dest.scheme}://{dest.authority}"
     if dest.ip is not None:
@@ -255,7 +177,7 @@ def check_addresses(dest: Destination, addresses: Sequence[str], entries: Sequen
             raise EgressDenied(f"`{dest.host}` resolved to `{text[:64]}`, not an IP address",
                                reason="unresolvable", host=dest.host)  # fmt: skip
         problem = address_problem(ip)
-        if problem is not None and not any(e.names(ip) for e in entries):
+        if problem is not None and not any(e.covers(ip) for e in entries):
             raise EgressDenied(
                 f"`{dest.host}` resolves to {ip} ({problem.replace('_', ' ')}), which no egress entry names",
                 reason="blocked_address",

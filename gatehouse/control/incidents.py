@@ -27,6 +27,7 @@ from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.records import Verdict
+from gatehouse.domain.steps import catalog_of
 from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
 from gatehouse.policy import DENY, Decision
 
@@ -45,6 +46,7 @@ class Incidents:
     def __init__(self, *, deps: Deps, credentials: Credentials | None = None) -> None:
         self.store = deps.store
         self.metrics = deps.metrics
+        self.kernel = deps.kernel
         self.credentials = credentials
         self._active: dict[tuple[str, str], Containment] = {}
         # Identities whose key was revoked: permanent, unlike a containment (see `revoked`).
@@ -146,8 +148,14 @@ class Incidents:
 
     async def _require_exists(self, kind: str, target: str) -> None:
         if kind == "adapter":
-            # The adapter catalog lives in the bundle; until it names its adapters here, any
-            # adapter name is accepted (a step for it would be judged under that name).
+            # Steps name adapters the catalog may not list, so without a catalog any name is
+            # taken; with one, a name it lacks is most likely a typo.
+            catalog = catalog_of(self.kernel.policy)
+            if catalog and catalog.adapter(target) is None:
+                raise NotFound(
+                    f"the adapter catalog has no adapter `{target}` (give `force` to contain it anyway)",
+                    code="adapter_not_found",
+                )
             return
         if kind == "identity":
             if await self.store.get_identity(target) is None:

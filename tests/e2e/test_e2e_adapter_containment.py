@@ -63,3 +63,16 @@ def test_cli_contains_an_adapter(server: Server) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '"kind": "adapter"' in done.stdout and '"target": "cli-web"' in done.stdout
+
+
+def test_with_a_catalog_an_adapter_it_lacks_is_refused_unless_forced(server_factory: Any) -> None:
+    from harness import ROOT
+
+    s = server_factory(ROOT / "examples" / "policies" / "adapters.yaml")
+    with s.admin() as c:
+        typo = c.post("/api/v1/incidents/contain", json={"adapter": "bankk", "reason": "typo"})
+        assert typo.status_code == 404 and typo.json()["error"]["code"] == "adapter_not_found"
+        forced = c.post("/api/v1/incidents/contain", json={"adapter": "bankk", "reason": "x", "force": True})
+        assert forced.status_code == 201, forced.text
+        listed = c.post("/api/v1/incidents/contain", json={"adapter": "bank", "reason": "drill"})
+        assert listed.status_code == 201, listed.text
