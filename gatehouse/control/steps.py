@@ -30,6 +30,7 @@ from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.outputs import OutputGate
+from gatehouse.control.session_views import SessionViews
 from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steprates import SessionRates
 from gatehouse.crypto import canonical
@@ -209,8 +210,17 @@ class StepGate:
         self.metrics = deps.metrics
         self.pipeline = pipeline
         self.incidents = incidents
-        self.bound = DEFAULT_SESSION_BOUND
         self.rates = SessionRates()
+        self.views = SessionViews(self.store, bound=DEFAULT_SESSION_BOUND)
+
+    @property
+    def bound(self) -> int:
+        """Characters of untrusted output a session keeps for provenance (past it: fail closed)."""
+        return self.views.bound
+
+    @bound.setter
+    def bound(self, value: int) -> None:
+        self.views.bound = value
 
     # sessions -----------------------------------------------------------------------------
 
@@ -306,8 +316,11 @@ class StepGate:
         replay = await self._replay(session, step_id, digest, tenant, who=who, job=job)
         if replay is not None:
             return replay
-        steps = await self.store.session_steps(session.id)
-        verdict = await self._verdict(who, tenant, session, job, adapter, action, params, steps)
+        view = await self.views.view(session)
+        steps = view.ordered()
+        prov = view.provenance if view.provenance is not None and not session.bounded else None
+        verdict = await self._verdict(who, tenant, session, job, adapter, action, params, steps,
+                                      provenance=prov)  # fmt: skip
         approval = None
         if verdict.result == "require_approval":
             approval = self.approvals.request(
@@ -369,8 +382,10 @@ class StepGate:
         steps: list[SessionStep],
         *,
         approved: bool | None = None,
+        provenance: Provenance | None = None,
     ) -> Verdict:
-        """The pipeline's verdict on a step after `steps` (its session's history)."""
+        """The pipeline's verdict on a step after `steps` (its session's history), with the
+        session's provenance (built from `steps` when not given)."""
         job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
         if job is not None:
             job_fields["topic"] = job.topic
@@ -385,7 +400,7 @@ class StepGate:
         ctx = step_context(
             policy,
             step,
-            provenance=provenance_of(session, steps, self.bound),
+            provenance=provenance if provenance is not None else provenance_of(session, steps, self.bound),
             classifier=self.kernel.classifier,
         )
         # After the scope, so that a caller outside it learns nothing of the catalog. The schema

@@ -54,6 +54,9 @@ class Session:
     job_id: str | None = None
     untrusted_size: int = 0
     bounded: bool = False
+    # Counts the changes to the session and its steps (a step decided, settled or given its
+    # result): a reader holding a view at revision r asks only for the steps changed after r.
+    revision: int = 0
 
     def to_public(self) -> dict[str, Any]:
         from gatehouse.domain.ids import rfc3339
@@ -86,6 +89,7 @@ class SessionStep:
     output: Any = None
     trusted: bool = False
     approval_id: str | None = None
+    rev: int = 0  # the session's revision when this step last changed
 
     @property
     def target(self) -> str:

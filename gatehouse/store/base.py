@@ -315,8 +315,11 @@ class SessionStore(ABC):
     async def get_step(self, session_id: str, step_id: str) -> SessionStep | None: ...
 
     @abstractmethod
-    async def session_steps(self, session_id: str) -> list[SessionStep]:
-        """Oldest first."""
+    async def session_steps(self, session_id: str, since: int = 0) -> list[SessionStep]:
+        """Oldest first; with `since`, only the steps changed after that session revision.
+
+        Every change to a session's steps (decided, settled, given a result) takes the session's
+        next `revision` in the writing transaction and stamps the step with it (`rev`)."""
 
     @abstractmethod
     async def record_step_result(

@@ -582,7 +582,7 @@ class MemoryStore(MemoryBrokerConcerns, Store):
             raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
         planned = self._plan_approvals(approval, None, None, record.timestamp)
         assert planned is not None  # inserting a new approval has no compare-and-set to fail
-        steps[step.step_id] = copy.deepcopy(step)
+        steps[step.step_id] = copy.deepcopy(step).evolve(rev=self._bump(step.session_id))
         self._commit_approvals(planned[0])
         self._add_record(record)
         events = decision_event(record)
@@ -616,6 +616,7 @@ class MemoryStore(MemoryBrokerConcerns, Store):
             result=record.result,
             rule_id=record.rule_id,
             approval_id=new_approval.id if new_approval is not None else step.approval_id,
+            rev=self._bump(session_id),
         )
         self._steps[session_id][step_id] = moved
         self._commit_approvals(staged)
@@ -631,8 +632,13 @@ class MemoryStore(MemoryBrokerConcerns, Store):
     async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
         return self._steps.get(session_id, {}).get(step_id)
 
-    async def session_steps(self, session_id: str) -> list[SessionStep]:
-        return list(self._steps.get(session_id, {}).values())
+    async def session_steps(self, session_id: str, since: int = 0) -> list[SessionStep]:
+        return [s for s in self._steps.get(session_id, {}).values() if s.rev > since]
+
+    def _bump(self, session_id: str) -> int:
+        session = self._sessions[session_id]
+        self._sessions[session_id] = session = replace(session, revision=session.revision + 1)
+        return session.revision
 
     async def record_step_result(
         self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
@@ -651,6 +657,6 @@ class MemoryStore(MemoryBrokerConcerns, Store):
                 session = replace(session, untrusted_size=size)
                 kept = copy.deepcopy(output)
         self._sessions[session_id] = session
-        step = step.evolve(status=status, output=kept, trusted=trusted)
+        step = step.evolve(status=status, output=kept, trusted=trusted, rev=self._bump(session_id))
         self._steps[session_id][step_id] = step
         return step

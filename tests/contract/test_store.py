@@ -721,6 +721,36 @@ async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store
     assert step is not None and step.output == {"body": "x" * 60}
 
 
+async def test_every_change_to_a_session_takes_its_next_revision(store: Store) -> None:
+    await store.add_session(session(1))
+    await store.add_session(session(2))
+    for i in range(1, 4):
+        await store.add_step(session_step("ses-1", f"s{i}", i), record(i, stage="step"))
+    s = await store.get_session("ses-1")
+    assert s is not None and s.revision == 3
+    assert [(x.step_id, x.rev) for x in await store.session_steps("ses-1")] == [
+        ("s1", 1),
+        ("s2", 2),
+        ("s3", 3),
+    ]
+    assert [x.step_id for x in await store.session_steps("ses-1", since=2)] == ["s3"]
+    # A result changes its step: the step moves to the session's next revision, in its place.
+    await store.record_step_result("ses-1", "s1", status="succeeded", output="x", trusted=False, bound=100)
+    changed = await store.session_steps("ses-1", since=3)
+    assert [(x.step_id, x.rev, x.output) for x in changed] == [("s1", 4, "x")]
+    assert [x.step_id for x in await store.session_steps("ses-1")] == ["s1", "s2", "s3"]
+    # A refused change takes no revision.
+    assert await store.record_step_result("ses-1", "s1", status="failed", output="y", trusted=False,
+                                          bound=100) is None  # fmt: skip
+    with pytest.raises(Conflict):
+        await store.add_step(session_step("ses-1", "s2", 9), record(9, stage="step"))
+    s = await store.get_session("ses-1")
+    assert s is not None and s.revision == 4
+    assert await store.session_steps("ses-1", since=4) == []
+    other = await store.get_session("ses-2")
+    assert other is not None and other.revision == 0  # sessions count their own changes
+
+
 # step approvals -----------------------------------------------------------------------------
 
 
@@ -823,6 +853,11 @@ async def test_a_step_approval_nonce_settles_its_step_once(store: Store) -> None
     assert got is not None and got.status == states.APPROVAL_CONSUMED and got.consumed_at == T0
     allowed = [d for d in (await store.list_decisions("t1", stage="step")).decisions if d.result == "allow"]
     assert len(allowed) == 1
+    s = await store.get_session("ses-1")
+    assert s is not None and s.revision == 2  # decided, then settled once: the losers took none
+    assert [(x.step_id, x.rev, x.result) for x in await store.session_steps("ses-1", since=1)] == [
+        ("s1", 2, "allow")
+    ]
 
 
 async def test_a_spent_nonce_changes_nothing(store: Store) -> None:

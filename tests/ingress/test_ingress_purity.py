@@ -48,8 +48,8 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     return found
 
 
-# Third-party modules allowed in one file each: a parser over a string, no I/O.
-THIRD_PARTY = {"shell.py": {"tree_sitter", "tree_sitter_bash"}}
+# Third-party modules allowed in one file each: a parser or matcher over a string, no I/O.
+THIRD_PARTY = {"shell.py": {"tree_sitter", "tree_sitter_bash"}, "needles.py": {"re2"}}
 
 
 def _allowed(module: str, file: str = "") -> bool:

@@ -194,7 +194,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at REAL NOT NULL,
     job_id TEXT,
     untrusted_size INTEGER NOT NULL DEFAULT 0,
-    bounded INTEGER NOT NULL DEFAULT 0
+    bounded INTEGER NOT NULL DEFAULT 0,
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS session_steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -212,6 +213,7 @@ CREATE TABLE IF NOT EXISTS session_steps (
     output TEXT,
     trusted INTEGER NOT NULL DEFAULT 0,
     approval_id TEXT,
+    rev INTEGER NOT NULL DEFAULT 0,
     UNIQUE (session_id, step_id)
 );
 CREATE TABLE IF NOT EXISTS policies (
@@ -225,7 +227,7 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -242,6 +244,20 @@ def migrate(db: sqlite3.Connection) -> None:
         _to_4(db)
     if version < 5:
         _to_5(db)
+    if version < 6:
+        _to_6(db)
+
+
+def _to_6(db: sqlite3.Connection) -> None:
+    """Sessions count their changes (`revision`) and steps say when they last changed (`rev`), so
+    the step gate reads only what changed since the view it holds."""
+    with Tx(db):
+        for table, column in (("sessions", "revision"), ("session_steps", "rev")):
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+        db.execute("CREATE INDEX IF NOT EXISTS session_steps_rev ON session_steps (session_id, rev)")
+        db.execute("PRAGMA user_version = 6")
 
 
 _APPROVAL_V4_COLUMNS = (

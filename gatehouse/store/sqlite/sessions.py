@@ -18,15 +18,15 @@ from gatehouse.store.sqlite.connection import SQLiteBase
 
 __all__ = ["SQLiteSessions"]
 
-_SESSION_COLUMNS = "id, tenant, identity_id, task, created_at, job_id, untrusted_size, bounded"
+_SESSION_COLUMNS = "id, tenant, identity_id, task, created_at, job_id, untrusted_size, bounded, revision"
 _STEP_COLUMNS = (
     "session_id, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, "
-    "created_at, status, output, trusted, approval_id"
+    "created_at, status, output, trusted, approval_id, rev"
 )
 
 
 def _session(row: tuple[Any, ...]) -> Session:
-    id_, tenant, identity_id, task, created_at, job_id, size, bounded = row
+    id_, tenant, identity_id, task, created_at, job_id, size, bounded, revision = row
     return Session(
         id=id_,
         tenant=tenant,
@@ -36,12 +36,13 @@ def _session(row: tuple[Any, ...]) -> Session:
         job_id=job_id,
         untrusted_size=size,
         bounded=bool(bounded),
+        revision=revision,
     )
 
 
 def _step(row: tuple[Any, ...]) -> SessionStep:
     (sid, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, created_at, status,
-     output, trusted, approval_id) = row  # fmt: skip
+     output, trusted, approval_id, rev) = row  # fmt: skip
     return SessionStep(
         session_id=sid,
         step_id=step_id,
@@ -57,6 +58,7 @@ def _step(row: tuple[Any, ...]) -> SessionStep:
         output=None if output is None else rows.loads(output),
         trusted=bool(trusted),
         approval_id=approval_id,
+        rev=rev,
     )
 
 
@@ -64,7 +66,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
     async def add_session(self, session: Session) -> None:
         def add(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     session.id,
                     session.tenant,
@@ -74,6 +76,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                     session.job_id,
                     session.untrusted_size,
                     int(session.bounded),
+                    session.revision,
                 ),
             )
 
@@ -94,10 +97,11 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
     ) -> None:
         def add(db: sqlite3.Connection) -> None:
-            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (step.session_id,)).fetchone() is None:
+            revision = _bump(db, step.session_id)
+            if revision is None:
                 raise ValueError(f"no session `{step.session_id}`")
             db.execute(
-                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     step.session_id,
                     step.step_id,
@@ -113,6 +117,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                     None if step.output is None else rows.dumps(step.output),
                     int(step.trusted),
                     step.approval_id,
+                    revision,
                 ),
             )
             rows.insert_record(db, record)
@@ -141,13 +146,14 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         def settle(db: sqlite3.Connection) -> None:
             cur = db.execute(
                 "UPDATE session_steps SET decision_id = ?, result = ?, rule_id = ?, "
-                "approval_id = COALESCE(?, approval_id) "
+                "approval_id = COALESCE(?, approval_id), rev = ? "
                 "WHERE session_id = ? AND step_id = ? AND decision_id = ?",
                 (
                     record.decision_id,
                     record.result,
                     record.rule_id,
                     new_approval.id if new_approval is not None else None,
+                    _bump(db, session_id),
                     session_id,
                     step_id,
                     expected_decision_id,
@@ -183,9 +189,10 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         ).fetchone()
         return _step(row) if row else None
 
-    async def session_steps(self, session_id: str) -> list[SessionStep]:
+    async def session_steps(self, session_id: str, since: int = 0) -> list[SessionStep]:
         found = self.db.execute(
-            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? ORDER BY seq", (session_id,)
+            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? AND rev > ? ORDER BY seq",
+            (session_id, since),
         )
         return [_step(r) for r in found.fetchall()]
 
@@ -211,9 +218,9 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                 if not over:
                     kept = rows.dumps(output)
             cur = db.execute(
-                "UPDATE session_steps SET status = ?, output = ?, trusted = ? "
+                "UPDATE session_steps SET status = ?, output = ?, trusted = ?, rev = ? "
                 "WHERE session_id = ? AND step_id = ? AND status IS NULL",
-                (status, kept, int(trusted), session_id, step_id),
+                (status, kept, int(trusted), _bump(db, session_id), session_id, step_id),
             )
             if cur.rowcount != 1:
                 # Roll the session's count back with the savepoint: nothing happened.
@@ -229,3 +236,12 @@ class SQLiteSessions(SQLiteBase, SessionStore):
 
 class _NoChange(Exception):
     pass
+
+
+def _bump(db: sqlite3.Connection, session_id: str) -> int | None:
+    """The session's next revision, taken in the writing transaction (None: no such session).
+    A change that then fails rolls it back with the rest of the savepoint."""
+    row = db.execute(
+        "UPDATE sessions SET revision = revision + 1 WHERE id = ? RETURNING revision", (session_id,)
+    ).fetchone()
+    return None if row is None else int(row[0])
