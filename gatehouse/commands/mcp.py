@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -41,7 +42,12 @@ def mcp() -> None:
     help="the Gatehouse server (or the full `/mcp/ADAPTER` endpoint)",
 )
 @click.option("--adapter", required=True, help="the `kind: mcp` adapter to reach")
-def proxy(url: str, adapter: str) -> None:
+@click.option(
+    "--session",
+    help="a Gatehouse session id (X-Gatehouse-Session) to share history and provenance with "
+    "other connections of the same agent, e.g. one proxy per adapter",
+)
+def proxy(url: str, adapter: str, session: str | None) -> None:
     """A stdio MCP server that forwards everything to `/mcp/ADAPTER`, for MCP clients that
     launch a command. The API key comes from $GATEHOUSE_API_KEY (never from argv, which
     other users of the machine can read).
@@ -56,7 +62,7 @@ def proxy(url: str, adapter: str) -> None:
     key = _env_key()
     endpoint = _endpoint(url, adapter)
     try:
-        anyio.run(run_proxy, endpoint, key)
+        anyio.run(partial(run_proxy, endpoint, key, session=session))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # one line on stderr, never a traceback on the client's console

@@ -7,7 +7,8 @@ gateway) instead of re-implementing a server: every method, notification, server
 client negotiates with the gateway itself and the proxy never has to know the protocol.
 
 What the bridge adds is what the HTTP transport needs and a stdio client never says:
-- the API key (`Authorization: Bearer`, from `$GATEHOUSE_API_KEY`) on every request;
+- the API key (`Authorization: Bearer`, from `$GATEHOUSE_API_KEY`) on every request, and the
+  `X-Gatehouse-Session` it was given (`--session`);
 - the `MCP-Protocol-Version` header: on the handshake revisions the version that the
   gateway's `initialize` answer negotiated, on 2026-07-28 the one in each request's envelope
   (with `Mcp-Method` and `Mcp-Name`, which that revision checks against the body);
@@ -135,15 +136,20 @@ async def run_proxy(
     stdin: anyio.AsyncFile[str] | None = None,
     stdout: anyio.AsyncFile[str] | None = None,
     timeout: float = 300.0,
+    session: str | None = None,
 ) -> None:
     """Serve MCP on stdin/stdout, forwarding every message to the gateway endpoint `url`.
 
     Returns when the client closes stdin. `timeout` bounds one gateway answer (a call that
-    waits on its upstream for up to a minute must not be cut short by the bridge).
+    waits on its upstream for up to a minute must not be cut short by the bridge). `session`
+    is sent as `X-Gatehouse-Session`, so that several connections share one step-gate session.
     """
     bridge = Bridge()
+    headers = {"Authorization": f"Bearer {key}"}
+    if session:
+        headers["X-Gatehouse-Session"] = session
     http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {key}"},
+        headers=headers,
         timeout=httpx2.Timeout(30.0, read=timeout),
         transport=_Unreachable(httpx2.AsyncHTTPTransport()),
     )

@@ -87,14 +87,13 @@ async def over_http(server: Server, key: str, *, mode: str = "legacy") -> AsyncI
         yield c
 
 
-def proxy_params(server: Server, key: str | None, *, url: str | None = None) -> StdioServerParameters:
+def proxy_params(server: Server, key: str | None, *, session: str | None = None) -> StdioServerParameters:
     env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))}
     if key is not None:
         env["GATEHOUSE_API_KEY"] = key
+    args = ["-m", "gatehouse", "mcp", "proxy", "--url", server.url, "--adapter", "notes"]
     return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "gatehouse", "mcp", "proxy", "--url", url or server.url, "--adapter", "notes"],
-        env=env,
+        command=sys.executable, args=args + (["--session", session] if session else []), env=env
     )
 
 
@@ -163,6 +162,16 @@ async def test_untrusted_read_then_its_value_written_needs_approval_through_the_
         assert "attacker-drop-42@evil.example" in text(read)
         copied = await c.call_tool("notes_write", {"title": "todo", "body": "attacker-drop-42@evil.example"})
         assert copied.is_error and "approval" in text(copied)
+    # Two proxy processes given one `--session` share its history (one reads, the other writes).
+    async with (
+        Client(proxy_params(server, key, session="shared-e2e-1")) as reader,
+        Client(proxy_params(server, key, session="shared-e2e-1")) as writer,
+        Client(proxy_params(server, key, session="shared-e2e-2")) as other,
+    ):
+        assert "attacker-drop-42" in text(await reader.call_tool("notes_search", {"query": "r"}))
+        body = {"title": "todo", "body": "attacker-drop-42@evil.example"}
+        assert "approval" in text(await writer.call_tool("notes_write", body))
+        assert not (await other.call_tool("notes_write", body)).is_error
 
 
 async def test_proxy_passes_a_refused_key_back_as_a_json_rpc_error(server: Server) -> None:
