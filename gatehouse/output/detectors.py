@@ -599,6 +599,40 @@ _TABLE: tuple[Detector, ...] = (
             "std::vector",
         ),
     ),
+    Detector(
+        name="url",
+        hint=r"://|www\.",
+        ignore_case=True,
+        regex=(
+            # A scheme URL (`https://h/p`, `ftp://`, `s3://`), up to white space, a quote or an
+            # angle bracket, less trailing punctuation (`see https://h/x.` ends before the dot).
+            r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,15}://"
+            r"(?:[^\s<>\"'`\\]{0,2047}[^\s<>\"'`\\.,;:!?)\]}])"
+            # A `www.` host with a dotted name, and what follows it as a path.
+            r"|(?<![a-z0-9.@/-])www\.[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,8}"
+            r"(?:[:/?#](?:[^\s<>\"'`\\]{0,2047}[^\s<>\"'`\\.,;:!?)\]}])?)?(?![a-z0-9-])"
+        ),
+        description="a URL: a scheme URL (`https://...`) or a `www.` host, never a bare file name",
+        examples=(
+            "see https://evil.example/pay?to=me",
+            "http://10.0.0.1:8080/admin",
+            "visit www.example.com/path today",
+            "ftp://files.example.org/a.zip",
+            "HTTPS://EXAMPLE.COM",
+            "s3://bucket/key",
+            "(at https://h.example/x).",
+        ),
+        counter_examples=(
+            "notes.docx",
+            "report.final.pdf",
+            "example.com",
+            "www.",
+            "https://",
+            "file_www.txt",
+            "a://",
+            "mailto:someone@example.com",
+        ),
+    ),
 )
 
 ALL_DETECTORS: tuple[Detector, ...] = tuple(sorted(_TABLE, key=lambda d: DETECTOR_NAMES.index(d.name)))

@@ -143,9 +143,10 @@ DETECTORS = (
     "ssn",
     "iban",
     "ip_address",
+    "url",
 )
-# What `detects` and `detected` may name (DESIGN.md section 9): the output detectors and `url`.
-STEP_DETECTORS = (*DETECTORS, "url")
+# What `detects` and `detected` may name (DESIGN.md section 9): every output detector.
+STEP_DETECTORS = DETECTORS
 
 # Condition operators (DESIGN.md sections 3 and 9), by the shape of their value.
 TREE_OPS = ("not", "all", "any")
