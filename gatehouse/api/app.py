@@ -46,7 +46,13 @@ __all__ = ["create_app", "mount"]
 def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI:
     plane = plane or ControlPlane(settings)
     gateway = Gateway(
-        store=plane.store, kernel=plane.kernel, metrics=plane.metrics, auth=plane.auth, steps=plane.step_gate
+        store=plane.store,
+        kernel=plane.kernel,
+        metrics=plane.metrics,
+        auth=plane.auth,
+        steps=plane.step_gate,
+        reveal=plane.secrets.reveal,
+        contained=plane.incidents.adapter,
     )
 
     @asynccontextmanager

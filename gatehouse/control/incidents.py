@@ -99,6 +99,10 @@ class Incidents:
             or (self._active.get(("adapter", adapter)) if adapter else None)
         )
 
+    def adapter(self, name: str) -> Containment | None:
+        """The containment in force for the adapter `name`, if any (the MCP gateway asks)."""
+        return self._active.get(("adapter", name)) if self._active else None
+
     def identity(self, identity_id: str) -> Containment | None:
         return self._active.get(("identity", identity_id)) if self._active else None
 

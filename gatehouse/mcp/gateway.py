@@ -24,10 +24,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -65,6 +66,7 @@ _SCOPE_KEY = "gatehouse.mcp"
 # A vetted listing is reused by calls for this long; `tools/list` always asks the upstream.
 _LIST_TTL = 2.0
 _APPROVAL = "require_approval"
+_MAX_TRACKED_SESSIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,8 @@ class Gateway:
         metrics: Metrics,
         auth: Authenticator,
         steps: StepGate,
-        reveal: Callable[[str], str] | None = None,
+        reveal: Callable[[str, str], Awaitable[str]] | None = None,
+        contained: Callable[[str], Any | None] | None = None,
         limits: Limits | None = None,
         public_url: str | None = None,
         adapters: Callable[[str], Any | None] | None = None,
@@ -107,7 +110,11 @@ class Gateway:
         self.kernel = kernel
         self.auth = auth
         self.steps = steps
+        # (tenant, name) -> a stored secret's value: for upstreams that take one.
         self.reveal = reveal
+        # adapter -> the containment in force for it (or None): refuses, closes sessions.
+        self.contained = contained or (lambda name: None)
+        self.metrics = metrics
         self.limits = limits or Limits()
         self.public_url = public_url
         # Where adapters come from: the bundle's catalog, unless a caller supplies another source.
@@ -120,8 +127,12 @@ class Gateway:
             ["adapter", "answer"],
             registry=metrics.registry,
         )
-        self._upstreams: dict[str, tuple[Any, Upstream]] = {}
-        self._listings: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        # One upstream per tenant and adapter: a tenant's secrets reach only its own server
+        # process, and what a stdio server keeps in memory is never shared across tenants.
+        self._upstreams: dict[tuple[str, str], tuple[Any, Upstream]] = {}
+        self._listings: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        # Stateful MCP sessions by adapter (session id -> adapter), so containment closes them.
+        self._sessions: dict[str, str] = {}
         self.server: Server[Any] = Server(
             "gatehouse", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool
         )
@@ -146,13 +157,48 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        async with self.manager.run():
+        async with self.manager.run(), anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_containment)
             try:
                 yield
             finally:
+                tg.cancel_scope.cancel()
                 for _, upstream in list(self._upstreams.values()):
                     await upstream.close()
                 self._upstreams.clear()
+
+    async def _watch_containment(self) -> None:
+        # Containment is decided elsewhere (an admin's call, perhaps to another replica): look
+        # for it here, so a contained adapter's open sessions and servers stop within a second
+        # even when none of its clients sends anything.
+        while True:
+            await anyio.sleep(0.5)
+            live = {name for (_, name) in self._upstreams} | set(self._sessions.values())
+            for name in live:
+                if self.contained(name) is not None:
+                    with contextlib.suppress(Exception):
+                        await self.shut(name)
+
+    async def shut(self, adapter: str) -> int:
+        """Close every MCP session of `adapter` and stop its upstream servers (containment).
+        Answers how many sessions were closed."""
+        closed = 0
+        # The SDK (2.3) has no public call to end one session: its manager's own discard does
+        # what a client's DELETE does (forgotten at once, then the transport terminated).
+        instances = getattr(self.manager, "_server_instances", {})
+        for sid in [sid for sid, name in self._sessions.items() if name == adapter]:
+            self._sessions.pop(sid, None)
+            transport = instances.get(sid)
+            if transport is not None:
+                await self.manager._discard_session(sid, transport)
+                closed += 1
+        for key in [k for k in self._upstreams if k[1] == adapter]:
+            _, upstream = self._upstreams.pop(key)
+            self._listings.pop(key, None)
+            await upstream.close()
+        if closed:
+            log.warning("MCP adapter %s is contained: closed %d session(s)", adapter, closed)
+        return closed
 
     # adapters and upstreams ---------------------------------------------------------------
 
@@ -172,50 +218,74 @@ class Gateway:
             raise NotFound(f"no MCP adapter `{name[:64]}`", code="adapter_not_found")
         return found
 
-    def _spec(self, adapter: Any) -> StdioSpec | HttpSpec:
+    async def _spec(self, adapter: Any, tenant: str) -> StdioSpec | HttpSpec:
         if adapter.command:
             env = {}
             for var in adapter.env:
-                env[var.name] = var.value if var.secret is None else self._secret(adapter.name, var.secret)
+                env[var.name] = (
+                    var.value if var.secret is None else await self._secret(adapter, tenant, var.secret)
+                )
             return StdioSpec(command=tuple(adapter.command), env=env)
         headers: dict[str, str] = {}
         cred = adapter.credential
+        if cred is not None and cred.mint:
+            # A minted credential is per execution (its claims name the call); the SDK's client
+            # sends one set of headers per connection. Refused rather than sent without one.
+            raise UpstreamError(
+                f"adapter `{adapter.name}`: minted credentials are not supported for MCP upstreams yet; "
+                "use `credential: {secret: NAME, header: ..., format: ...}`"
+            )
         if cred is not None and cred.secret is not None:
-            headers[cred.header] = cred.render(self._secret(adapter.name, cred.secret))
-        return HttpSpec(url=adapter.url, headers=headers)
+            headers[cred.header] = cred.render(await self._secret(adapter, tenant, cred.secret))
+        egress = tuple(getattr(adapter, "egress", ()) or ())
+        return HttpSpec(url=adapter.url, headers=headers, egress=egress, on_denied=self._egress_denied)
 
-    def _secret(self, adapter: str, name: str) -> str:
+    async def _secret(self, adapter: Any, tenant: str, name: str) -> str:
         if self.reveal is None:
-            raise UpstreamError(f"adapter `{adapter}` needs secret `{name}`, and no secret store is set up")
-        return self.reveal(name)
+            raise UpstreamError(
+                f"adapter `{adapter.name}` needs secret `{name}`, and no secret store is set up"
+            )
+        try:
+            return await self.reveal(tenant, name)
+        except GatehouseError as exc:
+            # Names only: the message says which secret is missing, never a value.
+            raise UpstreamError(
+                f"adapter `{adapter.name}` needs secret `{name}` of tenant `{tenant}`: {exc.code}"
+            ) from None
 
-    async def upstream(self, name: str) -> Upstream:
+    def _egress_denied(self, adapter: str, exc: Exception) -> None:
+        self.metrics.egress_denied.labels(adapter).inc()
+
+    async def upstream(self, name: str, tenant: str) -> Upstream:
         adapter = self.adapter_or_404(name)
-        known = self._upstreams.get(adapter.name)
+        key = (tenant, adapter.name)
+        known = self._upstreams.get(key)
         if known is not None and known[0] == adapter:
             return known[1]
         if known is not None:  # the bundle changed the adapter: stop the old server
             await known[1].close()
-            self._listings.pop(adapter.name, None)
-        upstream = Upstream(adapter.name, self._spec(adapter), limits=self.limits)
-        self._upstreams[adapter.name] = (adapter, upstream)
+            self._listings.pop(key, None)
+        upstream = Upstream(adapter.name, await self._spec(adapter, tenant), limits=self.limits)
+        self._upstreams[key] = (adapter, upstream)
         return upstream
 
-    async def offered(self, adapter: str, *, fresh: bool) -> list[dict[str, Any]]:
+    async def offered(self, adapter: str, tenant: str, *, fresh: bool) -> list[dict[str, Any]]:
         """The upstream's tools as it lists them now (or within `_LIST_TTL` when not `fresh`)."""
-        cached = self._listings.get(adapter)
+        key = (tenant, adapter)
+        cached = self._listings.get(key)
         if not fresh and cached is not None and time.monotonic() - cached[0] < _LIST_TTL:
             return cached[1]
-        tools = await (await self.upstream(adapter)).list_tools()
-        self._listings[adapter] = (time.monotonic(), tools)
+        tools = await (await self.upstream(adapter, tenant)).list_tools()
+        self._listings[key] = (time.monotonic(), tools)
         return tools
 
-    async def vetted(self, adapter: str, *, fresh: bool) -> Vetted:
-        return await self.vetting.vet(adapter, await self.offered(adapter, fresh=fresh))
+    async def vetted(self, adapter: str, tenant: str, *, fresh: bool) -> Vetted:
+        return await self.vetting.vet(adapter, await self.offered(adapter, tenant, fresh=fresh))
 
-    async def pin(self, adapter: str, tool: str, by: str) -> dict[str, Any]:
-        pin = await self.vetting.pin(adapter, tool, await self.offered(adapter, fresh=True), by)
-        self._listings.pop(adapter, None)
+    async def pin(self, adapter: str, tenant: str, tool: str, by: str) -> dict[str, Any]:
+        pin = await self.vetting.pin(adapter, tool, await self.offered(adapter, tenant, fresh=True), by)
+        for key in [k for k in self._listings if k[1] == adapter]:
+            self._listings.pop(key, None)
         return pin.to_public()
 
     # the HTTP edge ------------------------------------------------------------------------
@@ -238,6 +308,12 @@ class Gateway:
         if adapter is None:
             await _rpc_error(404, "adapter_not_found", f"no MCP adapter `{name[:64]}`")(scope, receive, send)
             return
+        containment = self.contained(adapter.name)
+        if containment is not None:
+            await self.shut(adapter.name)
+            why = f"adapter `{adapter.name}` is contained (incident {containment.id}): {containment.reason}"
+            await _rpc_error(403, "adapter_contained", why)(scope, receive, send)
+            return
         scope = dict(scope)
         scope[_SCOPE_KEY] = McpCaller(principal=who, adapter=adapter.name)
         # The SDK binds sessions and requestState to this principal: identity, tenant, adapter.
@@ -250,7 +326,25 @@ class Gateway:
                 claims={"iss": "gatehouse"},
             )
         )
-        await self.manager.handle_request(scope, receive, send)
+        await self.manager.handle_request(scope, receive, self._session_recorder(adapter.name, send))
+
+    def _session_recorder(self, adapter: str, send: Send) -> Send:
+        """`send`, noting the session id the SDK assigns on a stateful `initialize` answer."""
+
+        async def recording(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"mcp-session-id":
+                        self._sessions[value.decode("latin-1")] = adapter
+                        if len(self._sessions) > _MAX_TRACKED_SESSIONS:
+                            self._forget_closed_sessions()
+            await send(message)
+
+        return recording
+
+    def _forget_closed_sessions(self) -> None:
+        instances = getattr(self.manager, "_server_instances", {})
+        self._sessions = {sid: a for sid, a in self._sessions.items() if sid in instances}
 
     # MCP handlers -------------------------------------------------------------------------
 
@@ -265,7 +359,7 @@ class Gateway:
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         caller = self._caller(ctx)
         try:
-            vetted = await self.vetted(caller.adapter, fresh=True)
+            vetted = await self.vetted(caller.adapter, caller.principal.tenant, fresh=True)
         except UpstreamError as exc:
             raise MCPError(INVALID_REQUEST, exc.message, {"code": exc.code}) from None
         who = caller.principal.identity
@@ -283,7 +377,7 @@ class Gateway:
         who, tenant = caller.principal.identity, caller.principal.tenant
         arguments: dict[str, Any] = dict(params.arguments or {})
         try:
-            vetted = await self.vetted(adapter, fresh=False)
+            vetted = await self.vetted(adapter, tenant, fresh=False)
         except UpstreamError as exc:
             raise MCPError(INVALID_REQUEST, exc.message, {"code": exc.code}) from None
         if tool not in vetted.listed or not who.may_use_adapter(adapter, tool):
@@ -360,7 +454,7 @@ class Gateway:
     ) -> types.CallToolResult:
         who, tenant = caller.principal.identity, caller.principal.tenant
         try:
-            upstream = await self.upstream(caller.adapter)
+            upstream = await self.upstream(caller.adapter, tenant)
             wire = await upstream.call_tool(tool, arguments)
             status = "failed" if wire.get("isError") else "succeeded"
         except UpstreamError as exc:

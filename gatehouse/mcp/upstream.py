@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,11 @@ import httpx2
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from gatehouse.broker.egress import EgressDenied, EgressEntry
 from gatehouse.crypto import canonical
 from gatehouse.errors import GatehouseError
 from gatehouse.mcp import launch
+from gatehouse.mcp.egress import EgressTransport
 from gatehouse.mcp.launch import ENV_NAMES
 
 __all__ = ["HttpSpec", "Limits", "StdioSpec", "Upstream", "UpstreamError"]
@@ -67,6 +69,8 @@ class StdioSpec:
 class HttpSpec:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)  # the adapter's credential among them
+    egress: tuple[EgressEntry, ...] = ()  # every request checked against it (none: none passes)
+    on_denied: Callable[[str, EgressDenied], None] | None = field(default=None, compare=False)
 
 
 def _stdio_params(spec: StdioSpec) -> StdioServerParameters:
@@ -82,10 +86,11 @@ def _stdio_params(spec: StdioSpec) -> StdioServerParameters:
     )
 
 
-def _client(spec: StdioSpec | HttpSpec, limits: Limits) -> Client:
+def _client(name: str, spec: StdioSpec | HttpSpec, limits: Limits) -> Client:
     if isinstance(spec, StdioSpec):
         return Client(_stdio_params(spec), mode="legacy", cache=None)
-    http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=limits.call_seconds)
+    transport = EgressTransport(name, spec.egress, on_denied=spec.on_denied)
+    http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=limits.call_seconds, transport=transport)
     return Client(streamable_http_client(spec.url, http_client=http), mode="auto", cache=None)
 
 
@@ -128,7 +133,7 @@ class Upstream:
         while not self._stop.is_set():
             self._lost.clear()
             try:
-                async with _client(self.spec, self.limits) as client:
+                async with _client(self.name, self.spec, self.limits) as client:
                     self.starts += 1
                     self._client, self._error, backoff = client, None, 0.1
                     self._ready.set()

@@ -9,7 +9,8 @@ two calls: `UPSTREAM_DESC_FILE` holds the description of `notes_search` (a rug p
 - `get_config {}`: answers a configuration that contains a secret key;
 - `helper {}`: a tool whose description carries instructions to the model (poisoned);
 - `slow {seconds}` and `flood {kb}`: hang and flood;
-- `env {name}`: the value of an environment variable of this process (or `<unset>`).
+- `env {name}`: the value of an environment variable of this process (or `<unset>`);
+- `headers {}`: the credential headers of the HTTP request that carried the call (over HTTP).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def _tools() -> list[types.Tool]:
                    input_schema={"type": obj, "properties": {"kb": {"type": "integer"}}}),
         types.Tool(name="env", description="Reads an environment variable.",
                    input_schema={"type": obj, "properties": {"name": {"type": "string"}}}),
+        types.Tool(name="headers", description="Shows the request's credential headers.",
+                   input_schema={"type": obj}),
     ]  # fmt: skip
 
 
@@ -79,6 +82,10 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         return _text("done")
     if params.name == "flood":
         return _text("x" * 1024 * int(args.get("kb", 1)))
+    if params.name == "headers":
+        headers = getattr(getattr(ctx, "request", None), "headers", None) or {}
+        return _text(f"authorization={headers.get('authorization', '<none>')} "
+                     f"x-api-key={headers.get('x-api-key', '<none>')}")  # fmt: skip
     if params.name == "env":
         return _text(os.environ.get(str(args.get("name")), "<unset>"))
     return _text(f"called {params.name}")

@@ -38,7 +38,7 @@ async def list_adapter_tools(adapter: str, request: Request, who: Auth) -> Respo
     who.require("admin")
     gateway = _gateway(request, adapter)
     try:
-        offered = await gateway.offered(adapter, fresh=True)
+        offered = await gateway.offered(adapter, who.tenant, fresh=True)
     except UpstreamError as exc:
         raise Conflict(exc.message, code="upstream_unavailable") from None
     vetted = await gateway.vetting.vet(adapter, offered)
@@ -65,7 +65,7 @@ async def pin_tool(adapter: str, tool: str, body: PinIn, request: Request, who: 
     gateway = _gateway(request, adapter)
     try:
         if body.digest is not None:
-            offered = {t.get("name"): t for t in await gateway.offered(adapter, fresh=True)}
+            offered = {t.get("name"): t for t in await gateway.offered(adapter, who.tenant, fresh=True)}
             now = offered.get(tool)
             if now is not None and tool_digest(now) != body.digest:
                 raise Conflict(
@@ -73,7 +73,7 @@ async def pin_tool(adapter: str, tool: str, body: PinIn, request: Request, who: 
                     code="tool_definition_changed",
                     details={"digest": tool_digest(now)},
                 )
-        pinned = await gateway.pin(adapter, tool, who.identity.id)
+        pinned = await gateway.pin(adapter, who.tenant, tool, who.identity.id)
     except UpstreamError as exc:
         raise Conflict(exc.message, code="upstream_unavailable") from None
     return json_response(pinned)

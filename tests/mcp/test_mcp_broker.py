@@ -1,0 +1,189 @@
+"""The MCP gateway with the broker, over HTTP against a real `gatehouse serve`: secrets injected
+into a stdio server's environment (per tenant, by reference) and as the credential header of a
+streamable-HTTP upstream (the client's own key never passed on), `url:` upstreams held to their
+adapter's `egress`, and containment of an adapter closing its sessions and refusing new ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+import yaml
+from harness import Server, free_port
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+
+HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def http_upstream() -> Iterator[int]:
+    """The test upstream as a streamable-HTTP server on loopback."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "upstream_server.py"), "--http", str(port)])
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the HTTP upstream did not start"
+            time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(http_upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    tmp = tmp_path_factory.mktemp("mcp-broker")
+    pid = tmp / "upstream.pid"
+    upstream = [sys.executable, str(HERE / "upstream_server.py")]
+    loopback = f"http://127.0.0.1:{http_upstream}"
+    catalog = {
+        "adapters": {
+            "notes": {"kind": "mcp", "command": upstream,
+                      "env": {"UPSTREAM_PID_FILE": str(pid), "NOTES_TOKEN": {"secret": "notes_token"}}},
+            "remote": {"kind": "mcp", "url": f"{loopback}/mcp", "egress": [loopback],
+                       "credential": {"secret": "remote_token", "header": "Authorization",
+                                      "format": "Bearer {secret}"}},
+            # Named by host: `localhost` resolves to loopback, which no entry names.
+            "sneaky": {"kind": "mcp", "url": f"http://localhost:{http_upstream}/mcp",
+                       "egress": [f"http://localhost:{http_upstream}"]},
+        }
+    }  # fmt: skip
+    bundle = tmp / "bundle.yaml"
+    bundle.write_text((HERE / "policy.yaml").read_text() + "\n" + yaml.safe_dump(catalog, sort_keys=False))
+    s = Server(data_dir=tmp / "data", policy=bundle).start()
+    yield s, pid
+    s.stop()
+
+
+def agent(server: Server, name: str, tenant: str = "default") -> str:
+    return str(server.identity(name, tenant=tenant, roles=["agent"], adapters=["*:*"])["api_key"])
+
+
+def admin_of(server: Server, tenant: str) -> str:
+    return str(server.identity(f"admin-{tenant}", tenant=tenant, roles=["admin"])["api_key"])
+
+
+def put_secret(server: Server, key: str, name: str, value: str) -> None:
+    with server.client(key) as c:
+        r = c.put(f"/api/v1/secrets/{name}", json={"value": value})
+        assert r.status_code in (200, 201), r.text
+
+
+@asynccontextmanager
+async def connect(server: Server, key: str, adapter: str, mode: str = "legacy") -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    async with Client(
+        streamable_http_client(f"{server.url}/mcp/{adapter}", http_client=http), mode=mode
+    ) as c:
+        yield c
+
+
+def text(result: Any) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+async def test_a_stdio_server_gets_its_tenants_secret_in_its_environment(server: tuple[Server, Path]) -> None:
+    s, _ = server
+    default_agent, acme_agent = agent(s, "sec-agent"), agent(s, "sec-agent-acme", tenant="acme")
+    # Not set yet: the server cannot start, and the client is told which secret is missing.
+    async with connect(s, acme_agent, "notes", mode="2026-07-28") as c:
+        with pytest.raises(MCPError) as missing:
+            await c.list_tools()
+        assert "notes_token" in str(missing.value) and "acme" in str(missing.value)
+    put_secret(s, s.identity("sec-admin", roles=["admin"])["api_key"], "notes_token", "tok-default-5150")
+    put_secret(s, admin_of(s, "acme"), "notes_token", "tok-acme-8086")
+    async with connect(s, default_agent, "notes") as c:
+        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "tok-default-5150"
+        assert text(await c.call_tool("env", {"name": "GATEHOUSE_ADMIN_KEY"})) == "<unset>"
+    # Another tenant's calls reach a server of its own, with its own secret.
+    async with connect(s, acme_agent, "notes") as c:
+        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "tok-acme-8086"
+    with s.admin() as admin:
+        listed = admin.get("/api/v1/secrets").text
+        assert "tok-default-5150" not in listed and "tok-acme-8086" not in listed
+
+
+async def test_an_http_upstream_gets_the_adapters_credential_never_the_clients_key(
+    server: tuple[Server, Path],
+) -> None:
+    s, _ = server
+    put_secret(s, s.identity("remote-admin", roles=["admin"])["api_key"], "remote_token", "up-token-2718")
+    key = agent(s, "remote-agent")
+    async with connect(s, key, "remote") as c:
+        seen = text(await c.call_tool("headers", {}))
+    assert "authorization=Bearer up-token-2718" in seen
+    assert key not in seen and "x-api-key=<none>" in seen
+
+
+async def test_an_http_upstream_outside_its_egress_is_never_reached(server: tuple[Server, Path]) -> None:
+    s, _ = server
+    key = agent(s, "sneaky-agent")
+    async with connect(s, key, "sneaky", mode="2026-07-28") as c:
+        with pytest.raises(MCPError) as refused:
+            await c.list_tools()
+    assert "egress" in str(refused.value).lower() or "loopback" in str(refused.value)
+    metrics = httpx.get(s.metrics_url).text
+    assert 'gatehouse_egress_denied_total{adapter="sneaky"}' in metrics
+
+
+async def test_containing_an_adapter_closes_its_sessions_and_refuses_new_ones(
+    server: tuple[Server, Path],
+) -> None:
+    s, pid_file = server
+    put_secret(s, s.identity("contain-admin", roles=["admin"])["api_key"], "notes_token", "tok-x")
+    key = agent(s, "contain-agent")
+    async with connect(s, key, "notes") as c:
+        assert not (await c.call_tool("notes_search", {"query": "before"})).is_error
+        pid = int(pid_file.read_text())
+        with s.admin() as admin:
+            r = admin.post(
+                "/api/v1/incidents/contain", json={"adapter": "notes", "reason": "tool misbehaving"}
+            )
+            assert r.status_code == 201, r.text
+            incident = r.json()["id"]
+        # The open session is closed and the upstream server stopped, without a request.
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), "the contained adapter's server still runs"
+        with pytest.raises(MCPError):
+            await c.call_tool("notes_search", {"query": "after"})
+    with s.client(key) as http:
+        r = http.post(f"{s.url}/mcp/notes", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert r.status_code == 403 and r.json()["error"]["data"]["code"] == "adapter_contained"
+        assert "tool misbehaving" in r.json()["error"]["message"]
+    with s.admin() as admin:
+        assert admin.post(f"/api/v1/incidents/{incident}/lift", json={}).status_code == 200
+    async with connect(s, key, "notes") as c:
+        assert not (await c.call_tool("notes_search", {"query": "lifted"})).is_error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as stopped.
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
