@@ -57,11 +57,13 @@ class OutputGate:
         self.kernel = deps.kernel
         self.metrics = deps.metrics
 
-    def verdict(self, output: Any, *, topic: str, error: str | None = None) -> OutputVerdict:
-        """The output rules' answer for a job's or a tool call's output (`topic` is the job's
-        topic or the step's target). Closed when it cannot judge: no bundle loaded, or an output
-        too large to scan whole under rules that apply, is held for review."""
-        judged = self.kernel.judge_output(output, topic=topic, error=error)
+    def verdict(
+        self, output: Any, *, topic: str | None, target: str | None = None, error: str | None = None
+    ) -> OutputVerdict:
+        """The output rules' answer for a job's output (`topic`) or a tool call's (`target`, with
+        its job's `topic` when it runs in one). Closed when it cannot judge: no bundle loaded, or
+        an output too large to scan whole under rules that apply, is held for review."""
+        judged = self.kernel.judge_output(output, topic=topic, target=target, error=error)
         if judged is None:
             return OutputVerdict(
                 decision="quarantine",
@@ -71,7 +73,7 @@ class OutputGate:
                 redacted=None,
                 complete=False,
             )
-        if not judged.complete and self.kernel.output_rules_apply(topic):
+        if not judged.complete and self.kernel.output_rules_apply(topic, target):
             return _hold(
                 judged,
                 "output_not_fully_scanned",

@@ -482,7 +482,8 @@ class StepGate:
         snapshot = self.kernel.snapshot
         # The output gate's own answer: the same rules, and closed the same way (no bundle, or
         # an output too large to scan whole) as for a job's result.
-        judged = self.outputs.verdict(output, topic=job.topic if job is not None else step.target)
+        topic = job.topic if job is not None else None
+        judged = self.outputs.verdict(output, topic=topic, target=step.target)
         # Untrusted unless the catalog says `output: trusted` (DESIGN.md section 9's default):
         # a trusted output is not kept for provenance and does not set `session.untrusted_read`.
         trusted = catalog_of(self.kernel.policy).lookup(step.adapter, step.action).trusted

@@ -67,18 +67,20 @@ class Kernel:
         policy = self._policy
         return None if policy is None else policy.explain(ctx).to_dict()
 
-    def judge_output(self, output: Any, *, topic: str, error: str | None = None) -> OutputVerdict | None:
-        """The output rules' verdict on the result (output and error) of a job on `topic`; None
-        with no bundle."""
+    def judge_output(
+        self, output: Any, *, topic: str | None, target: str | None = None, error: str | None = None
+    ) -> OutputVerdict | None:
+        """The output rules' verdict on the result (output and error) of a job on `topic` or of a
+        tool call on `target`; None with no bundle."""
         policy = self._policy
-        return (
-            None if policy is None else decide_output(output, policy.output_rules, topic=topic, error=error)
-        )
+        if policy is None:
+            return None
+        return decide_output(output, policy.output_rules, topic=topic, target=target, error=error)
 
-    def output_rules_apply(self, topic: str) -> bool:
-        """Whether any output rule judges the outputs of jobs on `topic`."""
+    def output_rules_apply(self, topic: str | None, target: str | None = None) -> bool:
+        """Whether any output rule judges the outputs of jobs on `topic` (or calls on `target`)."""
         policy = self._policy
-        return policy is not None and any(applies(r, topic) for r in policy.output_rules)
+        return policy is not None and any(applies(r, topic, target) for r in policy.output_rules)
 
     def install(self, policy: Policy | None) -> None:
         # Clear first, then swap: no lookup after the swap can see an entry of the old snapshot

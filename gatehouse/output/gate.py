@@ -50,7 +50,7 @@ from gatehouse.output.detectors import (
     public_prefix,
 )
 from gatehouse.output.normalise import blobs, fold
-from gatehouse.policy import EvaluationError, OutputRule, compile_glob
+from gatehouse.policy import EvaluationError, OutputRule, compile_glob, compile_target
 
 __all__ = ["DEFAULT_MAX_CHARS", "Finding", "OutputVerdict", "applies", "decide", "scan"]
 
@@ -147,12 +147,14 @@ def decide(
     output: Any,
     rules: Sequence[OutputRule],
     *,
-    topic: str,
+    topic: str | None,
+    target: str | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     error: str | None = None,
 ) -> OutputVerdict:
-    """The output decision for a job on `topic` (module docstring: which rule wins and why)."""
-    applicable = [r for r in rules if applies(r, topic)]
+    """The output decision for a job on `topic`, or a tool call on `target` (module docstring:
+    which rule wins and why; `applies`: which rules judge it)."""
+    applicable = [r for r in rules if applies(r, topic, target)]
     for rule in applicable:
         if rule.decision not in _SEVERITY:
             raise EvaluationError(
@@ -566,9 +568,17 @@ def _rebuild(value: Any, error: str | None, replaced: dict[int, str]) -> tuple[A
 # --- rules ---------------------------------------------------------------------------------------
 
 
-def applies(rule: OutputRule, topic: str) -> bool:
-    """Whether `rule` judges the outputs of jobs on `topic` (no topics: all of them)."""
-    return not rule.topics or any(compile_glob(t).matches(topic) for t in rule.topics)
+def applies(rule: OutputRule, topic: str | None, target: str | None = None) -> bool:
+    """Whether `rule` judges this output: a job's on `topic` (`target` None), or a tool call's on
+    `target` (`topic`: its job's topic, None outside a job).
+
+    A rule with neither `topics` nor `targets` judges every output; one with `targets` only the
+    results of those tool calls; one with `topics` only what is done inside jobs on those topics
+    (both: the calls on those targets inside those jobs).
+    """
+    if rule.targets and (target is None or not any(compile_target(t).matches(target) for t in rule.targets)):
+        return False
+    return not rule.topics or (topic is not None and any(compile_glob(t).matches(topic) for t in rule.topics))
 
 
 def _reason(rule: OutputRule, found: set[str]) -> str:

@@ -112,6 +112,7 @@ def canonical_data(bundle: Bundle) -> dict[str, Any]:
                 "decision": o.decision,
                 **({"reason": o.reason} if o.reason else {}),
                 **({"topics": list(o.topics)} if o.topics else {}),
+                **({"targets": list(o.targets)} if o.targets else {}),
             }
             for o in bundle.output_rules
         ]

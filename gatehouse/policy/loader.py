@@ -112,7 +112,7 @@ _RULE_KEYS = (
 _MATCH_KEYS = ("topics", "targets", "labels", "capabilities", "tenants", "risk_tags", "requester_roles")
 _REMEDIATION_KEYS = ("id", "description", "set", "set_labels")
 _REMEDIATION_SET_KEYS = ("topic", "capability", "risk_tags", "prompt")
-_OUTPUT_KEYS = ("id", "detectors", "decision", "reason", "topics")
+_OUTPUT_KEYS = ("id", "detectors", "decision", "reason", "topics", "targets")
 _OVERRIDE_KEYS = ("topics", "fail_mode")
 _REQUIRE_KEYS = ("topics", "fields")
 _LEAF_OPS = LEAF_OPS
@@ -569,12 +569,14 @@ def _output_rule(cx: _Ctx, node: Any, seen: set[str]) -> OutputRule:
     decision = choice(cx, body["decision"], "output decision", OUTPUT_DECISIONS)
     reason = string(cx, body["reason"], "`reason`") if "reason" in body else ""
     topics = _topics(cx, body["topics"], "`topics`") if "topics" in body else ()
+    targets = _targets(cx, body["targets"], "`targets`") if "targets" in body else ()
     return OutputRule(
         id=rid,
         detectors=tuple(detectors),
         decision=decision,
         reason=reason,
         topics=topics,
+        targets=targets,
         line=node.start_mark.line + 1,
     )
 

@@ -284,6 +284,9 @@ class OutputRule:
     decision: str
     reason: str = ""
     topics: tuple[str, ...] = ()
+    # Globs over `adapter:<adapter>:<action>`: the rule judges the results of those tool calls
+    # (and, with `topics` too, only of those made inside jobs on those topics).
+    targets: tuple[str, ...] = ()
     line: int | None = None
 
 

@@ -25,6 +25,9 @@ BUNDLE = textwrap.dedent(
     sets:
       payees: [DE89370400440532013000]
       company: [corp.example]
+    output_rules:
+      - {id: redact-web-mail, detectors: [email], decision: redact, targets: ["adapter:web:*"]}
+      - {id: redact-jobs-only, detectors: [phone], decision: redact, topics: ["job.**"]}
     rules:
     """
 )
@@ -207,3 +210,20 @@ def test_session_count_and_denied_count_read_the_history(agent: httpx.Client) ->
     assert _step(agent, "denied_count", {}, fresh)["decision"] == "allow"
     assert _step(agent, "gt", {"v": 1000}, fresh)["decision"] == "deny"
     assert _step(agent, "denied_count", {}, fresh)["rule_id"] == "op-denied_count"
+
+
+def test_output_rules_naming_targets_judge_those_calls_results_only(agent: httpx.Client) -> None:
+    sid = _session(agent, "read and ping")
+    text = "write to ann@corp.example or call +1 415 555 2671"
+    read = _step(agent, "read", {"url": "https://corp.example/"}, sid, adapter="web")
+    ping = _step(agent, "ping", {}, sid)
+    got = {}
+    for step in (read, ping):
+        r = agent.post("/api/v1/steps/result", json={"session_id": sid, "step_id": step["step_id"],
+                                                      "status": "succeeded", "output": text})  # fmt: skip
+        assert r.status_code == 200, r.text
+        got[step["target"]] = r.json()
+    web, op = got["adapter:web:read"], got["adapter:op:ping"]
+    assert web["output_decision"]["rule_id"] == "redact-web-mail"
+    assert "ann@corp.example" not in web["output"] and "+1 415 555 2671" in web["output"]
+    assert op["output"] == text  # no rule names this target; the topic rule is for jobs only

@@ -485,3 +485,24 @@ def test_a_keyed_secret_is_redacted_and_its_key_kept() -> None:
     rules = (OutputRule(id="r", detectors=("password",), decision="redact"),)
     verdict = decide({"login": {"password": "hunter2", "user": "app"}}, rules, topic="job.x")
     assert verdict.redacted == {"login": {"password": "[REDACTED:password]", "user": "app"}}
+
+
+def test_rules_apply_by_topic_to_jobs_and_by_target_to_tool_calls() -> None:
+    from gatehouse.output.gate import applies
+
+    everything = OutputRule(id="all", detectors=("email",), decision="redact")
+    jobs = OutputRule(id="jobs", detectors=("email",), decision="redact", topics=("job.mail.*",))
+    calls = OutputRule(id="calls", detectors=("email",), decision="redact", targets=("adapter:web:*",))
+    both = OutputRule(id="both", detectors=("email",), decision="redact", topics=("job.mail.*",),
+                      targets=("adapter:web:*",))  # fmt: skip
+    # A job's result.
+    assert [r.id for r in (everything, jobs, calls, both) if applies(r, "job.mail.send")] == ["all", "jobs"]
+    # A tool call outside any job.
+    assert [r.id for r in (everything, jobs, calls, both) if applies(r, None, "adapter:web:read")] == [
+        "all",
+        "calls",
+    ]
+    # A tool call inside a job on a matching topic.
+    found = [r.id for r in (everything, jobs, calls, both) if applies(r, "job.mail.send", "adapter:web:read")]
+    assert found == ["all", "jobs", "calls", "both"]
+    assert not applies(calls, "job.mail.send", "adapter:bank:pay")

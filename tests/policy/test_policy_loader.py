@@ -549,6 +549,22 @@ CASES = [
         "unknown key `detector` in an output rule",
     ),
     (
+        "bad output rule target",
+        rule_doc(
+            "",
+            extra="""
+            output_rules:
+              - id: scrub
+                detectors: [email]
+                decision: redact
+                targets: ["web:read"]
+            """,
+        ),
+        "targets:",
+        "scrub",
+        "web:read",
+    ),
+    (
         "output rule id clashes with a rule id",
         rule_doc(
             "",
