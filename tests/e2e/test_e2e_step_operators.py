@@ -227,3 +227,43 @@ def test_output_rules_naming_targets_judge_those_calls_results_only(agent: httpx
     assert web["output_decision"]["rule_id"] == "redact-web-mail"
     assert "ann@corp.example" not in web["output"] and "+1 415 555 2671" in web["output"]
     assert op["output"] == text  # no rule names this target; the topic rule is for jobs only
+
+
+def test_steps_of_a_running_job_share_its_session_prompt_and_topic(server: Server) -> None:
+    """A job's steps: the session is the job (its prompt the trusted task, its topic in the
+    context); only the job's own identity may take them, and only while it is dispatched or
+    running."""
+    who = server.identity("op-job-agent", tenant="acme", roles=["agent", "worker"], adapters=["*"],
+                          topics=["job.steps.**"], capabilities=["*"])  # fmt: skip
+    other = server.identity("op-job-other", tenant="acme", adapters=["*"], topics=["**"], capabilities=["*"])
+    with server.client(who["api_key"]) as c, server.client(other["api_key"]) as o:
+        r = c.post("/api/v1/jobs", json={"topic": "job.steps.pay", "prompt": "pay the landlord DE89 rent",
+                                         "meta": {"capability": "bank.pay"}})  # fmt: skip
+        assert r.status_code == 201, r.text
+        job_id = r.json()["job_id"]
+        body = {
+            "job_id": job_id,
+            "step_id": "j1",
+            "adapter": "op",
+            "action": "from_prompt",
+            "params": {"v": "x"},
+        }
+        queued = c.post("/api/v1/steps/evaluate", json=body)
+        assert queued.status_code == 409 and queued.json()["error"]["code"] == "job_not_running"
+        leased = c.post("/api/v1/worker/lease", json={"topics": ["job.steps.**"], "max_jobs": 1}).json()
+        assert [j["job_id"] for j in leased["jobs"]] == [job_id]
+        # Another identity cannot take the job's steps: the job reads as absent.
+        theirs = o.post("/api/v1/steps/evaluate", json=body)
+        assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "job_not_found"
+        # The job's prompt is the session's trusted task.
+        hit = c.post("/api/v1/steps/evaluate", json={**body, "params": {"v": "the landlord"}})
+        assert hit.status_code == 200, hit.text
+        assert (hit.json()["session_id"], hit.json()["rule_id"], hit.json()["job_id"]) == (
+            job_id, "op-from_prompt", job_id,
+        )  # fmt: skip
+        session = c.get(f"/api/v1/sessions/{job_id}").json()
+        assert session["job_id"] == job_id and [s["step_id"] for s in session["steps"]] == ["j1"]
+        done = c.post(f"/api/v1/worker/jobs/{job_id}/result", json={"status": "succeeded", "output": "ok"})
+        assert done.status_code == 200, done.text
+        late = c.post("/api/v1/steps/evaluate", json={**body, "step_id": "j2"})
+        assert late.status_code == 409 and late.json()["error"]["code"] == "job_not_running"
