@@ -11,7 +11,8 @@
      +-- Denied                    a gate denied the request (carries the decision)
      +-- RateLimited               too many requests (carries retry_after)
      +-- Upstream                  a service the broker called failed or misbehaved
-          +-- UpstreamTimeout      it did not answer in time
+     |    +-- UpstreamTimeout      it did not answer in time
+     +-- Unavailable               the database (or another backend) cannot be reached now
 
 Mapping to HTTP status codes and CLI exit codes happens only at the edges
 (`gatehouse.api.errors`, `gatehouse.cli`). This module imports only the standard library
@@ -34,6 +35,7 @@ __all__ = [
     "PolicyError",
     "RateLimited",
     "Unauthorized",
+    "Unavailable",
     "Upstream",
     "UpstreamTimeout",
 ]
@@ -148,3 +150,9 @@ class Upstream(GatehouseError):
 
 class UpstreamTimeout(Upstream):
     code = "upstream_timeout"
+
+
+class Unavailable(GatehouseError):
+    """A backend the server needs (the database) cannot be reached; retrying later may work."""
+
+    code = "store_unavailable"

@@ -12,6 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import SEED, Server
+from services import stop_all
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services() -> Iterator[None]:
+    """PostgreSQL and nats-server, when a test started them (`services.py`), stop at the end."""
+    yield
+    stop_all()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from gatehouse.errors import (
     PolicyError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     Upstream,
     UpstreamTimeout,
 )
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[GatehouseError], int]] = [
     (RateLimited, 429),
     (UpstreamTimeout, 504),
     (Upstream, 502),
+    (Unavailable, 503),
 ]
 _HTTP_CODES = {
     400: "bad_request",

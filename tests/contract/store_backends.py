@@ -1,15 +1,17 @@
 """The store backends the contract suite runs on: one factory per backend.
 
-A new driver joins by adding its factory to `STORES` (PostgreSQL: build it from
-`$GATEHOUSE_TEST_POSTGRES_URL` and `pytest.skip` when unset); every test in `test_store.py` then
-runs on it unchanged. (A module of its own, not the conftest: tests import these names, and
-every test folder has a `conftest` module of that one name.)
+A new driver joins by adding its factory to `STORES`; every test in `test_store.py` then runs on
+it unchanged. PostgreSQL runs on a real server the session starts on first use
+(`tests/services.py`), one fresh database per test. (A module of its own, not the conftest:
+tests import these names, and every test folder has a `conftest` module of that one name.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
+import services
 
 from gatehouse.crypto import SigningKey
 from gatehouse.store.base import Store
@@ -29,3 +31,13 @@ STORES: dict[str, StoreFactory] = {
         path=tmp / "gatehouse.db", audit_key=key, checkpoint_every=CHECKPOINT_EVERY
     ),
 }
+
+
+def _postgres(tmp: Path, key: SigningKey) -> Store:
+    from gatehouse.store.postgres import PostgresStore
+
+    url = services.postgres().new_database()
+    return PostgresStore(url=url, audit_key=key, checkpoint_every=CHECKPOINT_EVERY, pool_size=4)
+
+
+STORES["postgres"] = _postgres

@@ -1,0 +1,215 @@
+"""Sessions of the step gate in the PostgreSQL driver: sessions, their decided steps and results.
+
+Every change to a session's steps takes the session's next revision with
+`UPDATE sessions ... RETURNING revision`, which also locks the session row: changes to one
+session's steps are serialised across replicas, the revisions they take have no gaps or
+repeats, and a step's decision is settled (its nonce consumed) once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from gatehouse.audit.events import decision_event
+from gatehouse.domain.approvals import Approval
+from gatehouse.domain.changes import ApprovalUpdate
+from gatehouse.domain.records import DecisionRecord
+from gatehouse.domain.sessions import Session, SessionStep, output_size
+from gatehouse.errors import Conflict
+from gatehouse.store.base import SessionStore
+from gatehouse.store.postgres import rows as pgrows
+from gatehouse.store.postgres.approvals import approval_ops, nonce_owner, step_approval_events
+from gatehouse.store.postgres.connection import PostgresBase
+from gatehouse.store.sqlite import rows
+from gatehouse.store.sqlite.sessions import _SESSION_COLUMNS, _STEP_COLUMNS, _session, _step
+
+__all__ = ["PostgresSessions"]
+
+
+class _NoChange(Exception):
+    pass
+
+
+async def _bump(conn: asyncpg.Connection, session_id: str) -> int | None:
+    """The session's next revision, taken (and the session row locked) in this transaction."""
+    found = await conn.fetchval(
+        "UPDATE sessions SET revision = revision + 1 WHERE id = $1 RETURNING revision", session_id
+    )
+    return None if found is None else int(found)
+
+
+class PostgresSessions(PostgresBase, SessionStore):
+    async def add_session(self, session: Session) -> None:
+        async def add(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({pgrows.placeholders(9)})",
+                session.id,
+                session.tenant,
+                session.identity_id,
+                session.task,
+                session.created_at,
+                session.job_id,
+                session.untrusted_size,
+                int(session.bounded),
+                session.revision,
+            )
+
+        try:
+            await self._write(add)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"session `{session.id}` exists already", code="duplicate_session") from None
+
+    async def get_session(self, session_id: str, tenant: str | None = None) -> Session | None:
+        args = pgrows.Args(session_id)
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        if tenant is not None:
+            sql += f" AND tenant = {args.add(tenant)}"
+        row = await self._fetchrow(sql, *args.values)
+        return _session(tuple(row)) if row else None
+
+    async def add_step(
+        self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
+    ) -> None:
+        async def add(conn: asyncpg.Connection) -> None:
+            revision = await _bump(conn, step.session_id)
+            if revision is None:
+                raise ValueError(f"no session `{step.session_id}`")
+            await conn.execute(
+                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(15)})",
+                step.session_id,
+                step.step_id,
+                step.adapter,
+                step.action,
+                rows.dumps(step.params),
+                step.step_hash,
+                step.decision_id,
+                step.result,
+                step.rule_id,
+                step.created_at,
+                step.status,
+                None if step.output is None else rows.dumps(step.output),
+                int(step.trusted),
+                step.approval_id,
+                revision,
+            )
+            await pgrows.insert_record(conn, record)
+            events = decision_event(record)
+            if approval is not None:
+                await pgrows.insert_approval(conn, approval)
+                events += await step_approval_events(conn, [approval.id], approval.id)
+            await self._append_audit(conn, events)
+
+        try:
+            await self._write(add)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
+
+    async def settle_step(
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        expected_decision_id: str,
+        record: DecisionRecord,
+        approval: ApprovalUpdate | None = None,
+        consume_nonce: str | None = None,
+        new_approval: Approval | None = None,
+    ) -> SessionStep | None:
+        async def settle(conn: asyncpg.Connection) -> SessionStep:
+            revision = await _bump(conn, session_id)
+            row = await conn.fetchrow(
+                "UPDATE session_steps SET decision_id = $1, result = $2, rule_id = $3, "
+                "approval_id = COALESCE($4, approval_id), rev = $5 "
+                f"WHERE session_id = $6 AND step_id = $7 AND decision_id = $8 RETURNING {_STEP_COLUMNS}",
+                record.decision_id,
+                record.result,
+                record.rule_id,
+                new_approval.id if new_approval is not None else None,
+                revision,
+                session_id,
+                step_id,
+                expected_decision_id,
+            )
+            if row is None:
+                raise _NoChange  # decided again by somebody else first
+            touched = await nonce_owner(conn, consume_nonce)
+            events = await approval_ops(conn, new_approval, approval, consume_nonce, record.timestamp)
+            if events is None:
+                raise _NoChange  # roll the step back with it: a used nonce, a moved approval
+            await pgrows.insert_record(conn, record)
+            events += decision_event(record)
+            if approval is not None:
+                touched.append(approval.approval_id)
+            if new_approval is not None:
+                touched.append(new_approval.id)
+            events += await step_approval_events(
+                conn, list(dict.fromkeys(touched)), new_approval.id if new_approval else None
+            )
+            await self._append_audit(conn, events)
+            return _step(tuple(row))
+
+        try:
+            return await self._write(settle)
+        except _NoChange:
+            return None
+
+    async def get_step(self, session_id: str, step_id: str) -> SessionStep | None:
+        row = await self._fetchrow(
+            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = $1 AND step_id = $2",
+            session_id,
+            step_id,
+        )
+        return _step(tuple(row)) if row else None
+
+    async def session_steps(self, session_id: str, since: int = 0) -> list[SessionStep]:
+        found = await self._fetch(
+            f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = $1 AND rev > $2 ORDER BY seq",
+            session_id,
+            since,
+        )
+        return [_step(tuple(r)) for r in found]
+
+    async def record_step_result(
+        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+    ) -> SessionStep | None:
+        size = output_size(output)
+
+        async def record(conn: asyncpg.Connection) -> SessionStep | None:
+            # Locks the session row: its kept size is read and written by one change at a time.
+            srow = await conn.fetchrow(
+                "SELECT untrusted_size, bounded FROM sessions WHERE id = $1 FOR UPDATE", session_id
+            )
+            if srow is None:
+                return None
+            kept: str | None = None
+            if not trusted and not srow[1]:
+                total = srow[0] + size
+                over = total > bound
+                await conn.execute(
+                    "UPDATE sessions SET untrusted_size = $1, bounded = $2 WHERE id = $3",
+                    total,
+                    int(over),
+                    session_id,
+                )
+                if not over:
+                    kept = rows.dumps(output)
+            row = await conn.fetchrow(
+                "UPDATE session_steps SET status = $1, output = $2, trusted = $3, rev = $4 "
+                f"WHERE session_id = $5 AND step_id = $6 AND status IS NULL RETURNING {_STEP_COLUMNS}",
+                status,
+                kept,
+                int(trusted),
+                await _bump(conn, session_id),
+                session_id,
+                step_id,
+            )
+            if row is None:
+                raise _NoChange  # roll the session's count back: nothing happened
+            return _step(tuple(row))
+
+        try:
+            return await self._write(record)
+        except _NoChange:
+            return None
