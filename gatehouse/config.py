@@ -54,6 +54,10 @@ class Settings:
     secrets_key: str | None = field(default=None, repr=False)
     # The `iss` claim of minted credentials.
     credential_issuer: str = "gatehouse"
+    # Bounds of one brokered call: the answer's body (decoded) and the whole exchange, redirects
+    # included (`broker.transport.EgressLimits`).
+    broker_max_response_bytes: int = 10 * 1024 * 1024
+    broker_timeout: float = 30.0
 
     @property
     def signing_key_path(self) -> Path:
@@ -93,5 +97,9 @@ class Settings:
             env["secrets_key"] = k
         if i := os.environ.get("GATEHOUSE_CREDENTIAL_ISSUER"):
             env["credential_issuer"] = i
+        if b := os.environ.get("GATEHOUSE_BROKER_MAX_RESPONSE_BYTES"):
+            env["broker_max_response_bytes"] = int(b)
+        if t := os.environ.get("GATEHOUSE_BROKER_TIMEOUT"):
+            env["broker_timeout"] = float(t)
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

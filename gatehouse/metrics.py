@@ -152,6 +152,20 @@ class Metrics:
             "Incident containments in force (tenants and identities)",
             registry=r,
         )
+        self.adapter_calls = Counter(
+            "gatehouse_adapter_calls_total",
+            "Calls the broker made for allowed steps, by adapter and outcome "
+            "(succeeded, failed, or the error code)",
+            ["adapter", "status"],
+            registry=r,
+        )
+        self.adapter_call_seconds = Histogram(
+            "gatehouse_adapter_call_seconds",
+            "Time of the broker's outbound call (egress checks, connect, redirects, body), by adapter",
+            ["adapter"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self.egress_denied = Counter(
             "gatehouse_egress_denied_total",
             "Outbound calls of the broker refused by an adapter's egress list, by adapter",

@@ -162,6 +162,17 @@ class StepIn(BaseModel):
     params: Any = Field(default_factory=dict)
 
 
+class AdapterCallIn(BaseModel):
+    """`POST /api/v1/adapters/{adapter}/{action}`: a step the broker executes."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    job_id: str | None = Field(None, min_length=1, max_length=128)
+    step_id: str = Field(min_length=1, max_length=128)
+    # Checked by the step gate (an object, its depth and size), for codes of its own.
+    params: Any = Field(default_factory=dict)
+
+
 class StepResultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     session_id: str | None = Field(None, min_length=1, max_length=128)

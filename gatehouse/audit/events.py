@@ -31,6 +31,7 @@ from gatehouse.policy._durations import parse_duration
 
 __all__ = [
     "AuditEvent",
+    "adapter_call_event",
     "approval_consumed_event",
     "approval_event",
     "contained_event",
@@ -244,3 +245,10 @@ def credential_issued_event(c: IssuedCredential) -> AuditEvent:
 
 def credentials_revoked_event(tenant: str, jtis: list[str], *, by: dict[str, str]) -> AuditEvent:
     return AuditEvent(stream_for(tenant), "credential.revoked", {"jtis": jtis, "count": len(jtis), **by})
+
+
+def adapter_call_event(tenant: str, data: dict[str, Any]) -> AuditEvent:
+    """One call the broker made (or refused to make) for an allowed step: adapter, action, the
+    params as their schema, status, HTTP status, latency, the credential by name or jti. The
+    caller builds `data` from those only; no value of a secret, token or param enters it."""
+    return AuditEvent(stream_for(tenant), "adapter.call", data)

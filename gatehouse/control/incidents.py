@@ -42,6 +42,12 @@ KINDS = ("tenant", "identity", "adapter")
 _ADAPTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def _key(kind: str, target: str) -> tuple[str, str]:
+    # Adapter names compare case-insensitively (as the catalog's do): containing `github` must
+    # hold a step that names `GitHub`.
+    return (kind, target.lower() if kind == "adapter" else target)
+
+
 class Incidents:
     def __init__(self, *, deps: Deps, credentials: Credentials | None = None) -> None:
         self.store = deps.store
@@ -53,7 +59,7 @@ class Incidents:
         self._revoked: set[str] = set()
 
     async def load(self) -> None:
-        self._active = {(c.kind, c.target): c for c in await self.store.containments(active_only=True)}
+        self._active = {_key(c.kind, c.target): c for c in await self.store.containments(active_only=True)}
         self.metrics.containments_active.set(len(self._active))
 
     async def load_revoked(self) -> None:
@@ -96,7 +102,7 @@ class Incidents:
         return (
             self._active.get(("tenant", tenant))
             or (self._active.get(("identity", identity_id)) if identity_id else None)
-            or (self._active.get(("adapter", adapter)) if adapter else None)
+            or (self._active.get(_key("adapter", adapter)) if adapter else None)
         )
 
     def adapter(self, name: str) -> Containment | None:
@@ -128,7 +134,7 @@ class Incidents:
         await self._require_administered(who, kind, target)
         if not force:
             await self._require_exists(kind, target)
-        existing = self._active.get((kind, target))
+        existing = self._active.get(_key(kind, target))
         if existing is not None:
             raise Conflict(
                 f"{kind} `{target}` is already contained",

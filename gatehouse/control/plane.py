@@ -23,6 +23,7 @@ from gatehouse.bus.subjects import IDENTITY_REVOKED, JOBS_QUEUED, POLICY_CHANGED
 from gatehouse.config import Settings
 from gatehouse.control.approvals import ApprovalFlow
 from gatehouse.control.auth import Authenticator
+from gatehouse.control.broker import Broker
 from gatehouse.control.builtin import run_builtin_worker
 from gatehouse.control.decide import DecisionPipeline
 from gatehouse.control.deps import Deps
@@ -112,6 +113,13 @@ class ControlPlane:
             outputs=self.outputs,
             approvals=self.step_approvals,
         )
+        self.broker = Broker(
+            deps=deps,
+            steps=self.step_gate,
+            incidents=self.incidents,
+            secrets=self.secrets,
+            credentials=self.credentials,
+        )
         self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
         self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)
         self.identities = Identities(deps=deps, incidents=self.incidents)
@@ -159,6 +167,7 @@ class ControlPlane:
         for subscription in self._subscriptions:
             await subscription.unsubscribe()
         self._subscriptions.clear()
+        await self.broker.aclose()
         if isinstance(self.kernel, RemoteKernel):
             await self.kernel.close()
         await self.bus.close()

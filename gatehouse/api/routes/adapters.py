@@ -1,9 +1,14 @@
-"""The adapter catalog over HTTP: `GET /api/v1/adapters` (the bundle's `adapters:`).
+"""The adapter catalog over HTTP: `GET /api/v1/adapters` (the bundle's `adapters:`), and the
+broker's execution route `POST /api/v1/adapters/{adapter}/{action}` (`control.broker`).
 
 Any authenticated identity may read it: an agent needs the actions' parameter schemas to call
 them well. An admin sees every adapter; anybody else the adapters and actions within their
 adapter scope (an MCP adapter, whose tools come from its upstream, when the scope names the
 adapter at all). Only secret *names* are in the catalog, never their values.
+
+Execution answers 403 with the decision when the step gate denies, 202 with `approval_id` when
+it waits for a person, 200 `{decision, status, http_status, output, latency_ms, ...}` when the
+call was made (the output as the agent may see it: redacted, or withheld).
 """
 
 from __future__ import annotations
@@ -13,15 +18,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from gatehouse.api.auth import Principal, authenticate
+from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.schemas import AdapterCallIn
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.steps import catalog_of
+from gatehouse.errors import Denied
 from gatehouse.policy.catalog import Adapter
 
 router = APIRouter(prefix="/api/v1", tags=["adapters"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
+Limited = Annotated[Principal, Depends(rate_limited)]
 
 
 def _view(adapter: Adapter, who: Identity) -> dict[str, Any] | None:
@@ -41,3 +49,18 @@ async def list_adapters(request: Request, who: Auth) -> Response:
     return json_response(
         {"adapters": shown, "policy_snapshot": policy.snapshot if policy is not None else None}
     )
+
+
+@router.post("/adapters/{adapter}/{action}")
+async def call_adapter(
+    adapter: str, action: str, body: AdapterCallIn, request: Request, who: Limited
+) -> Response:
+    broker = request.app.state.plane.broker
+    done = await broker.execute(
+        who.identity, who.tenant, adapter=adapter, action=action, session_id=body.session_id,
+        job_id=body.job_id, step_id=body.step_id, params=body.params,
+    )  # fmt: skip
+    answer = done.to_public()
+    if done.outcome == "denied":
+        raise Denied(done.record.reason, code="step_denied", details=answer)
+    return json_response(answer, 202 if done.outcome == "approval" else 200)
