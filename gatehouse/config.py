@@ -6,7 +6,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+from gatehouse.errors import BadRequest
+
+__all__ = ["ROLES", "Settings"]
+
+ROLES = ("all", "api", "scheduler")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +62,21 @@ class Settings:
     # included (`broker.transport.EgressLimits`).
     broker_max_response_bytes: int = 10 * 1024 * 1024
     broker_timeout: float = 30.0
+    # What this process runs (`ROLES`): `all` (API, scheduler loops and built-in workers), `api`
+    # (the API only), `scheduler` (lease and approval expiry and the built-in workers; over HTTP
+    # only health and metrics).
+    role: str = "all"
+    # On a shared store, how often a replica re-reads what it caches from the store (the active
+    # policy, containments, revoked keys): the bound on a missed bus broadcast.
+    sync_interval: float = 1.0
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def runs_scheduler(self) -> bool:
+        return self.role in ("all", "scheduler")
 
     @property
     def signing_key_path(self) -> Path:
@@ -72,6 +91,8 @@ class Settings:
         return (self.keys_dir or self.data_dir / "keys") / "credentials.key"
 
     def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise BadRequest(f"unknown role `{self.role}` (one of {', '.join(ROLES)})", code="invalid_role")
         if not self.store_url:
             object.__setattr__(self, "store_url", f"sqlite:///{self.data_dir / 'gatehouse.db'}")
 
@@ -101,5 +122,7 @@ class Settings:
             env["broker_max_response_bytes"] = int(b)
         if t := os.environ.get("GATEHOUSE_BROKER_TIMEOUT"):
             env["broker_timeout"] = float(t)
+        if r := os.environ.get("GATEHOUSE_ROLE"):
+            env["role"] = r
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 Each is started once per test session, on first use (`postgres()`, `nats()`), in a temporary
 folder, and stopped by the session fixture in `conftest.py` (`stop_all`). PostgreSQL refuses to
-run as root: as root, its folder is given to the unprivileged `nobody` and it runs as that user.
+run as root: as root, its folder is given to the unprivileged `nobody` and the server runs as that user.
 Where the binaries are missing the tests that need them are skipped, unless
 `GATEHOUSE_REQUIRE_SERVICES=1` (as `.ci/run` sets) makes that a failure.
 """
@@ -14,6 +14,7 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -81,7 +82,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # "smart" shutdown is not needed: SIGINT/SIGTERM is fast
+            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: open connections are closed
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -90,13 +91,20 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def kill(self) -> None:
-        """Stop the server at once (a crash, for fault tests); `restart` brings it back."""
+        """Stop the server at once (a crash, for fault tests); `restart` brings it back. SIGQUIT
+        is PostgreSQL's immediate shutdown: the postmaster kills every backend (a SIGKILL would
+        leave the open connections served by orphaned backends)."""
         assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
+        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.wait(10)
 
     def restart(self) -> None:
         self._spawn()
+
+    @staticmethod
+    def start_new() -> PostgresServer:
+        """A server apart from the session's (for a test that stops it); `stop` it after."""
+        return _start_postgres()
 
     def _spawn(self) -> None:
         log = self.folder / "postgres.log"
@@ -107,12 +115,13 @@ class PostgresServer:
             "-p", str(self.port),
             "-k", str(self.folder),
             "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
         out = open(log, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(_as_user(args), stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, **_as_user()
+        )  # type: ignore[call-overload]
         _wait_port(self.port, self.proc, log)
         # Accepting TCP is not accepting logins (startup recovery): wait for a query to answer.
         deadline = time.monotonic() + 20
@@ -153,10 +162,15 @@ def _run_async(coro: object) -> None:
         raise errors[0]
 
 
-def _as_user(args: list[str]) -> list[str]:
+def _as_user() -> dict[str, object]:
+    """Popen arguments that drop root (the process itself runs as the user, so signals sent to
+    it reach PostgreSQL, not a wrapper)."""
     if os.geteuid() != 0:
-        return args
-    return ["runuser", "-u", _RUN_AS, "--", *args]
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(_RUN_AS)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def _postgres_bin() -> Path | None:
@@ -177,9 +191,9 @@ def _start_postgres() -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(folder, _RUN_AS)
     subprocess.run(
-        _as_user([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "gatehouse", "-A", "trust",
-                  "--no-locale", "-E", "UTF8", "--no-sync"]),
-        check=True, capture_output=True,
+        [str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "gatehouse", "-A", "trust",
+         "--no-locale", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True, cwd=folder, **_as_user(),  # type: ignore[call-overload]
     )  # fmt: skip
     server = PostgresServer(folder=folder, port=free_port(), bin=bin_dir)
     server._spawn()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from gatehouse import __version__, ui
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import install_error_handlers, json_response
-from gatehouse.api.limits import BodyLimit, RequestId
+from gatehouse.api.limits import BodyLimit, HealthOnly, RequestId
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
 from gatehouse.api.routes import (
     adapters,
@@ -38,6 +39,7 @@ from gatehouse.api.routing import install_route_index
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.control.plane import ControlPlane
+from gatehouse.errors import GatehouseError
 from gatehouse.mcp.gateway import Gateway
 
 __all__ = ["create_app", "mount"]
@@ -57,7 +59,14 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await plane.start()
+        try:
+            await plane.start()
+        except GatehouseError as exc:
+            # The database or the bus is down, or the schema is newer than this code: one clear
+            # line, and the process exits non-zero (uvicorn's startup failure).
+            print(f"gatehouse: cannot start: {exc.message}", file=sys.stderr)
+            await plane.stop()
+            raise
         try:
             async with gateway.run():
                 yield
@@ -124,6 +133,12 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         if unavailable is not None:
             body = {"status": "kernel_unavailable", "reason": unavailable, "policy_snapshot": snapshot}
             return json_response(body, 503)
+        # Not ready while the database or the bus does not answer (a replica in front of a load
+        # balancer is taken out until they are back; nothing to restart).
+        backend = await plane.health()
+        if backend is not None:
+            body = {"status": "backend_unavailable", "reason": backend, "policy_snapshot": snapshot}
+            return json_response(body, 503)
         return json_response({"status": "ready", "policy_snapshot": snapshot})
 
     @app.get("/metrics", tags=["health"])
@@ -136,6 +151,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
 
     install_route_index(app.router.routes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if not settings.serves_api:
+        app.add_middleware(HealthOnly, role=settings.role)
     app.add_middleware(RequestId)
     return app
 

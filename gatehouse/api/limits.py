@@ -1,4 +1,5 @@
-"""ASGI middleware: the request body limit (413, before parsing) and request ids."""
+"""ASGI middleware: the request body limit (413, before parsing), request ids, and the health-only
+surface of a `scheduler` replica."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from gatehouse.api.errors import error_response
 from gatehouse.audit.events import current_request_id
 from gatehouse.domain.ids import new_id
 
-__all__ = ["BodyLimit", "RequestId"]
+__all__ = ["BodyLimit", "HealthOnly", "RequestId"]
+
+_HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 # A body over the limit is still read to its end, up to this many bytes (and at least 16 times
@@ -132,3 +135,27 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class HealthOnly:
+    """A replica that does not serve the API (`--role scheduler`) answers health and metrics
+    only; anything else is a 404 that says where to go instead."""
+
+    def __init__(self, app: ASGIApp, *, role: str) -> None:
+        self.app = app
+        self.role = role
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or scope.get("path") in _HEALTH_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return  # a websocket on a replica without the API: refused by not accepting it
+        response = error_response(
+            404,
+            "not_served",
+            f"this replica runs the `{self.role}` role and does not serve the API: send requests to "
+            "an `api` or `all` replica",
+            {"role": self.role},
+        )
+        await response(scope, receive, send)

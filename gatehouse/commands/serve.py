@@ -93,6 +93,13 @@ from gatehouse.config import Settings
     default=None,
     help="seconds between signatures over the moved audit heads (default 2; 0 for none)",
 )
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "scheduler"]),
+    default=None,
+    help="what this replica runs: all (default), api (the API only) or scheduler (lease and "
+    "approval expiry and the built-in workers; health and metrics over HTTP); env GATEHOUSE_ROLE",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
@@ -114,9 +121,11 @@ def serve(
     keys_dir: Path | None,
     audit_witness: str | None,
     audit_seal_interval: float | None,
+    role: str | None,
     log_level: str,
 ) -> None:
-    """Run the control plane (API, scheduler, built-in workers) on SQLite."""
+    """Run the control plane (API, scheduler, built-in workers): on SQLite by default, or as one
+    replica of many on PostgreSQL and NATS (`--store postgresql://... --bus nats://...`)."""
     import uvicorn
     from prometheus_client import start_http_server
 
@@ -125,32 +134,33 @@ def serve(
     from gatehouse.control.plane import ControlPlane
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env(
-        host=host,
-        port=port,
-        # 0 is kept as 0 (no metrics port; /metrics on the API port): None would mean "the default".
-        metrics_port=metrics_port,
-        data_dir=data_dir,
-        policy_file=policy_file,
-        trust_keys=trust_keys,
-        watch_policy=watch_policy,
-        kernel_socket=kernel_socket,
-        kernel_deadline=kernel_deadline_ms / 1000,
-        rate_limit_identity=rate_limit_identity,
-        rate_limit_tenant=rate_limit_tenant,
-        audit=False if no_audit else None,
-        max_body_bytes=max_body_bytes,
-        builtin_workers=builtin_workers,
-        store_url=store_url,
-        bus_url=bus_url,
-        keys_dir=keys_dir,
-        audit_witness=audit_witness,
-        audit_seal_interval=audit_seal_interval,
-    )
     from gatehouse.api.ratelimit import parse_limit
     from gatehouse.errors import BadRequest
 
     try:
+        settings = Settings.from_env(
+            host=host,
+            port=port,
+            # 0 is kept as 0 (no metrics port; /metrics on the API port): None would mean "the default".
+            metrics_port=metrics_port,
+            data_dir=data_dir,
+            policy_file=policy_file,
+            trust_keys=trust_keys,
+            watch_policy=watch_policy,
+            kernel_socket=kernel_socket,
+            kernel_deadline=kernel_deadline_ms / 1000,
+            rate_limit_identity=rate_limit_identity,
+            rate_limit_tenant=rate_limit_tenant,
+            audit=False if no_audit else None,
+            max_body_bytes=max_body_bytes,
+            builtin_workers=builtin_workers,
+            store_url=store_url,
+            bus_url=bus_url,
+            keys_dir=keys_dir,
+            audit_witness=audit_witness,
+            audit_seal_interval=audit_seal_interval,
+            role=role,
+        )
         parse_limit(settings.rate_limit_identity)
         parse_limit(settings.rate_limit_tenant)
         plane = ControlPlane(settings)  # an unknown store or bus URL is refused here
@@ -159,7 +169,12 @@ def serve(
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=host, registry=plane.metrics.registry)
     app = create_app(settings, plane)
-    click.echo(f"gatehouse: serving on http://{host}:{port} (data in {data_dir})", err=True)
+    from gatehouse.control.drivers import redact_url
+
+    where = (
+        f"data in {data_dir}" if settings.store_url.startswith("sqlite") else redact_url(settings.store_url)
+    )
+    click.echo(f"gatehouse: serving on http://{host}:{port} (role {settings.role}, {where})", err=True)
     uvicorn.run(
         app,
         host=host,

@@ -73,6 +73,7 @@ class PolicyInstaller:
         # Why the running bundle is not the one asked for (e.g. the policy file was refused).
         self.degraded: str | None = None
         self._lock = asyncio.Lock()
+        self._synced: str | None = None  # the newest stored snapshot `sync` last saw
 
     @property
     def serial(self) -> int | None:
@@ -231,6 +232,18 @@ class PolicyInstaller:
                         log.error("reloading %s refused: %s", path, exc)
                 seen = digest
             await asyncio.sleep(interval)
+
+    async def sync(self) -> None:
+        """The periodic check of a replica: when the newest stored bundle changed since the last
+        look and is not the one running, load it as `on_changed` would (a bundle that does not
+        load is not retried until a newer one is stored)."""
+        newest = await self.store.policy_history(limit=1)
+        snapshot = newest[0].snapshot if newest else None
+        if snapshot is None or snapshot == self._synced:
+            return
+        self._synced = snapshot
+        if snapshot != self.kernel.snapshot:
+            await self.on_changed({"snapshot": snapshot})
 
     async def on_changed(self, data: dict[str, Any]) -> None:
         """The `policy.changed` handler: another replica installed a bundle; load it from the

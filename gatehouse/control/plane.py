@@ -28,7 +28,7 @@ from gatehouse.control.builtin import run_builtin_worker
 from gatehouse.control.decide import DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.dispatch import DispatchGate
-from gatehouse.control.drivers import open_bus, open_store
+from gatehouse.control.drivers import is_shared, open_bus, open_store
 from gatehouse.control.identities import Identities
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.installer import PolicyInstaller
@@ -143,13 +143,16 @@ class ControlPlane:
         await self.incidents.load_revoked()
         await self._bootstrap_admin()
         self.metrics.watch_queue(lambda: self._counts, lambda: self._oldest_pending)
-        self._tasks.append(asyncio.create_task(self._maintain()))
+        if self.settings.runs_scheduler:
+            self._tasks.append(asyncio.create_task(self._maintain()))
+        if is_shared(self.settings.store_url) and self.settings.sync_interval > 0:
+            self._tasks.append(asyncio.create_task(self._sync_replicas()))
         if self.settings.audit and self.settings.audit_seal_interval > 0:
             self._tasks.append(asyncio.create_task(self._seal_audit()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
         if self.settings.policy_file is not None and self.settings.watch_policy:
             self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
-        for i in range(self.settings.builtin_workers):
+        for i in range(self.settings.builtin_workers if self.settings.runs_scheduler else 0):
             self._tasks.append(
                 asyncio.create_task(run_builtin_worker(self.leases, self.settings.builtin_topics, i))
             )
@@ -183,6 +186,27 @@ class ControlPlane:
             except Exception:
                 log.exception("maintenance pass failed")
             await asyncio.sleep(self.settings.maintenance_interval)
+
+    async def _sync_replicas(self) -> None:
+        """On a store other processes write: every `sync_interval` seconds, pick up a policy
+        installed, a containment made or lifted, or a key revoked through another replica, in
+        case its bus broadcast was lost (the store is the source of truth)."""
+        while True:
+            await asyncio.sleep(self.settings.sync_interval)
+            try:
+                await self.installer.sync()
+                await self.incidents.load()
+                await self.incidents.load_revoked()
+            except Exception as exc:
+                log.warning("replica sync failed (retried): %s", exc)
+
+    async def health(self) -> str | None:
+        """None when the store and the bus answer, else what is wrong (for `/readyz`)."""
+        for backend in (self.store, self.bus):
+            ping = getattr(backend, "ping", None)
+            if ping is not None and (problem := await ping()) is not None:
+                return str(problem)
+        return None
 
     async def _seal_audit(self) -> None:
         """Sign the moved heads and a root every `audit_seal_interval` seconds (the first time

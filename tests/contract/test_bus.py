@@ -1,7 +1,7 @@
 """One contract for every bus: each test runs on every backend of `BUSES`.
 
-A new driver joins by adding its factory (NATS: build it from `$GATEHOUSE_TEST_NATS_URL` and
-`pytest.skip` when unset). Delivery is asynchronous on every driver, so the tests wait for what
+A new driver joins by adding its factory (NATS: a real nats-server with JetStream, started on
+first use, `tests/services.py`). Delivery is asynchronous on every driver, so the tests wait for what
 they expect with a deadline, and give a driver the same time to deliver what it must not.
 """
 
@@ -12,14 +12,23 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import services
 
 from gatehouse.bus import Bus, MemoryBus
 from gatehouse.bus.subjects import IDENTITY_REVOKED, JOBS_QUEUED, POLICY_CHANGED, SUBJECTS
 
 pytestmark = pytest.mark.anyio
 
+
+def _nats() -> Bus:
+    from gatehouse.bus.nats import NatsBus
+
+    return NatsBus(url=services.nats().url)
+
+
 BUSES: dict[str, Callable[[], Bus]] = {
     "memory": MemoryBus,
+    "nats": _nats,
 }
 # How long a message may take to arrive, and how long we wait to be sure one did not.
 DEADLINE = 2.0

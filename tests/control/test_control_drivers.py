@@ -29,14 +29,31 @@ def test_a_sqlite_url_opens_the_file_it_names(tmp_path: Path) -> None:
     assert isinstance(open_bus("memory://"), MemoryBus)
 
 
-@pytest.mark.parametrize("url", ["postgres://db/gh", "redis://x", "gatehouse.db", "sqlite://"])
+def test_postgresql_and_nats_urls_choose_the_scale_out_drivers() -> None:
+    from gatehouse.bus.nats import NatsBus
+    from gatehouse.store.postgres import PostgresStore
+
+    for url in ("postgresql://gh@db:5432/gh", "postgres://gh@db/gh"):
+        store = open_store(url, audit_key=SigningKey.generate(), checkpoint_every=5, audit=True)
+        assert isinstance(store, PostgresStore) and store.url == url
+    bus = open_bus("nats://localhost:4222")
+    assert isinstance(bus, NatsBus) and bus.url == "nats://localhost:4222"
+
+
+def test_a_bad_role_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadRequest) as caught:
+        Settings(data_dir=tmp_path, role="worker")
+    assert caught.value.code == "invalid_role"
+
+
+@pytest.mark.parametrize("url", ["mysql://db/gh", "redis://x", "gatehouse.db", "sqlite://"])
 def test_an_unknown_or_malformed_store_url_is_refused(url: str) -> None:
     with pytest.raises(BadRequest) as caught:
         open_store(url, audit_key=SigningKey.generate(), checkpoint_every=5, audit=True)
     assert caught.value.code == "invalid_store_url"
 
 
-@pytest.mark.parametrize("url", ["nats://localhost:4222", "memory", ""])
+@pytest.mark.parametrize("url", ["kafka://localhost:9092", "memory", ""])
 def test_an_unknown_bus_url_is_refused(url: str) -> None:
     with pytest.raises(BadRequest) as caught:
         open_bus(url)

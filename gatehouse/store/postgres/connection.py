@@ -27,10 +27,11 @@ from gatehouse.audit.writer import AuditWriter
 from gatehouse.crypto import SigningKey
 from gatehouse.errors import Unavailable
 from gatehouse.store._keycache import KeyCache
+from gatehouse.store._url import redact_url
 from gatehouse.store.postgres import _sink
 from gatehouse.store.postgres.schema import migrate
 
-__all__ = ["PostgresBase", "redact_url"]
+__all__ = ["PostgresBase"]
 
 log = logging.getLogger("gatehouse.store")
 
@@ -49,16 +50,6 @@ _DOWN = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if ":" in creds else url
 
 
 class PostgresBase:
