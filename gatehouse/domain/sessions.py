@@ -93,7 +93,7 @@ class SessionStep:
 
     @property
     def target(self) -> str:
-        return f"adapter:{self.adapter}:{self.action}"
+        return f"adapter:{self.adapter}:{self.action}".lower()  # as `domain.steps.target_of`
 
     def evolve(self, **changes: Any) -> SessionStep:
         return replace(self, **changes)

@@ -121,7 +121,10 @@ class Step:
 
 
 def target_of(adapter: str, action: str) -> str:
-    return f"adapter:{adapter}:{action}"
+    """The target rules match: `adapter:<adapter>:<action>`, lower-cased as topics are (a rule on
+    `adapter:bank:*` must not be escaped by calling `BANK` or `Send_Money`; the loader lower-cases
+    target patterns alike)."""
+    return f"adapter:{adapter}:{action}".lower()
 
 
 def _bad(message: str) -> BadRequest:

@@ -144,7 +144,32 @@ class Classifier:
                 if h.label == COMMAND_CLASS and h.value != "read" and h.source not in flagged:
                     flagged.add(h.source)
                     hits.append(Hit("shell_unfold", None, None, OBFUSCATED, h.excerpt, h.source))
+            # A line that hides a command another line shows plainly still hides it: padding an
+            # obfuscated payload with the plain command must not take the flag away. So the
+            # lines of a text not flagged whole are compared one by one as well.
+            for source, raw in sources:
+                shell_source = f"{source} (as a shell reads it)"
+                if shell_source in flagged or "\n" not in raw or not might_hide_commands(raw):
+                    continue
+                hit = self._hidden_in_a_line(source, raw)
+                if hit is not None:
+                    flagged.add(shell_source)
+                    hits.append(Hit("shell_unfold", None, None, OBFUSCATED, hit.excerpt, shell_source))
         return _combine(hits)
+
+    def _hidden_in_a_line(self, source: str, raw: str) -> Hit | None:
+        """The first command hit that only the shell's reading of one line of `raw` shows."""
+        for line in raw.splitlines():
+            if not line.strip() or not might_hide_commands(line):
+                continue
+            shell = unfold(clean_text(line))
+            if not shell:
+                continue
+            plain = {h.pattern for h in self._scan([(source, line)])}
+            for h in self._scan([(source, shell)]):
+                if h.label == COMMAND_CLASS and h.value != "read" and h.pattern not in plain:
+                    return h
+        return None
 
     def _scan(self, sources: Sequence[tuple[str, str]]) -> list[Hit]:
         hits: list[Hit] = []

@@ -49,6 +49,7 @@ from gatehouse.control.auth import Authenticator, Principal
 from gatehouse.control.steps import StepGate
 from gatehouse.crypto import canonical
 from gatehouse.domain.ids import new_id
+from gatehouse.domain.steps import target_of
 from gatehouse.errors import GatehouseError, NotFound
 from gatehouse.kernel import Kernel
 from gatehouse.mcp.sessions import SessionMap
@@ -391,7 +392,7 @@ class Gateway:
             identity_id=who.id, tenant=tenant, adapter=adapter, headers=request.headers,
             meta=(ctx.params or {}).get("_meta"),
         )  # fmt: skip
-        target = f"adapter:{adapter}:{tool}"
+        target = target_of(adapter, tool)
         digest = _args_hash(arguments)
         state = _read_state(ctx.params)
         step_id = state.get("step_id") if state else None

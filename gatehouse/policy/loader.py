@@ -412,7 +412,8 @@ def _labels(cx: _Ctx, node: Any, what: str) -> dict[str, tuple[str, ...]]:
 
 
 def _targets(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:
-    return _globs(cx, node, what, str, compile_target)
+    # Targets are compared lower-cased (`domain.steps.target_of`), as topics are.
+    return _globs(cx, node, what, str.lower, compile_target)
 
 
 def _capabilities(cx: _Ctx, node: Any, what: str) -> tuple[str, ...]:

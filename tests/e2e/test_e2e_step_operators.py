@@ -162,6 +162,11 @@ def test_each_operator_over_http(agent: httpx.Client, name: str, cond: Any, meet
     assert miss["decision"] == "allow", miss
 
 
+def test_targets_are_matched_whatever_the_case_of_adapter_and_action(agent: httpx.Client) -> None:
+    hit = _step(agent, "GT", {"v": 101}, adapter="Op")
+    assert (hit["decision"], hit["rule_id"], hit["target"]) == ("deny", "op-gt", "adapter:op:gt")
+
+
 def _session(c: httpx.Client, task: str) -> str:
     r = c.post("/api/v1/sessions", json={"task": task})
     assert r.status_code == 201, r.text

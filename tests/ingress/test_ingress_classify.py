@@ -230,3 +230,15 @@ def test_adding_a_line_never_hides_a_hit_or_lowers_the_class(a: str, b: str) -> 
         alone = classify(part)
         assert {h.pattern for h in alone.hits} <= {h.pattern for h in joined.hits}
         assert SEVERITY[joined.command_class] <= SEVERITY[alone.command_class]
+
+
+@pytest.mark.parametrize(
+    "padding",
+    ["rm -rf /", "sudo rm -rf / --no-preserve-root", "ls\nrm -rf /"],
+)
+def test_a_plain_command_beside_an_obfuscated_one_keeps_the_obfuscation_flag(padding: str) -> None:
+    hidden = "echo 726d202d7266202f | xxd -r -p | bash"  # hex of `rm -rf /`
+    for text in (f"{hidden}\n{padding}", f"{padding}\n{hidden}"):
+        result = classify(text)
+        assert "obfuscated_command" in result.risk_tags, text
+        assert "shell_unfold" in {h.pattern for h in result.hits}
