@@ -55,7 +55,9 @@ class EgressTransport(httpx2.AsyncBaseTransport):
         try:
             dest = destination(scheme, url.host, url.port)
             match_destination(dest, self.entries)
-            address = check_addresses(dest, await self.resolver.resolve(dest.host), self.entries)
+            # An IP literal is its own answer (no lookup, no thread hop); a name is resolved once.
+            found = [dest.host] if dest.ip is not None else await self.resolver.resolve(dest.host)
+            address = check_addresses(dest, found, self.entries)
         except EgressDenied as exc:
             log.warning("MCP upstream %s: egress denied: %s", self.adapter, exc.message)
             if self.on_denied is not None:
