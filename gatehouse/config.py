@@ -8,9 +8,10 @@ from pathlib import Path
 
 from gatehouse.errors import BadRequest
 
-__all__ = ["ROLES", "Settings"]
+__all__ = ["MIN_SESSION_PROVENANCE", "ROLES", "Settings"]
 
 ROLES = ("all", "api", "scheduler")
+MIN_SESSION_PROVENANCE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +70,9 @@ class Settings:
     # On a shared store, how often a replica re-reads what it caches from the store (the active
     # policy, containments, revoked keys): the bound on a missed bus broadcast.
     sync_interval: float = 1.0
+    # Characters of untrusted tool output each session keeps for provenance (`from_untrusted`);
+    # past it the session fails closed (every value counts as untrusted). At least 4 MiB.
+    session_provenance_chars: int = 4 * 1024 * 1024
 
     @property
     def serves_api(self) -> bool:
@@ -93,6 +97,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise BadRequest(f"unknown role `{self.role}` (one of {', '.join(ROLES)})", code="invalid_role")
+        if self.session_provenance_chars < MIN_SESSION_PROVENANCE:
+            raise BadRequest(
+                f"a session keeps at least {MIN_SESSION_PROVENANCE} characters of untrusted output "
+                f"for provenance, not {self.session_provenance_chars}",
+                code="invalid_session_bound",
+            )
         if not self.store_url:
             object.__setattr__(self, "store_url", f"sqlite:///{self.data_dir / 'gatehouse.db'}")
 
@@ -106,6 +116,8 @@ class Settings:
             env["data_dir"] = Path(d)
         if b := os.environ.get("GATEHOUSE_MAX_BODY_BYTES"):
             env["max_body_bytes"] = int(b)
+        if n := os.environ.get("GATEHOUSE_SESSION_PROVENANCE_CHARS"):
+            env["session_provenance_chars"] = int(n)
         if url := os.environ.get("GATEHOUSE_STORE_URL"):
             env["store_url"] = url
         if url := os.environ.get("GATEHOUSE_BUS_URL"):

@@ -100,6 +100,13 @@ from gatehouse.config import Settings
     help="what this replica runs: all (default), api (the API only) or scheduler (lease and "
     "approval expiry and the built-in workers; health and metrics over HTTP); env GATEHOUSE_ROLE",
 )
+@click.option(
+    "--session-provenance-chars",
+    type=int,
+    default=None,
+    help="characters of untrusted tool output a session keeps for from_untrusted (default and "
+    "minimum 4 MiB); past it every value counts as untrusted; env GATEHOUSE_SESSION_PROVENANCE_CHARS",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
@@ -122,6 +129,7 @@ def serve(
     audit_witness: str | None,
     audit_seal_interval: float | None,
     role: str | None,
+    session_provenance_chars: int | None,
     log_level: str,
 ) -> None:
     """Run the control plane (API, scheduler, built-in workers): on SQLite by default, or as one
@@ -160,6 +168,7 @@ def serve(
             audit_witness=audit_witness,
             audit_seal_interval=audit_seal_interval,
             role=role,
+            session_provenance_chars=session_provenance_chars,
         )
         parse_limit(settings.rate_limit_identity)
         parse_limit(settings.rate_limit_tenant)

@@ -113,6 +113,7 @@ class ControlPlane:
             outputs=self.outputs,
             approvals=self.step_approvals,
         )
+        self.step_gate.bound = settings.session_provenance_chars
         self.broker = Broker(
             deps=deps,
             steps=self.step_gate,
