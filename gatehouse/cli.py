@@ -23,6 +23,7 @@ _COMMANDS = {
     "incident": ("gatehouse.commands.incident", "incident"),
     "mcp": ("gatehouse.commands.mcp", "mcp"),
     "secret": ("gatehouse.commands.secret", "secret"),
+    "redteam": ("gatehouse.commands.redteam", "redteam"),
 }
 
 
