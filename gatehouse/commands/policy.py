@@ -28,9 +28,11 @@ import click
 import yaml
 
 from gatehouse.commands._jobs import iter_jsonl, job_context, judged_context, parse_json
+from gatehouse.domain.approvals import DEFAULT_TTL
 from gatehouse.domain.steps import pre_policy, step_context, step_of
 from gatehouse.errors import GatehouseError, MissingField
 from gatehouse.policy import DECISIONS, Decision, Policy, PolicyError, canonical_data, load
+from gatehouse.policy._durations import parse_duration
 
 __all__ = ["policy"]
 
@@ -481,6 +483,70 @@ def _outcome_text(o: Mapping[str, Any]) -> str:
     if o["decision"] is None:
         return f"refused ({o['error']}: {', '.join(o['fields'])})"
     return f"{o['decision']} ({o['rule_id']})"
+
+
+# ---------------------------------------------------------------------------------------------
+# lint
+
+
+def _seconds(text: str, option: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
+
+
+@policy.command()
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="print the findings as JSON")
+@click.option(
+    "--approval-default",
+    default=f"{DEFAULT_TTL}s",
+    show_default=True,
+    metavar="DURATION",
+    help="how long an approval lasts on your servers when a rule gives no approval_ttl",
+)
+@click.option(
+    "--long-approval",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="an approval default past this makes a require_approval rule without approval_ttl a warning",
+)
+def lint(file: str, as_json: bool, approval_default: str, long_approval: str) -> None:
+    """Find shadowed, conflicting and unreachable rules (and more) in FILE before it ships.
+
+    Each finding names its rules and their lines. Exits 1 when there are errors, 0 with warnings
+    only (or none), 2 when FILE does not load.
+    """
+    from gatehouse.policy.lint import ERROR
+    from gatehouse.policy.lint import lint as run_lint
+
+    p = _load(file)
+    findings = run_lint(
+        p,
+        approval_default=_seconds(approval_default, "--approval-default"),
+        long_approval=_seconds(long_approval, "--long-approval"),
+    )
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    warnings = len(findings) - errors
+    if as_json:
+        _echo_json(
+            {
+                "file": file,
+                "policy_snapshot": p.snapshot,
+                "rules": len(p.rules),
+                "errors": errors,
+                "warnings": warnings,
+                "findings": [f.to_dict() for f in findings],
+            }
+        )
+    else:
+        for f in findings:
+            click.echo(f"{file}: {f.text()}")
+        click.echo(f"{len(p.rules)} rules: {errors} errors, {warnings} warnings")
+    if errors:
+        raise click.exceptions.Exit(1)
 
 
 def _register_bundle_commands() -> None:
