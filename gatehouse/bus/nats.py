@@ -67,22 +67,30 @@ class NatsBus(Bus):
 
     async def open(self) -> None:
         try:
-            nc = await nats.connect(
-                self.url,
-                connect_timeout=int(max(1, self.connect_timeout)),
-                reconnect_time_wait=1,
-                max_reconnect_attempts=-1,  # keep trying: the store carries the work meanwhile
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-                name="gatehouse",
-            )
+            # Bounded here: with unlimited reconnects (below) the client would retry a server
+            # that is not there at start for ever.
+            nc = await asyncio.wait_for(self._connect(), self.connect_timeout + 1)
         except Exception as exc:
-            raise Unavailable(f"cannot reach the bus at {self.url}: {exc}", code="bus_unavailable") from None
+            raise Unavailable(
+                f"cannot reach the bus at {self.url}: {str(exc) or type(exc).__name__}",
+                code="bus_unavailable",
+            ) from None
         self._nc = nc
         self._js = nc.jetstream()
         await self._ensure_stream()
         self._closed = False
+
+    async def _connect(self) -> Client:
+        return await nats.connect(
+            self.url,
+            connect_timeout=int(max(1, self.connect_timeout)),
+            reconnect_time_wait=1,
+            max_reconnect_attempts=-1,  # keep trying: the store carries the work meanwhile
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            name="gatehouse",
+        )
 
     async def _ensure_stream(self) -> None:
         assert self._js is not None

@@ -201,3 +201,32 @@ def test_readyz_follows_the_database_and_recovers_without_a_restart(tmp_path: Pa
             s.stop()
     finally:
         own.stop()
+
+
+def test_a_replica_killed_mid_load_loses_no_acknowledged_job(cluster: Start) -> None:
+    a = cluster("a")
+    b = cluster("b")
+    agent = a.identity("agent", roles=["agent"], topics=["job.**"], capabilities=["infra.read"])
+
+    def submit(i: int) -> httpx.Response | None:
+        if i == 30:
+            a.kill9()  # in the middle of the load, with requests in flight on it
+        try:
+            return _submit((a, b)[i % 2], agent["api_key"], {**DEMO, "prompt": f"status {i}"})
+        except httpx.HTTPError:
+            return None  # no answer: the client does not know, and must not count it
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(submit, range(60)))
+    acknowledged = [r.json()["job_id"] for r in answers if r is not None and r.status_code == 201]
+    assert len(acknowledged) >= 30
+    with b.admin() as c:
+        for job_id in acknowledged:
+            r = c.get(f"/api/v1/jobs/{job_id}")
+            assert r.status_code == 200, job_id  # every 201 is stored
+            stages = [d["stage"] for d in c.get(f"/api/v1/jobs/{job_id}/decisions").json()["decisions"]]
+            assert stages.count("dispatch") <= 1, (job_id, stages)  # never handed out twice
+    # B's workers finish what B dispatched; the jobs A's workers held wait for their lease.
+    done = _wait_all(b, acknowledged, {"succeeded", "dispatched", "running"})
+    assert set(done.values()) <= {"succeeded", "dispatched", "running"}, done
+    _audit_ok(b)
