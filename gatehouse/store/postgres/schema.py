@@ -155,7 +155,7 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_job ON approvals (job_id, seq);
 CREATE INDEX approvals_status ON approvals (tenant, status, seq);
-CREATE INDEX approvals_pending ON approvals (expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_expiry ON approvals (status, expires_at);
 CREATE TABLE containments (
     id TEXT PRIMARY KEY,
     seq BIGSERIAL NOT NULL,
