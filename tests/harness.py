@@ -56,7 +56,7 @@ class Server:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def start(self, timeout: float = 20.0) -> Server:
+    def start(self, timeout: float = 60.0) -> Server:
         self.port = free_port()
         self.metrics_port = free_port()
         args = [
