@@ -73,6 +73,18 @@ class Settings:
     # Characters of untrusted tool output each session keeps for provenance (`from_untrusted`);
     # past it the session fails closed (every value counts as untrusted). At least 4 MiB.
     session_provenance_chars: int = 4 * 1024 * 1024
+    # The bubblewrap executable that sandboxes the processes Gatehouse starts for adapters
+    # (`gatehouse.sandbox`); one that cannot run leaves sandboxed adapters unavailable.
+    sandbox_bwrap: str = "bwrap"
+
+    @property
+    def sandbox_forbidden(self) -> tuple[Path, ...]:
+        """What no sandbox may see: the data directory, the keys, an SQLite database's directory."""
+        paths = [self.data_dir, self.keys_dir or self.data_dir / "keys"]
+        if self.store_url.startswith("sqlite:///"):
+            # Its directory: the journal and WAL files sit beside the database.
+            paths.append(Path(self.store_url[len("sqlite:///") :]).absolute().parent)
+        return tuple(paths)
 
     @property
     def serves_api(self) -> bool:
@@ -134,6 +146,8 @@ class Settings:
             env["broker_max_response_bytes"] = int(b)
         if t := os.environ.get("GATEHOUSE_BROKER_TIMEOUT"):
             env["broker_timeout"] = float(t)
+        if b := os.environ.get("GATEHOUSE_SANDBOX_BWRAP"):
+            env["sandbox_bwrap"] = b
         if r := os.environ.get("GATEHOUSE_ROLE"):
             env["role"] = r
         env.update({k: v for k, v in overrides.items() if v is not None})

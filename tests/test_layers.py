@@ -20,7 +20,7 @@ PACKAGE = ROOT / "gatehouse"
 # Top floor first. A unit is a subpackage or a top-level module of `gatehouse`.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("api", "mcp", "commands", "ui", "redteam", "cli", "__main__", "client", "guard"),
-    ("control", "steps", "broker"),
+    ("control", "steps", "broker", "sandbox"),
     ("kernel", "audit", "store", "bus"),
     ("domain",),
     ("policy", "ingress", "output"),

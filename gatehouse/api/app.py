@@ -39,8 +39,10 @@ from gatehouse.api.routing import install_route_index
 from gatehouse.api.schemas import JobIn
 from gatehouse.config import Settings
 from gatehouse.control.plane import ControlPlane
+from gatehouse.domain.steps import catalog_of
 from gatehouse.errors import GatehouseError
 from gatehouse.mcp.gateway import Gateway
+from gatehouse.sandbox import Sandboxes
 
 __all__ = ["create_app", "mount"]
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         steps=plane.step_gate,
         reveal=plane.secrets.reveal,
         contained=plane.incidents.adapter,
+        sandboxes=Sandboxes(bwrap=settings.sandbox_bwrap, forbidden=settings.sandbox_forbidden),
     )
 
     @asynccontextmanager
@@ -139,6 +142,15 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         if backend is not None:
             body = {"status": "backend_unavailable", "reason": backend, "policy_snapshot": snapshot}
             return json_response(body, 503)
+        # Not ready while an adapter's sandbox cannot be set up (no bubblewrap, no namespaces, a
+        # declared path that is missing or shows the data directory): it fails closed, and says so.
+        unsandboxed = _sandbox_problems(gateway, plane.kernel.policy)
+        if unsandboxed:
+            reason = "; ".join(f"{name}: {why}" for name, why in unsandboxed.items())
+            return json_response(
+                {"status": "sandbox_unavailable", "reason": reason, "adapters": unsandboxed,
+                 "policy_snapshot": snapshot}, 503,
+            )  # fmt: skip
         return json_response({"status": "ready", "policy_snapshot": snapshot})
 
     @app.get("/metrics", tags=["health"])
@@ -155,6 +167,16 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         app.add_middleware(HealthOnly, role=settings.role)
     app.add_middleware(RequestId)
     return app
+
+
+def _sandbox_problems(gateway: Gateway, policy: Any) -> dict[str, str]:
+    """adapter -> why its sandbox cannot be set up, for every stdio MCP adapter of the bundle."""
+    out: dict[str, str] = {}
+    for adapter in catalog_of(policy).adapters.values():
+        runtime = gateway.runtime(adapter)
+        if runtime is not None and runtime["status"] != "available":
+            out[adapter.name] = str(runtime.get("reason", "unavailable"))
+    return out
 
 
 class _Asgi:

@@ -19,6 +19,7 @@ handlers, which read it back from `ctx.request`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -45,6 +46,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from gatehouse import __version__
+from gatehouse.audit.events import SYSTEM, AuditEvent
 from gatehouse.control.auth import Authenticator, Principal
 from gatehouse.control.steps import StepGate
 from gatehouse.crypto import canonical
@@ -57,6 +59,8 @@ from gatehouse.mcp.tools import ToolVetting, Vetted
 from gatehouse.mcp.upstream import HttpSpec, Limits, StdioSpec, Upstream, UpstreamError
 from gatehouse.metrics import Metrics
 from gatehouse.policy import ALLOW, DENY
+from gatehouse.policy.catalog import Sandbox
+from gatehouse.sandbox import SandboxError, Sandboxes
 from gatehouse.store import Store
 
 __all__ = ["Gateway", "McpCaller"]
@@ -106,6 +110,7 @@ class Gateway:
         limits: Limits | None = None,
         public_url: str | None = None,
         adapters: Callable[[str], Any | None] | None = None,
+        sandboxes: Sandboxes | None = None,
     ) -> None:
         self.store = store
         self.kernel = kernel
@@ -120,6 +125,12 @@ class Gateway:
         self.public_url = public_url
         # Where adapters come from: the bundle's catalog, unless a caller supplies another source.
         self._lookup = adapters or self._catalog_adapter
+        # Where stdio upstreams run: each in its own sandbox unless its adapter says `sandbox: none`.
+        self.sandboxes = sandboxes or Sandboxes()
+        self.sandboxes.on_event = self._sandbox_event
+        self.sandboxes.on_egress_denied = self._sandbox_egress_denied
+        self._unsandboxed_warned: set[str] = set()
+        self._background: set[Any] = set()
         self.vetting = ToolVetting(store=store, metrics=metrics, classifier=lambda: kernel.classifier)
         self.sessions = SessionMap()
         self.calls_total = Counter(
@@ -167,6 +178,7 @@ class Gateway:
                 for _, upstream in list(self._upstreams.values()):
                     await upstream.close()
                 self._upstreams.clear()
+                await self.sandboxes.close()
 
     async def _watch_containment(self) -> None:
         # Containment is decided elsewhere (an admin's call, perhaps to another replica): look
@@ -219,14 +231,53 @@ class Gateway:
             raise NotFound(f"no MCP adapter `{name[:64]}`", code="adapter_not_found")
         return found
 
+    @staticmethod
+    def sandbox_of(adapter: Any) -> Sandbox:
+        """The adapter's `sandbox:` (the catalog gives every stdio adapter one; the default is
+        isolated with no network)."""
+        found = getattr(adapter, "sandbox", None)
+        return found if isinstance(found, Sandbox) else Sandbox()
+
+    def runtime(self, adapter: Any) -> dict[str, Any] | None:
+        """How the adapter's server process runs here, for `GET /api/v1/adapters` and
+        `/readyz`: `{sandbox: bubblewrap|none, status: available|unavailable, reason?}`."""
+        if getattr(adapter, "kind", None) != "mcp" or not getattr(adapter, "command", None):
+            return None
+        spec = self.sandbox_of(adapter)
+        if not spec.enabled:
+            return {"sandbox": "none", "status": "available"}
+        why = self.sandboxes.problem(adapter.command, spec)
+        if why is None:
+            return {"sandbox": "bubblewrap", "status": "available"}
+        return {"sandbox": "bubblewrap", "status": "unavailable", "reason": why}
+
     async def _spec(self, adapter: Any, tenant: str) -> StdioSpec | HttpSpec:
         if adapter.command:
+            sandbox = self.sandbox_of(adapter)
+            launch = None
+            if sandbox.enabled:
+                try:
+                    launch = await self.sandboxes.launch(
+                        adapter.name, adapter.command, sandbox, tuple(getattr(adapter, "egress", ()) or ())
+                    )
+                except SandboxError as exc:
+                    # Fail closed: no sandbox, no server.
+                    raise UpstreamError(exc.message, code=exc.code) from None
+            elif adapter.name not in self._unsandboxed_warned:
+                self._unsandboxed_warned.add(adapter.name)
+                log.warning("MCP adapter %s runs WITHOUT a sandbox (`sandbox: none`)", adapter.name)
             env = {}
             for var in adapter.env:
                 env[var.name] = (
                     var.value if var.secret is None else await self._secret(adapter, tenant, var.secret)
                 )
-            return StdioSpec(command=tuple(adapter.command), env=env)
+            name = adapter.name
+            return StdioSpec(
+                command=tuple(adapter.command),
+                env=env,
+                launch=launch,
+                on_exit=(lambda: self.sandboxes.collect(name)) if launch is not None else None,
+            )
         headers: dict[str, str] = {}
         cred = adapter.credential
         if cred is not None and cred.mint:
@@ -256,6 +307,23 @@ class Gateway:
 
     def _egress_denied(self, adapter: str, exc: Exception) -> None:
         self.metrics.egress_denied.labels(adapter).inc()
+
+    def _sandbox_egress_denied(self, adapter: str, exc: Exception) -> None:
+        """A sandboxed server tried to reach a destination outside its `egress`: counted, audited."""
+        self.metrics.egress_denied.labels(adapter).inc()
+        if isinstance(exc, GatehouseError):
+            data = {"adapter": adapter, "reason": exc.details.get("reason"), "message": exc.message[:300]}
+            task = asyncio.get_running_loop().create_task(
+                self.store.append_audit([AuditEvent(SYSTEM, "sandbox.egress_denied", data)])
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _sandbox_event(self, adapter: str, event: dict[str, Any]) -> None:
+        """A sandbox was killed on a limit or could not be set up: audited."""
+        kind = str(event.get("event", "unknown"))
+        data = {"adapter": adapter, **{k: v for k, v in event.items() if k not in ("event", "at")}}
+        await self.store.append_audit([AuditEvent(SYSTEM, f"sandbox.{kind}", data)])
 
     async def upstream(self, name: str, tenant: str) -> Upstream:
         adapter = self.adapter_or_404(name)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from gatehouse.errors import GatehouseError
 from gatehouse.mcp import launch
 from gatehouse.mcp.egress import EgressTransport
 from gatehouse.mcp.launch import ENV_NAMES
+from gatehouse.sandbox.runtime import CONFIG_ENV, Launch
 
 __all__ = ["HttpSpec", "Limits", "StdioSpec", "Upstream", "UpstreamError"]
 
@@ -63,6 +64,11 @@ class StdioSpec:
     command: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)  # secrets already revealed
     cwd: str | None = None
+    # Sandboxed (`gatehouse.sandbox`): the supervisor runs the command in bubblewrap; None is
+    # an adapter with `sandbox: none`.
+    launch: Launch | None = None
+    # Called each time the server's process has ended (the sandbox's events are read then).
+    on_exit: Callable[[], Awaitable[Any]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,13 @@ class HttpSpec:
 def _stdio_params(spec: StdioSpec) -> StdioServerParameters:
     env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
     env.update(spec.env)
+    if spec.launch is not None:
+        env.update(spec.launch.env)
+        env[ENV_NAMES] = ",".join(sorted(env))
+        # The supervisor reads its bounds from CONFIG_ENV and passes on only ENV_NAMES.
+        env[CONFIG_ENV] = spec.launch.config
+        argv = spec.launch.argv
+        return StdioServerParameters(command=argv[0], args=list(argv[1:]), env=env, cwd=spec.cwd)
     env[ENV_NAMES] = ",".join(sorted(env))
     # By path and isolated (-I): the launcher needs nothing of the gateway's PYTHONPATH or site.
     return StdioServerParameters(
@@ -147,6 +160,10 @@ class Upstream:
             finally:
                 self._client = None
                 self._ready.clear()
+                on_exit = getattr(self.spec, "on_exit", None)
+                if on_exit is not None:
+                    with suppress(Exception):
+                        await on_exit()
             if not self._stop.is_set():
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), backoff)

@@ -125,6 +125,11 @@ def _adapter(cx: Ctx, name: str, knode: Any, node: Any) -> Adapter:
             kw["command"] = tuple(_command(cx, body["command"], what))
             kw["env"] = _env(cx, body["env"], what) if "env" in body else ()
             kw["sandbox"] = _sandbox(cx, body["sandbox"], what) if "sandbox" in body else Sandbox()
+            if kw["sandbox"].enabled and kw["sandbox"].network == "egress" and not egress:
+                cx.fail(
+                    body["sandbox"],
+                    f"`sandbox.network: egress` of {what} needs `egress` (where it may go)",
+                )
             if "credential" in body:
                 cx.fail(
                     body["credential"],
@@ -269,6 +274,8 @@ def _sandbox(cx: Ctx, node: Any, what: str) -> Sandbox:
             for i, p in enumerate(paths):
                 if not p.startswith("/"):
                     cx.fail(item_node(body[key], i), f"`sandbox.{key}` holds absolute host paths, got `{p}`")
+                if p.rstrip("/") == "" or ".." in p.split("/") or "\0" in p:
+                    cx.fail(item_node(body[key], i), f"`sandbox.{key}` cannot show `{p}` (the root, or `..`)")
             kw[key] = tuple(paths)
     if "memory" in body:
         raw = scalar(cx, body["memory"], "`sandbox.memory`")

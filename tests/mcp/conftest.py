@@ -24,7 +24,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def gatehouse(tmp_path: Path) -> Iterator[Gatehouse]:
-    desc, pid = tmp_path / "desc.txt", tmp_path / "upstream.pid"
+    # Beside, not above, the data directory: the upstream's sandbox may write here.
+    (tmp_path / "upstream").mkdir()
+    desc, pid = tmp_path / "upstream" / "desc.txt", tmp_path / "upstream" / "upstream.pid"
     adapters = adapters_for(tmp_path, desc, pid)
     settings = Settings(data_dir=tmp_path / "data", policy_file=HERE / "policy.yaml", admin_key=ADMIN_KEY)
     app = create_app(settings)

@@ -21,6 +21,7 @@ import yaml
 from harness import Server, free_port
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from mcp_support import sandbox_yaml, upstream_pid
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.anyio
@@ -52,13 +53,15 @@ def http_upstream() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def server(http_upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     tmp = tmp_path_factory.mktemp("mcp-broker")
-    pid = tmp / "upstream.pid"
+    (tmp / "upstream").mkdir()
+    pid = tmp / "upstream" / "upstream.pid"
     upstream = [sys.executable, str(HERE / "upstream_server.py")]
     loopback = f"http://127.0.0.1:{http_upstream}"
     catalog = {
         "adapters": {
             "notes": {"kind": "mcp", "command": upstream,
-                      "env": {"UPSTREAM_PID_FILE": str(pid), "NOTES_TOKEN": {"secret": "notes_token"}}},
+                      "env": {"UPSTREAM_PID_FILE": str(pid), "NOTES_TOKEN": {"secret": "notes_token"}},
+                      "sandbox": sandbox_yaml(pid.parent)},
             "remote": {"kind": "mcp", "url": f"{loopback}/mcp", "egress": [loopback],
                        "credential": {"secret": "remote_token", "header": "Authorization",
                                       "format": "Bearer {secret}"}},
@@ -153,7 +156,7 @@ async def test_containing_an_adapter_closes_its_sessions_and_refuses_new_ones(
     key = agent(s, "contain-agent")
     async with connect(s, key, "notes") as c:
         assert not (await c.call_tool("notes_search", {"query": "before"})).is_error
-        pid = int(pid_file.read_text())
+        pid = upstream_pid(pid_file)
         with s.admin() as admin:
             r = admin.post(
                 "/api/v1/incidents/contain", json={"adapter": "notes", "reason": "tool misbehaving"}

@@ -24,6 +24,7 @@ import yaml
 from harness import ADMIN_KEY, Server
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp_support import sandbox_yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -44,6 +45,7 @@ def bundle(tmp: Path, desc: Path, pid: Path) -> Path:
                 "kind": "mcp",
                 "command": [sys.executable, str(HERE / "upstream_server.py")],
                 "env": {"UPSTREAM_DESC_FILE": str(desc), "UPSTREAM_PID_FILE": str(pid)},
+                "sandbox": sandbox_yaml(desc.parent),
                 "actions": {
                     "notes_search": {"effect": "read", "output": "untrusted"},
                     "notes_write": {"effect": "write"},
@@ -60,8 +62,9 @@ def bundle(tmp: Path, desc: Path, pid: Path) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     tmp = tmp_path_factory.mktemp("mcp-e2e")
-    desc = tmp / "desc.txt"
-    s = Server(data_dir=tmp / "data", policy=bundle(tmp, desc, tmp / "upstream.pid")).start()
+    (tmp / "upstream").mkdir()
+    desc = tmp / "upstream" / "desc.txt"
+    s = Server(data_dir=tmp / "data", policy=bundle(tmp, desc, tmp / "upstream" / "upstream.pid")).start()
     yield s, desc
     s.stop()
 

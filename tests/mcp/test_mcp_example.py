@@ -130,7 +130,9 @@ def server(servers_bin: Path, repo: Path, tmp_path_factory: pytest.TempPathFacto
     # loopback address (it refuses private ones by default, which the README keeps).
     text = text.replace("fetch_hosts: [docs.python.org", "fetch_hosts: [127.0.0.1, docs.python.org")
     text = text.replace("bin/mcp-server-fetch]", "bin/mcp-server-fetch, --allow-private-ips]")
-    assert str(repo) in text and "--allow-private-ips" in text and "127.0.0.1" in text
+    # And let its sandbox's egress proxy reach the loopback page.
+    text = text.replace("egress: [https://docs.python.org", "egress: [127.0.0.1, https://docs.python.org")
+    assert str(repo) in text and "--allow-private-ips" in text and "egress: [127.0.0.1" in text
     tmp = tmp_path_factory.mktemp("mcp-example")
     bundle = tmp / "gatehouse-mcp.yaml"
     bundle.write_text(text)

@@ -382,6 +382,36 @@ REJECTED = [
         "`512Mi`",
     ),
     (
+        "sandbox egress without egress",
+        "m:\n  kind: mcp\n  command: [x]\n  sandbox: {network: egress}\n",
+        "network",
+        "needs `egress`",
+    ),
+    (
+        "sandbox shows the root",
+        "m:\n  kind: mcp\n  command: [x]\n  sandbox: {read: [/]}\n",
+        "read",
+        "cannot show `/`",
+    ),
+    (
+        "sandbox path with ..",
+        "m:\n  kind: mcp\n  command: [x]\n  sandbox: {write: [/srv/../etc]}\n",
+        "write",
+        "`..`",
+    ),
+    (
+        "sandbox relative path",
+        "m:\n  kind: mcp\n  command: [x]\n  sandbox: {read: [data]}\n",
+        "read",
+        "absolute host paths",
+    ),
+    (
+        "sandbox bad network",
+        "m:\n  kind: mcp\n  command: [x]\n  sandbox: {network: host}\n",
+        "network",
+        "host",
+    ),
+    (
         "method on external",
         "b:\n  kind: external\n  actions:\n    a: {method: GET}\n",
         "method",

@@ -45,7 +45,17 @@ def _view(adapter: Adapter, who: Identity) -> dict[str, Any] | None:
 @router.get("/adapters")
 async def list_adapters(request: Request, who: Auth) -> Response:
     policy = request.app.state.plane.kernel.policy
-    shown = [v for a in catalog_of(policy).adapters.values() if (v := _view(a, who.identity)) is not None]
+    gateway = request.app.state.gateway
+    shown = []
+    for adapter in catalog_of(policy).adapters.values():
+        view = _view(adapter, who.identity)
+        if view is None:
+            continue
+        # How its process runs here: sandboxed or not, and why it cannot start when it cannot.
+        runtime = gateway.runtime(adapter)
+        if runtime is not None:
+            view["runtime"] = runtime
+        shown.append(view)
     return json_response(
         {"adapters": shown, "policy_snapshot": policy.snapshot if policy is not None else None}
     )
