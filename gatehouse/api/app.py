@@ -14,10 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gatehouse import __version__, ui
+from gatehouse.api.apidocs import install_api_docs
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import install_error_handlers, json_response
 from gatehouse.api.limits import BodyLimit, HealthOnly, RequestId
+from gatehouse.api.openapi import install_openapi
 from gatehouse.api.ratelimit import RateLimiter, parse_limit
 from gatehouse.api.routes import (
     adapters,
@@ -76,7 +78,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         finally:
             await plane.stop()
 
-    app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Gatehouse", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     # Routes declared on the app itself read bodies the way every router does (api/body.py).
     app.router.route_class = StrictJSONRoute
     app.state.plane = plane
@@ -120,6 +122,8 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     mount(app, ui.router)
 
     _document_lean_bodies(app, JobIn)
+    install_openapi(app)
+    install_api_docs(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Response:

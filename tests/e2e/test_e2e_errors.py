@@ -203,7 +203,7 @@ def test_an_overlong_idempotency_key_header_is_refused(server: Server) -> None:
 def test_openapi_documents_the_idempotency_header(server: Server) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     params = spec["paths"]["/api/v1/jobs"]["post"]["parameters"]
-    assert [p["name"] for p in params] == ["Idempotency-Key"]
+    assert [p["name"] for p in params] == ["Idempotency-Key", "X-Tenant-ID"]
 
 
 def test_the_lean_submit_route_answers_errors_like_every_other_route(server: Server) -> None:
