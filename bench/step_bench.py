@@ -34,6 +34,7 @@ with p99 < 50 ms at 64 in flight. This prints figures; it exits 0 whether or not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import re
@@ -309,14 +310,20 @@ def bench_http(seconds: float, rounds: int, connections: int, profile: Any = Non
         allowed = {"decision": "allow"}
         before = server.metric("gatehouse_step_decisions_total", allowed)
         trivial, steps = [], []
-        for _ in range(rounds):
+        for n in range(rounds):
+            # The load generators number requests from 1 on every run: a run token keeps the step
+            # ids of one round from replaying (cheaply) the steps of the one before.
+            token = f"r{n}-@N@".encode()
+            fresh = dataclasses.replace(evaluate, body=evaluate.body.replace(b"step-@N@", token))
             trivial.append(sb.measure(whoami, server, seconds=seconds / rounds, **opts))
-            steps.append(sb.measure(evaluate, server, seconds=seconds / rounds, **opts))
+            steps.append(sb.measure(fresh, server, seconds=seconds / rounds, **opts))
         stored = int(server.metric("gatehouse_step_decisions_total", allowed) - before)
         t, s = sb.merge(trivial), sb.merge(steps)
         with sb.profiling(server.pid, profile, seconds / rounds) as raw:
             if raw is not None:  # an extra evaluate phase under py-spy, not counted above
-                sb.measure(evaluate, server, seconds=seconds / rounds, **opts)
+                profiled = evaluate.body.replace(b"step-@N@", b"prof-@N@")
+                once = dataclasses.replace(evaluate, body=profiled)
+                sb.measure(once, server, seconds=seconds / rounds, **opts)
         print()
         print(f"over HTTP ({'wrk -t1' if wrk else 'python asyncio'}, {connections} connections, "
               f"{rounds} alternating rounds of {seconds / rounds:g} s):")  # fmt: skip

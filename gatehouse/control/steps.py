@@ -402,6 +402,7 @@ class StepGate:
             step,
             provenance=provenance if provenance is not None else provenance_of(session, steps, self.bound),
             classifier=self.kernel.classifier,
+            lean=True,
         )
         # After the scope, so that a caller outside it learns nothing of the catalog. The schema
         # check raises `unknown_action` (a 404, no decision) for a tool a listing adapter lacks.

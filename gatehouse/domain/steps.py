@@ -282,12 +282,18 @@ def step_context(
     scan: Callable[[str], Iterable[str]] = detector_scan,
     provenance: Provenance | None = None,
     classifier: Classifier | None = None,
+    lean: bool = False,
 ) -> dict[str, Any]:
     """The context a step rule reads for `step` (see the module docstring). Pure.
 
     `provenance`, when given, is the session's kept provenance (the server's, with its bound);
     otherwise it is built from the step's task and history. `classifier` defaults to the
     policy's (the server passes the kernel's, which it has with no bundle loaded too).
+
+    `lean` (the server's hot path) leaves out what no rule of `policy` reads: the detectors'
+    findings and the classifier's labels are most of a step's cost, and a bundle that never
+    names `detected`, `detects` or `labels.*` cannot tell them apart from absent. The offline
+    tools build the whole context, to show it.
     """
     if classifier is None:
         if policy is None:
@@ -301,13 +307,16 @@ def step_context(
         provenance = Provenance.start(trusted=[step.task] if step.task else [])
         for h in untrusted:
             provenance = provenance.with_untrusted(h.output)
-    found = detections_of(step.params, scan)
+    reads = policy.fields if lean and policy is not None else None
+    wants_detections = reads is None or "detected" in reads or "detections" in reads
+    wants_labels = reads is None or any(f.startswith("labels.") for f in reads)
+    found = detections_of(step.params, scan) if wants_detections else {}
     ctx: dict[str, Any] = {
         "target": step.target,
         "adapter": step.adapter,
         "action": step.action,
         "params": dict(step.params),
-        "labels": _labels(classifier, step.params),
+        "labels": _labels(classifier, step.params) if wants_labels else {},
         "detections": found,
         "detected": detected(found),
         "tenant": step.job.get("tenant", "default"),

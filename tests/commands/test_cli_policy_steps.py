@@ -134,6 +134,30 @@ def test_step_context_fields() -> None:
     assert (ctx["tenant"], ctx["requester_role"]) == ("default", "agent")
 
 
+def test_a_lean_context_leaves_out_only_what_no_rule_reads() -> None:
+    scanned: list[str] = []
+
+    def scan(text: str) -> list[str]:
+        scanned.append(text)
+        return ["url"] if "http" in text else []
+
+    step = step_of(
+        {"adapter": "web", "action": "read", "params": {"url": "https://x.example", "cmd": "rm -rf /"}}
+    )
+    blind = load('version: 1\nrules:\n  - {id: r, decision: deny, match: {targets: ["adapter:web:*"]}}\n')
+    ctx = step_context(blind, step, scan=scan, lean=True)
+    assert (scanned, ctx["detected"], ctx["labels"]) == ([], [], {})
+    full = step_context(blind, step, scan=scan)  # the offline tools show everything
+    assert full["detected"] == ["url"] and full["labels"]["command_class"] == "destructive"
+    reading = load(
+        'version: 1\nrules:\n  - {id: r, decision: deny, match: {targets: ["adapter:web:*"]},\n'
+        "     conditions: [{contains: {detected: url}}, {eq: {labels.command_class: destructive}}]}\n"
+    )
+    ctx = step_context(reading, step, scan=scan, lean=True)
+    assert ctx["detected"] == ["url"] and ctx["labels"]["command_class"] == "destructive"
+    assert reading.decide(ctx).rule_id == "r"
+
+
 # -- test fixtures with steps --------------------------------------------------------------------
 
 
