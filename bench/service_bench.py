@@ -853,6 +853,41 @@ def _uvicorn_stack() -> str:
     return f"uvicorn http={http} loop={loop}"
 
 
+# The shadow bundle of `--shadow`: the seed plus a rule that denies every benchmark submit, so
+# each submit disagrees and writes a disagreement (the worst case for the shadow's cost).
+SHADOW_RULE = 'rules:\n  - id: shadow-deny-bench\n    decision: deny\n    match: {topics: ["job.bench.**"]}\n'
+SHADOW_TARGET = 1.20  # issue 22: a shadow bundle adds at most 20% to the submit p50
+
+
+def shadow_phase(server: Server, submit: Route, rounds: int, slice_: float, opts: dict[str, Any]) -> str:
+    """Submit without and with a shadow bundle, in alternating rounds of the same length; the
+    p50 ratio, the shadow's disagreements counted by the server, and the target."""
+    seed = (Path(__file__).resolve().parents[1] / "examples" / "policies" / "seed.yaml").read_text()
+    bundle = seed.replace("rules:\n", SHADOW_RULE, 1)
+    admin = {"X-API-Key": ADMIN_KEY}
+    plain: list[Result] = []
+    shadowed: list[Result] = []
+    for _ in range(rounds):
+        httpx.delete(server.url + "/api/v1/policy/shadow", headers=admin, timeout=30)
+        plain.append(measure(submit, server, seconds=slice_, **opts))
+        r = httpx.put(
+            server.url + "/api/v1/policy/shadow", headers=admin, json={"bundle": bundle}, timeout=30
+        )
+        if r.status_code != 200:
+            return f"shadow: could not install the shadow bundle ({r.status_code} {r.text[:200]})"
+        shadowed.append(measure(submit, server, seconds=slice_, **opts))
+    httpx.delete(server.url + "/api/v1/policy/shadow", headers=admin, timeout=30)
+    a, b = merge(plain), merge(shadowed)
+    ratio = b.p50_ms / a.p50_ms if a.p50_ms else 0.0
+    seen = server.metric("gatehouse_shadow_disagreements_total", {})
+    verdict = "met" if ratio <= SHADOW_TARGET else "NOT MET"
+    return (
+        f"shadow bundle (every submit disagrees, {seen:,.0f} disagreements recorded): submit p50 "
+        f"{a.p50_ms:.2f} ms without, {b.p50_ms:.2f} ms with -> {ratio:.2f}x "
+        f"(target <= {SHADOW_TARGET:.2f}x: {verdict}); throughput {a.rps:,.0f} -> {b.rps:,.0f} req/s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=None, help="per phase (default 10; 3 quick)")
@@ -875,6 +910,11 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy the server during the submit phase; write DIR/submit.folded",
     )
     ap.add_argument("--verbose", action="store_true", help="print wrk's own reports")
+    ap.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also measure submit with a shadow bundle installed (rounds alternate without and with it)",
+    )
     ap.add_argument(
         "--keep-rate-limits",
         action="store_true",
@@ -961,6 +1001,10 @@ def main(argv: list[str] | None = None) -> int:
         if sub.errors:
             broken.append(f"{sub.errors} submit responses were not 201 or failed")
 
+        shadow_line = None
+        if args.shadow:
+            shadow_line = shadow_phase(server, submit, rounds, slice_, opts)
+
         done = completion_phase(server, key, jobs, conns, timeout=max(60.0, jobs / 20))
         if done.succeeded < done.jobs or done.submit_errors:
             broken.append(
@@ -997,6 +1041,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{done.succeeded:,} succeeded after {done.total_seconds:.2f} s "
             f"-> {done.rate:,.0f} jobs/s completed"
         )
+        if shadow_line is not None:
+            print(shadow_line)
         print(f"load average after: {_loadavg()}")
         print(
             "server CPU: the server process's CPU time over the phase (100% = one core); "

@@ -287,6 +287,27 @@ class Client:
         result: dict[str, Any] = self.request("GET", "/api/v1/policy")
         return result
 
+    def put_shadow_policy(self, bundle: str, signature: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Install a shadow bundle: judged beside the live one, never enforced (admin)."""
+        body: dict[str, Any] = {"bundle": bundle}
+        if signature is not None:
+            body["signature"] = signature
+        result: dict[str, Any] = self.request("PUT", "/api/v1/policy/shadow", body)
+        return result
+
+    def shadow_policy(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/api/v1/policy/shadow")
+        return result
+
+    def shadow_diff(self, *, limit: int = 100) -> dict[str, Any]:
+        """The decisions the shadow bundle disagreed on, newest first."""
+        result: dict[str, Any] = self.request("GET", "/api/v1/policy/shadow/diff", limit=limit)
+        return result
+
+    def delete_shadow_policy(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", "/api/v1/policy/shadow")
+        return result
+
     def put_policy(self, bundle: str, signature: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"bundle": bundle}
         if signature is not None:

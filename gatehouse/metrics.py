@@ -142,6 +142,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.shadow_disagreements = Counter(
+            "gatehouse_shadow_disagreements_total",
+            "Decisions on which the shadow bundle disagreed with the live one (never enforced)",
+            ["live", "shadow"],
+            registry=r,
+        )
         self.lkg_fallback = Counter(
             "gatehouse_policy_last_known_good_total",
             "Starts or reloads that fell back to the last-known-good bundle",

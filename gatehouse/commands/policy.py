@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import httpx
 import yaml
 
 from gatehouse.commands._jobs import iter_jsonl, job_context, judged_context, parse_json
@@ -431,14 +432,49 @@ def test_(file: str, fixtures: str) -> None:
 @policy.command()
 @click.argument("old")
 @click.argument("new")
-@click.option("--jobs", "jobs_path", required=True, metavar="JOBS.jsonl", help="one job body per line")
+@click.option("--jobs", "jobs_path", metavar="JOBS.jsonl", help="one job body per line")
+@click.option(
+    "--decisions",
+    "decisions_src",
+    metavar="URL|FILE",
+    help="replay the decision log of a running server (key in $GATEHOUSE_API_KEY) or an export of it",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
-def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
-    """Decide every job of JOBS under OLD and NEW; list the jobs whose decision or rule changes.
+@click.option("--since", default=None, help="with a URL: only decisions since (RFC 3339 or e.g. 7d)")
+@click.option("--limit", type=click.IntRange(1), default=10000, show_default=True, help="with a URL: at most")
+@click.option("--tenant", envvar="GATEHOUSE_TENANT", default=None, help="with a URL: the tenant's log")
+@click.option(
+    "--key",
+    envvar=["GATEHOUSE_API_KEY", "GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"],
+    default=None,
+    help="with a URL: API key (default $GATEHOUSE_API_KEY)",
+)
+@click.option("--export", "export_path", metavar="FILE", default=None, help="with a URL: also write the log")
+def diff(
+    old: str,
+    new: str,
+    jobs_path: str | None,
+    decisions_src: str | None,
+    as_json: bool,
+    since: str | None,
+    limit: int,
+    tenant: str | None,
+    key: str | None,
+    export_path: str | None,
+) -> None:
+    """Decide every job of JOBS (--jobs), or replay every request of the decision log
+    (--decisions), under OLD and NEW; list those whose decision or rule changes.
 
     Exits 0 when nothing changes and 1 when something does, so CI can gate on it.
     """
+    if (jobs_path is None) == (decisions_src is None):
+        _fail("give exactly one of --jobs and --decisions")
     before, after = _load(old), _load(new)
+    if decisions_src is not None:
+        _diff_decisions(before, after, decisions_src, as_json=as_json, since=since, limit=limit,
+                        tenant=tenant, key=key, export_path=export_path)  # fmt: skip
+        return
+    assert jobs_path is not None
     text = _read(jobs_path)
     try:
         jobs = list(iter_jsonl(text))
@@ -470,6 +506,67 @@ def diff(old: str, new: str, jobs_path: str, as_json: bool) -> None:
             click.echo(f"line {c['line']}: {c['topic']}: {_outcome_text(o)} -> {_outcome_text(n)}")
         click.echo(f"{len(changes)} of {len(jobs)} jobs change decision")
     if changes:
+        raise click.exceptions.Exit(1)
+
+
+def _diff_decisions(
+    before: Policy,
+    after: Policy,
+    source: str,
+    *,
+    as_json: bool,
+    since: str | None,
+    limit: int,
+    tenant: str | None,
+    key: str | None,
+    export_path: str | None,
+) -> None:
+    """`policy diff --decisions`: the decision log replayed under both bundles (`_replay`)."""
+    from gatehouse.client import ApiError, Client
+    from gatehouse.commands._replay import fetch_records, read_records, replay
+
+    if source.startswith(("http://", "https://")):
+        if not key:
+            _fail("--decisions URL needs an API key: set $GATEHOUSE_API_KEY or give --key")
+        try:
+            with Client(source, api_key=key, tenant=tenant) as client:
+                records = list(fetch_records(client, since=since, limit=limit))
+        except ApiError as exc:
+            _fail(f"{source}: {exc}")
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {source}: {exc}")
+        if export_path is not None:
+            lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            Path(export_path).write_text(lines, encoding="utf-8")
+    else:
+        if export_path is not None:
+            _fail("--export applies to a --decisions URL")
+        try:
+            records = [r for _, r in read_records(_read(source))]
+        except ValueError as exc:
+            _fail(f"{source}: {exc}")
+    result = replay(before, after, iter(records))
+    if as_json:
+        _echo_json({"source": source, **result.to_dict()})
+    else:
+        for g in result.groups():
+            o, n = g["old"], g["new"]
+            click.echo(
+                f"{o['decision']} ({o['rule_id']}) -> {n['decision']} ({n['rule_id']}): {g['count']} requests"
+            )
+            for req in g["requests"]:
+                click.echo(f"  {req['decision_id']}  {req['tenant'] or '-'}  {req['topic']}")
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
+        click.echo(
+            f"{len(result.changes)} of {result.replayed} replayed requests change decision "
+            f"({result.records} records{'; skipped: ' + skipped if skipped else ''})"
+        )
+        if result.unlike_recorded:
+            click.echo(
+                f"note: OLD decides {result.unlike_recorded} requests otherwise than the server did: "
+                "is OLD the bundle that judged them?"
+            )
+    if result.changes:
         raise click.exceptions.Exit(1)
 
 
@@ -551,9 +648,11 @@ def lint(file: str, as_json: bool, approval_default: str, long_approval: str) ->
 
 def _register_bundle_commands() -> None:
     from gatehouse.commands._bundle import push, sign
+    from gatehouse.commands._shadow import shadow
 
     policy.add_command(sign)
     policy.add_command(push)
+    policy.add_command(shadow)
 
 
 _register_bundle_commands()

@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from gatehouse.control.incidents import RULE_ID, Incidents
+from gatehouse.control.shadow import ShadowPolicy
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.records import Verdict
 from gatehouse.kernel import Kernel
@@ -63,10 +64,14 @@ def job_scope(who: Identity, topic: str, capability: str | None) -> Check:
 
 
 class DecisionPipeline:
-    def __init__(self, *, kernel: Kernel, incidents: Incidents, metrics: Metrics) -> None:
+    def __init__(
+        self, *, kernel: Kernel, incidents: Incidents, metrics: Metrics, shadow: ShadowPolicy | None = None
+    ) -> None:
         self.kernel = kernel
         self.incidents = incidents
         self.metrics = metrics
+        # A candidate bundle judged beside the live one, never enforced (`control.shadow`).
+        self.shadow = shadow
 
     def contained(
         self, tenant: str, identity_id: str | None, stage: str, adapter: str | None = None
@@ -100,7 +105,12 @@ class DecisionPipeline:
         verdict = self.contained(tenant, identity_id, stage, adapter) or self._checked(checks, stage)
         if verdict is not None:
             return verdict
-        return await self.kernel.decide(ctx, stage=stage)
+        verdict = await self.kernel.decide(ctx, stage=stage)
+        shadow = self.shadow
+        if shadow is not None and shadow.current is not None:
+            # After the live decision is made, on the same context object; never awaited.
+            verdict = shadow.observe(ctx, verdict, stage=stage, tenant=tenant)
+        return verdict
 
     async def explain(
         self,

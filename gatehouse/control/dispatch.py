@@ -167,6 +167,7 @@ class DispatchGate:
                 decision=Decision("allow", approval.rule_id, f"approved by {approval.approver_id}"),
                 snapshot=verdict.snapshot,
                 cached=verdict.cached,
+                decision_id=verdict.decision_id,
             )
         record = make_record(
             verdict,

@@ -93,6 +93,17 @@ class PolicyInstaller:
             ]
         )
 
+    def verify(
+        self, policy: Policy, text: str, signature: dict[str, Any] | None, *, rollback: bool = True
+    ) -> int | None:
+        """`_verify` for another installer of bundles (the shadow): the same rules as a live
+        install; `rollback=False` skips the serial check (a stored shadow checked again)."""
+        if not rollback and self.trusted:
+            return verify_bundle(
+                text, signature, self.trusted, now=now(), running_serial=None, name=policy.name
+            )
+        return self._verify(policy, text, signature)
+
     def _verify(self, policy: Policy, text: str, signature: dict[str, Any] | None) -> int | None:
         """The serial if the bundle may be installed; raises `BundleRefused`."""
         if not self.trusted:

@@ -34,6 +34,7 @@ from gatehouse.control.incidents import Incidents
 from gatehouse.control.installer import PolicyInstaller
 from gatehouse.control.leases import Leases
 from gatehouse.control.outputs import OutputGate
+from gatehouse.control.shadow import ShadowPolicy
 from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steps import StepGate
 from gatehouse.control.submit import SubmitGate
@@ -99,7 +100,12 @@ class ControlPlane:
         )
         self.incidents = Incidents(deps=deps, credentials=self.credentials)
         self.auth = Authenticator(store=self.store, incidents=self.incidents)
-        self.pipeline = DecisionPipeline(kernel=self.kernel, incidents=self.incidents, metrics=self.metrics)
+        trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
+        self.installer = PolicyInstaller(deps=deps, trusted=trusted)
+        self.shadow = ShadowPolicy(deps=deps, installer=self.installer)
+        self.pipeline = DecisionPipeline(
+            kernel=self.kernel, incidents=self.incidents, metrics=self.metrics, shadow=self.shadow
+        )
         self.submit_gate = SubmitGate(deps=deps, pipeline=self.pipeline)
         self.step_approvals = StepApprovals(deps=deps, key=self.signing_key, incidents=self.incidents)
         self.approvals = ApprovalFlow(
@@ -124,8 +130,6 @@ class ControlPlane:
         self.dispatch_gate = DispatchGate(deps=deps, pipeline=self.pipeline, approval_key=self.signing_key)
         self.leases = Leases(deps=deps, dispatch=self.dispatch_gate, outputs=self.outputs)
         self.identities = Identities(deps=deps, incidents=self.incidents)
-        trusted = {k.key_id: k for k in (VerifyKey.load(p) for p in settings.trust_keys)}
-        self.installer = PolicyInstaller(deps=deps, trusted=trusted)
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._counts: dict[str, int] = {}
@@ -140,6 +144,7 @@ class ControlPlane:
             await self.bus.subscribe(IDENTITY_REVOKED, self.identities.on_revoked),
         ]
         await self.installer.startup(self.settings.policy_file)
+        await self.shadow.startup()
         await self.incidents.load()
         await self.incidents.load_revoked()
         await self._bootstrap_admin()
@@ -174,6 +179,7 @@ class ControlPlane:
         await self.broker.aclose()
         if isinstance(self.kernel, RemoteKernel):
             await self.kernel.close()
+        await self.shadow.drain()
         await self.bus.close()
         await self.store.close()
 
@@ -196,6 +202,7 @@ class ControlPlane:
             await asyncio.sleep(self.settings.sync_interval)
             try:
                 await self.installer.sync()
+                await self.shadow.sync()
                 await self.incidents.load()
                 await self.incidents.load_revoked()
             except Exception as exc:

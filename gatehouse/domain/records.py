@@ -22,6 +22,9 @@ class Verdict:
     fail_mode_applied: bool = False
     # Why the kernel could not decide, when it could not.
     unavailable: str | None = None
+    # The id its record will carry, when it had to be known before the record was made (a
+    # shadow bundle's disagreement names it, `control.shadow`); else the record makes one.
+    decision_id: str | None = None
 
     @property
     def result(self) -> str:
@@ -88,7 +91,7 @@ def make_record(
     if verdict.unavailable:
         more["kernel_error"] = verdict.unavailable
     return DecisionRecord(
-        decision_id=new_id("dec"),
+        decision_id=verdict.decision_id or new_id("dec"),
         timestamp=now(),
         result=d.decision,
         rule_id=d.rule_id,

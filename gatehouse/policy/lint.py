@@ -338,44 +338,67 @@ def _pairs(spaces: Sequence[Space], dead: set[int]) -> list[Finding]:
                     f"and {order}, so its reason is never given",
                 )
             )
+    # One finding per winning rule, naming every rule it wins over (a broad rule with many
+    # exceptions would otherwise fill the screen with one line per pair).
+    conflicts: dict[int, list[tuple[int, bool]]] = {}
+    orders: dict[int, list[int]] = {}
     for w, lo, carve in overlaps:
         if lo in shadowed or w in shadowed:
             continue
-        winner, loser = spaces[w].rule, spaces[lo].rule
-        overlap = _describe_overlap(spaces[w], spaces[lo])
-        if winner.decision != loser.decision:
+        if spaces[w].rule.decision != spaces[lo].rule.decision:
+            conflicts.setdefault(w, []).append((lo, carve))
+        else:
+            orders.setdefault(w, []).append(lo)
+    for w, losers in sorted(conflicts.items()):
+        losers.sort()
+        winner = spaces[w].rule
+        parts = []
+        for lo, carve in losers:
+            loser = spaces[lo].rule
             if carve:
-                why = (
-                    f"`{winner.id}` ({winner.decision}) is an exception inside `{loser.id}` "
-                    f"({loser.decision}): `{loser.id}` loses every request `{winner.id}` matches "
-                    f"({overlap})"
+                parts.append(
+                    f"`{loser.id}` ({loser.decision}) loses every request `{winner.id}` matches "
+                    f"({_describe_overlap(spaces[w], spaces[lo])}): an exception inside it"
                 )
             else:
-                why = (
-                    f"on requests both match ({overlap}) `{winner.id}` ({winner.decision}) wins; "
-                    f"`{loser.id}` ({loser.decision}) loses them"
+                parts.append(
+                    f"`{loser.id}` ({loser.decision}) loses the requests both match "
+                    f"({_describe_overlap(spaces[w], spaces[lo])})"
                 )
-            out.append(
-                _finding(
-                    "conflict",
-                    WARNING,
-                    [winner, loser],
-                    why,
-                    winner=winner.id,
-                    loser=loser.id,
-                    overlap="carve_out" if carve else "partial",
-                )
+        head = f"`{winner.id}` ({winner.decision}) wins where it overlaps"
+        why = f"{head}: {parts[0]}" if len(parts) == 1 else f"{head} {len(parts)} rules: " + "; ".join(parts)
+        out.append(
+            _finding(
+                "conflict",
+                WARNING,
+                [winner, *(spaces[lo].rule for lo, _ in losers)],
+                why,
+                winner=winner.id,
+                losers=[
+                    {
+                        "rule": spaces[lo].rule.id,
+                        "decision": spaces[lo].rule.decision,
+                        "overlap": "carve_out" if carve else "partial",
+                    }
+                    for lo, carve in losers
+                ],
             )
-        elif winner.reason != loser.reason:
-            out.append(
-                _finding(
-                    "reason_order",
-                    WARNING,
-                    [winner, loser],
-                    f"both {winner.decision} requests they both match ({overlap}); the reason given is "
-                    f"`{winner.id}`'s only because it is listed first",
-                )
+        )
+    for w, later in sorted(orders.items()):
+        later.sort()
+        first = spaces[w].rule
+        shown = ", ".join(
+            f"`{spaces[lo].rule.id}` ({_describe_overlap(spaces[w], spaces[lo])})" for lo in later
+        )
+        out.append(
+            _finding(
+                "reason_order",
+                WARNING,
+                [first, *(spaces[lo].rule for lo in later)],
+                f"where it overlaps {shown}, the decision is the same ({first.decision}) and the reason "
+                f"given is `{first.id}`'s only because it is listed first",
             )
+        )
     return out
 
 

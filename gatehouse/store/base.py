@@ -40,6 +40,7 @@ from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.secrets import StoredSecret
 from gatehouse.domain.sessions import Session, SessionStep
+from gatehouse.domain.shadow import Disagreement
 from gatehouse.domain.tools import ToolPin
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "PolicyStore",
     "SecretStore",
     "SessionStore",
+    "ShadowStore",
     "Store",
     "ToolPinStore",
 ]
@@ -400,6 +402,26 @@ class PolicyStore(ABC):
         """Installed bundles, newest first."""
 
 
+class ShadowStore(ABC):
+    """The shadow bundle (at most one, shared by replicas) and the decisions it disagreed on."""
+
+    @abstractmethod
+    async def set_shadow_policy(self, row: PolicyRow | None) -> None:
+        """Install `row` as the shadow bundle, replacing any; None removes it."""
+
+    @abstractmethod
+    async def shadow_policy(self) -> PolicyRow | None: ...
+
+    @abstractmethod
+    async def add_disagreement(self, d: Disagreement) -> None: ...
+
+    @abstractmethod
+    async def disagreements(
+        self, *, shadow_snapshot: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[Disagreement]:
+        """Newest first; only those of that shadow bundle and tenant when given."""
+
+
 class Store(
     IdentityStore,
     ContainmentStore,
@@ -408,6 +430,7 @@ class Store(
     ApprovalStore,
     AuditStore,
     PolicyStore,
+    ShadowStore,
     SessionStore,
     ToolPinStore,
     SecretStore,

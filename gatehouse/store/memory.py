@@ -45,6 +45,7 @@ from gatehouse.domain.identity import Identity
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, SessionStep, output_size
+from gatehouse.domain.shadow import Disagreement
 from gatehouse.domain.tools import ToolPin
 from gatehouse.errors import Conflict
 from gatehouse.store._cursor import decode_cursor, encode_cursor
@@ -131,6 +132,8 @@ class MemoryStore(MemoryBrokerConcerns, Store):
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self._roots: list[Root] = []
         self._policies: list[PolicyRow] = []
+        self._shadow: PolicyRow | None = None
+        self._disagreements: list[Disagreement] = []
         self._sessions: dict[str, Session] = {}
         self._steps: dict[str, dict[str, SessionStep]] = {}  # session id -> step id -> step
         self._pins: dict[tuple[str, str], ToolPin] = {}  # (adapter, tool) -> pin
@@ -542,6 +545,29 @@ class MemoryStore(MemoryBrokerConcerns, Store):
 
     async def policy_history(self, limit: int = 20) -> list[PolicyRow]:
         return list(reversed(self._policies))[:limit]
+
+    # shadow bundle --------------------------------------------------------------------------
+    async def set_shadow_policy(self, row: PolicyRow | None) -> None:
+        await self._turn()
+        self._shadow = copy.deepcopy(row)
+
+    async def shadow_policy(self) -> PolicyRow | None:
+        return copy.deepcopy(self._shadow)
+
+    async def add_disagreement(self, d: Disagreement) -> None:
+        await self._turn()
+        self._disagreements.append(d)
+
+    async def disagreements(
+        self, *, shadow_snapshot: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[Disagreement]:
+        found = [
+            d
+            for d in reversed(self._disagreements)
+            if (shadow_snapshot is None or d.shadow_snapshot == shadow_snapshot)
+            and (tenant is None or d.tenant == tenant)
+        ]
+        return found[:limit]
 
     # tool pins ------------------------------------------------------------------------------
 

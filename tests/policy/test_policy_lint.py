@@ -79,7 +79,10 @@ rules:
 """
     assert not [f for f in findings(text) if f.kind == "shadowed"]
     f = only(text, "conflict")
-    assert f.details == {"winner": "deny-unapproved", "loser": "allow-apply", "overlap": "partial"}
+    assert f.details == {
+        "winner": "deny-unapproved",
+        "losers": [{"rule": "allow-apply", "decision": "allow", "overlap": "partial"}],
+    }
     assert f.lines == (3, 7)
 
 
@@ -97,8 +100,8 @@ rules:
 """
     f = only(text, "conflict")
     assert f.rules == ("approve-external", "allow-mail")
-    assert f.details["overlap"] == "carve_out"
-    assert "`allow-mail` loses every request `approve-external` matches" in f.why
+    assert f.details["losers"][0]["overlap"] == "carve_out"
+    assert "`allow-mail` (allow) loses every request `approve-external` matches" in f.why
 
 
 def test_disjoint_matches_are_no_conflict() -> None:
@@ -314,13 +317,14 @@ def test_a_clean_bundle_has_no_findings() -> None:
 # stricter reading applies. Anything new here fails the test until it is judged.
 KEPT = {
     "seed.yaml": {
-        ("conflict", ("deny-destructive-exec", "require-approval-prod-write")),
-        ("conflict", ("deny-destructive-exec", "require-approval-prod-undeclared")),
+        (
+            "conflict",
+            ("deny-destructive-exec", "require-approval-prod-write", "require-approval-prod-undeclared"),
+        ),
     },
     "steps.yaml": {
-        ("conflict", ("deny-untrusted-payee", "allow-send-money")),
+        ("conflict", ("deny-untrusted-payee", "allow-send-money", "approve-payment-after-untrusted-read")),
         ("conflict", ("approve-payment-after-untrusted-read", "allow-send-money")),
-        ("conflict", ("deny-untrusted-payee", "approve-payment-after-untrusted-read")),
         ("conflict", ("approve-external-mail", "allow-mail")),
     },
     "adapters.yaml": {
@@ -332,6 +336,10 @@ KEPT = {
         ("reason_order", ("deny-recipient-from-untrusted-content", "deny-payment-details-outside")),
     },
 }
+# `hardened.yaml` is written as "allow unless a stricter rule applies": every deny and approval
+# is an exception over a broad allow, and several denies may hold at once. Its warnings are all of
+# these two kinds, and every rule they name that loses is an allow or an approval.
+ALLOW_UNLESS = {"hardened.yaml"}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "examples").rglob("*.yaml")), ids=lambda p: p.name)
@@ -341,5 +349,12 @@ def test_shipped_bundles_lint_without_errors(path: Path) -> None:
         pytest.skip("fixtures, not a bundle")
     found = lint(load(text))
     assert [f for f in found if f.severity == "error"] == []
-    if path.parent.name == "policies":
+    if path.name in ALLOW_UNLESS:
+        assert {f.kind for f in found} <= {"conflict", "reason_order"}
+        rules = {r.id: r for r in load(text).rules}
+        for f in found:
+            if f.kind == "conflict":
+                assert rules[f.rules[0]].decision != "allow"
+                assert all(rules[r].decision != "deny" for r in f.rules[1:])
+    elif path.parent.name == "policies":
         assert {(f.kind, f.rules) for f in found} == KEPT.get(path.name, set())

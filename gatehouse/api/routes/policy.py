@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
@@ -84,6 +84,85 @@ async def put_policy(body: PolicyIn, request: Request, who: Auth) -> Response:
         raise Forbidden("only a global admin installs the policy bundle", code="global_admin_required")
     await request.app.state.plane.installer.install(body.bundle, body.signature, by=who.identity.id)
     return json_response(_describe(request, who))
+
+
+# -- the shadow bundle (docs/policy-rollout.md) ------------------------------------------------
+
+
+def _global_admin(who: Principal, what: str) -> None:
+    who.require("admin")
+    if not who.identity.is_global_admin:
+        # One shadow bundle is compared on every tenant's traffic, as one live bundle judges it.
+        raise Forbidden(f"only a global admin {what} the shadow bundle", code="global_admin_required")
+
+
+def _describe_shadow(request: Request) -> dict[str, object]:
+    shadow = request.app.state.plane.shadow.current
+    if shadow is None:
+        raise NotFound("no shadow bundle is installed", code="no_shadow_policy")
+    policy = shadow.policy
+    live = request.app.state.plane.installer.current
+    return {
+        "name": policy.name,
+        "snapshot": policy.snapshot,
+        "policy_snapshot": policy.snapshot,
+        "live_snapshot": live.policy.snapshot if live is not None else None,
+        "rules": len(policy.rules),
+        "default_decision": policy.default_decision,
+        "bundle": policy.text,
+        "signed": shadow.signed,
+        "signature": shadow.signature,
+        "serial": shadow.serial,
+        "installed_at": rfc3339(shadow.installed_at),
+        "installed_by": _scrub(request, shadow.installed_by),
+        "enforced": False,
+    }
+
+
+@router.put("/shadow")
+async def put_shadow(body: PolicyIn, request: Request, who: Auth) -> Response:
+    """Install a candidate judged beside the live bundle, never enforced (same body and signature
+    rules as `PUT /api/v1/policy`)."""
+    _global_admin(who, "installs")
+    await request.app.state.plane.shadow.install(body.bundle, body.signature, by=who.identity.id)
+    return json_response(_describe_shadow(request))
+
+
+@router.get("/shadow")
+async def get_shadow(request: Request, who: Auth) -> Response:
+    who.require("admin")
+    return json_response(_describe_shadow(request))
+
+
+@router.delete("/shadow")
+async def delete_shadow(request: Request, who: Auth) -> Response:
+    _global_admin(who, "removes")
+    if not await request.app.state.plane.shadow.remove(by=who.identity.id):
+        raise NotFound("no shadow bundle is installed", code="no_shadow_policy")
+    return json_response({"removed": True})
+
+
+@router.get("/shadow/diff")
+async def shadow_diff(
+    request: Request, who: Auth, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Response:
+    """The decisions the shadow bundle disagreed on, newest first: the live decision (enforced,
+    under its id in the decision log) and the shadow's. An admin of one tenant sees its own."""
+    who.require("admin")
+    shadow = request.app.state.plane.shadow.current
+    if shadow is None:
+        raise NotFound("no shadow bundle is installed", code="no_shadow_policy")
+    tenant = None if who.identity.is_global_admin else who.tenant
+    found = await request.app.state.plane.store.disagreements(
+        shadow_snapshot=shadow.policy.snapshot, tenant=tenant, limit=limit
+    )
+    return json_response(
+        {
+            "shadow_snapshot": shadow.policy.snapshot,
+            "count": len(found),
+            "disagreements": [d.to_public() for d in found],
+        }
+    )
 
 
 @router.post("/simulate")

@@ -244,8 +244,40 @@ CREATE TABLE policies (
 );
 """
 
+# Shadow bundles (issue 22): the candidate judged beside the live bundle, and its disagreements.
+_V2 = """
+CREATE TABLE shadow_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot TEXT NOT NULL,
+    text TEXT NOT NULL,
+    signature TEXT,
+    serial BIGINT,
+    installed_at DOUBLE PRECISION NOT NULL,
+    installed_by TEXT
+);
+CREATE TABLE shadow_disagreements (
+    seq BIGSERIAL PRIMARY KEY,
+    decision_id TEXT NOT NULL,
+    timestamp DOUBLE PRECISION NOT NULL,
+    stage TEXT NOT NULL,
+    tenant TEXT,
+    subject TEXT,
+    live_snapshot TEXT,
+    live_decision TEXT NOT NULL,
+    live_rule_id TEXT NOT NULL,
+    shadow_snapshot TEXT NOT NULL,
+    shadow_decision TEXT NOT NULL,
+    shadow_rule_id TEXT NOT NULL,
+    shadow_reason TEXT NOT NULL
+);
+CREATE INDEX shadow_disagreements_snapshot ON shadow_disagreements (shadow_snapshot, seq);
+"""
+
 # (version, what it does, SQL): append only; a released step is never edited.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "the whole schema", _V1),)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "the whole schema", _V1),
+    (2, "shadow bundles and their disagreements", _V2),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

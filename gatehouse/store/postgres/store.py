@@ -15,6 +15,7 @@ from gatehouse.store.postgres.identities import PostgresContainments, PostgresId
 from gatehouse.store.postgres.jobs import PostgresJobs
 from gatehouse.store.postgres.policies import PostgresPolicies
 from gatehouse.store.postgres.sessions import PostgresSessions
+from gatehouse.store.postgres.shadow import PostgresShadow
 from gatehouse.store.postgres.tool_pins import PostgresToolPins
 
 __all__ = ["PostgresStore"]
@@ -28,6 +29,7 @@ class PostgresStore(
     PostgresApprovals,
     PostgresAudit,
     PostgresPolicies,
+    PostgresShadow,
     PostgresSessions,
     PostgresToolPins,
     PostgresSecrets,

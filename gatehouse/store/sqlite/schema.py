@@ -216,6 +216,31 @@ CREATE TABLE IF NOT EXISTS session_steps (
     rev INTEGER NOT NULL DEFAULT 0,
     UNIQUE (session_id, step_id)
 );
+CREATE TABLE IF NOT EXISTS shadow_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot TEXT NOT NULL,
+    text TEXT NOT NULL,
+    signature TEXT,
+    serial INTEGER,
+    installed_at REAL NOT NULL,
+    installed_by TEXT
+);
+CREATE TABLE IF NOT EXISTS shadow_disagreements (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    stage TEXT NOT NULL,
+    tenant TEXT,
+    subject TEXT,
+    live_snapshot TEXT,
+    live_decision TEXT NOT NULL,
+    live_rule_id TEXT NOT NULL,
+    shadow_snapshot TEXT NOT NULL,
+    shadow_decision TEXT NOT NULL,
+    shadow_rule_id TEXT NOT NULL,
+    shadow_reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_disagreements_snapshot ON shadow_disagreements (shadow_snapshot, seq);
 CREATE TABLE IF NOT EXISTS policies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshot TEXT NOT NULL,

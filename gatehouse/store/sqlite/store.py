@@ -16,6 +16,7 @@ from gatehouse.store.sqlite.identities import SQLiteContainments, SQLiteIdentiti
 from gatehouse.store.sqlite.jobs import SQLiteJobs
 from gatehouse.store.sqlite.policies import SQLitePolicies
 from gatehouse.store.sqlite.sessions import SQLiteSessions
+from gatehouse.store.sqlite.shadow import SQLiteShadow
 from gatehouse.store.sqlite.tool_pins import SQLiteToolPins
 
 __all__ = ["SQLiteStore"]
@@ -29,6 +30,7 @@ class SQLiteStore(
     SQLiteApprovals,
     SQLiteAudit,
     SQLitePolicies,
+    SQLiteShadow,
     SQLiteSessions,
     SQLiteToolPins,
     SQLiteSecrets,
