@@ -46,6 +46,9 @@ __all__ = [
     "SecretList",
     "SecretValue",
     "Session",
+    "ShadowDiff",
+    "ShadowPolicy",
+    "ShadowRemoved",
     "StepDecision",
     "Submitted",
     "ToolList",
@@ -270,6 +273,53 @@ class PolicyInfo(_Open):
     installed_at: Time | None = None
     installed_by: str | None = None
     degraded: Any = None
+
+
+class ShadowPolicy(_Open):
+    """The shadow bundle: judged beside the live one (`live_snapshot`), never enforced."""
+
+    name: str
+    snapshot: str
+    policy_snapshot: str
+    live_snapshot: str | None
+    rules: int
+    default_decision: str
+    bundle: str
+    signed: bool
+    signature: dict[str, Any] | None
+    serial: int | None
+    installed_at: Time
+    installed_by: str | None
+    enforced: Literal[False]
+
+
+class ShadowSide(_Open):
+    decision: str
+    rule_id: str
+    reason: str | None = None
+    policy_snapshot: str | None
+
+
+class Disagreement(_Open):
+    """A decision on which the shadow bundle disagreed: `decision_id` is the live decision's."""
+
+    decision_id: str
+    timestamp: Time
+    stage: Literal["submit", "dispatch", "step"]
+    tenant: str | None
+    subject: str | None = Field(description="a job's topic or a step's target")
+    live: ShadowSide
+    shadow: ShadowSide
+
+
+class ShadowDiff(_Open):
+    shadow_snapshot: str
+    count: int
+    disagreements: list[Disagreement]
+
+
+class ShadowRemoved(_Open):
+    removed: bool
 
 
 class Explanation(_Open):

@@ -8,6 +8,7 @@ document gives for their status.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -170,6 +171,25 @@ def test_real_answers_match_the_documented_schemas(spec: dict[str, Any], server:
         call(admin, "POST /api/v1/policy/simulate", "/api/v1/policy/simulate", json=body)
         call(admin, "POST /api/v1/policy/explain", "/api/v1/policy/explain", json=body)
         call(admin, "POST /api/v1/policy/explain", "/api/v1/policy/explain", content=b"topic=x")
+        # The shadow bundle: judged beside the live one (the submit below disagrees), then removed.
+        live = admin.get("/api/v1/policy").json()["bundle"]
+        shadow = live.replace("rules:\n", 'rules:\n  - id: oa-deny\n    decision: deny\n'
+                              '    match: {topics: ["job.oa.**"]}\n', 1)  # fmt: skip
+        call(admin, "GET /api/v1/policy/shadow", "/api/v1/policy/shadow")
+        call(bot, "PUT /api/v1/policy/shadow", "/api/v1/policy/shadow", json={"bundle": shadow})
+        call(admin, "PUT /api/v1/policy/shadow", "/api/v1/policy/shadow", json={"bundle": "rules: 3"})
+        call(admin, "PUT /api/v1/policy/shadow", "/api/v1/policy/shadow", json={"bundle": shadow})
+        call(admin, "GET /api/v1/policy/shadow", "/api/v1/policy/shadow")
+        assert admin.post("/api/v1/jobs", json={"topic": "job.oa.x", "prompt": "p"}).status_code == 201
+        for _ in range(100):
+            found = call(admin, "GET /api/v1/policy/shadow/diff", "/api/v1/policy/shadow/diff")
+            if found["count"]:
+                break
+            time.sleep(0.05)
+        assert found["count"] == 1
+        call(admin, "GET /api/v1/policy/shadow/diff", "/api/v1/policy/shadow/diff", params={"limit": 0})
+        call(admin, "DELETE /api/v1/policy/shadow", "/api/v1/policy/shadow")
+        call(admin, "DELETE /api/v1/policy/shadow", "/api/v1/policy/shadow")
         call(admin, "GET /api/v1/quarantine", "/api/v1/quarantine")
         inc = call(admin, "POST /api/v1/incidents/contain", "/api/v1/incidents/contain",
                    json={"identity": agent["id"], "reason": "test"})  # fmt: skip
