@@ -402,7 +402,9 @@ class StepGate:
             step,
             provenance=provenance if provenance is not None else provenance_of(session, steps, self.bound),
             classifier=self.kernel.classifier,
-            lean=True,
+            # A shadow bundle is judged on this same context: it may read what the live one does
+            # not (`detected`, `labels.*`), so the context is whole while one is installed.
+            lean=not self._shadowing(),
         )
         # After the scope, so that a caller outside it learns nothing of the catalog. The schema
         # check raises `unknown_action` (a 404, no decision) for a tool a listing adapter lacks.
@@ -417,6 +419,10 @@ class StepGate:
         return await self.pipeline.judge(
             tenant=tenant, identity_id=who.id, ctx=ctx, stage=_STAGE, checks=checks, adapter=adapter
         )
+
+    def _shadowing(self) -> bool:
+        shadow = self.pipeline.shadow
+        return shadow is not None and shadow.current is not None
 
     async def _replay(
         self,

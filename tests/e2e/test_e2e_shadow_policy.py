@@ -167,7 +167,9 @@ def test_step_decisions_are_compared_too(server_factory: Any) -> None:
     agent = s.identity("agent-2", tenant="default", roles=["agent"], topics=["job.**"], adapters=["*"])
     candidate = SEED.read_text(encoding="utf-8").replace(
         "rules:\n",
-        'rules:\n  - id: deny-web\n    decision: deny\n    match: {targets: ["adapter:web:*"]}\n',
+        'rules:\n  - id: deny-web\n    decision: deny\n    match: {targets: ["adapter:web:*"]}\n'
+        # What the live bundle never reads (the detectors' findings) is still in the context.
+        "    conditions: [{contains: {detected: url}}]\n",
         1,
     )
     with s.admin() as admin, s.client(agent["api_key"]) as ag:
