@@ -37,6 +37,12 @@ def _keys_dir(data_dir: Path, keys_dir: Path | None) -> Path:
     return keys_dir if keys_dir is not None else data_dir / "keys"
 
 
+def _every_stream(client: Any) -> tuple[str | None, ...]:
+    """The streams the caller may read (`GET /api/v1/audit/streams`): every stream for a global
+    admin (its acting tenant's stream alone may hold nothing), its tenant's for anybody else."""
+    return tuple(client.request("GET", "/api/v1/audit/streams")["streams"])
+
+
 def _server_keys(
     data_dir: Path, keys_dir: Path | None = None, trust_key: Path | None = None
 ) -> dict[str, VerifyKey]:
@@ -263,7 +269,14 @@ def export(
         if not api_key:
             raise click.UsageError("--url needs --key")
         with Client(url or "", api_key=api_key) as client:
-            for name in streams or (None,):
+            wanted: tuple[str | None, ...] = streams or (None,)
+            if not streams:
+                try:
+                    wanted = _every_stream(client) or wanted
+                except ApiError as exc:
+                    click.echo(f"error: {exc}", err=True)
+                    sys.exit(2)
+            for name in wanted:
                 cursor: str | None = since
                 try:
                     while True:

@@ -202,6 +202,21 @@ def test_export_verifies_offline_and_detects_edits(server_factory, tmp_path) -> 
     assert decisions
     for d in decisions:
         jsonschema.validate(d, SCHEMA)
+    # A global admin's default export holds every tenant's stream, not only its acting one.
+    with s.admin() as admin:
+        body = {"name": "exp-agent", "tenant": "acme", "roles": ["agent"], "topics": ["**"]}
+        body["capabilities"] = ["*"]
+        made = admin.post("/api/v1/identities", json=body)
+        assert made.status_code == 201, made.text
+    with s.client(made.json()["api_key"]) as agent:
+        r = agent.post("/api/v1/jobs", json={"topic": "job.other.exp", "prompt": "acme"})
+        assert r.status_code == 201, r.text
+        assert agent.get("/api/v1/audit/streams").status_code == 403  # reviewers and admins only
+    every = tmp_path / "every.jsonl"
+    assert audit_cli("export", "--url", s.url, "--key", ADMIN_KEY, "--to", str(every)).returncode == 0
+    streams = {json.loads(line).get("stream") for line in every.read_text().splitlines()}
+    assert {"tenant:acme", "tenant:default"} <= streams, streams
+    assert audit_cli("verify", "--file", str(every), "--trust-key", str(pub)).returncode == 0
     s.stop()
     full = tmp_path / "full.jsonl"
     assert audit_cli("export", "--data-dir", str(s.data_dir), "--to", str(full)).returncode == 0

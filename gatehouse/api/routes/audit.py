@@ -61,6 +61,17 @@ async def audit_entries(
     )
 
 
+@router.get("/streams")
+async def audit_streams(request: Request, who: Auth) -> Response:
+    """The streams the caller may read: every one for a global admin, its tenant's otherwise."""
+    who.require("reviewer")
+    if who.identity.is_global_admin:
+        names = await request.app.state.store.audit_streams()
+    else:
+        names = [stream_for(who.tenant)]
+    return json_response({"streams": sorted(names)})
+
+
 @router.get("/verify")
 async def audit_verify(request: Request, who: Auth, stream: str | None = None) -> Response:
     who.require("reviewer")
