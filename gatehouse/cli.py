@@ -1,12 +1,19 @@
 """The `gatehouse` command. Each command group lives in `gatehouse/commands/<group>.py`.
 
-Exit codes: 0 success, 1 a check failed (a policy test case, a diff, a verification),
-2 bad usage or invalid input (a policy that does not load, malformed JSON).
+Exit codes: 0 success, 1 a check failed or the server refused the request (a policy test case, a
+diff, a verification, a 4xx), 2 bad usage or invalid input (a policy that does not load, malformed
+JSON), 3 the server cannot be reached or failed (5xx). An error is one line on stderr, never a
+traceback.
+
+Shell completion is click's: `eval "$(_GATEHOUSE_COMPLETE=bash_source gatehouse)"` in ~/.bashrc
+(`zsh_source` in ~/.zshrc, `fish_source` for fish).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -24,6 +31,10 @@ _COMMANDS = {
     "mcp": ("gatehouse.commands.mcp", "mcp"),
     "secret": ("gatehouse.commands.secret", "secret"),
     "redteam": ("gatehouse.commands.redteam", "redteam"),
+    "jobs": ("gatehouse.commands.jobs", "jobs"),
+    "approvals": ("gatehouse.commands.approvals", "approvals"),
+    "quarantine": ("gatehouse.commands.quarantine", "quarantine"),
+    "decisions": ("gatehouse.commands.decisions", "decisions"),
 }
 
 
@@ -38,6 +49,22 @@ class _LazyGroup(click.Group):
         module = importlib.import_module(target[0])
         command: click.Command = getattr(module, target[1])
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            # A request error a command let through: one line and an exit code, not a traceback.
+            # httpx is only imported when a command already did (`policy check` never pays).
+            httpx = sys.modules.get("httpx")
+            client = sys.modules.get("gatehouse.client")
+            known = (httpx.HTTPError,) if httpx else ()
+            known += (client.ApiError,) if client else ()
+            if not known or not isinstance(exc, known):
+                raise
+            from gatehouse.commands._http import fail
+
+            fail(exc)
 
 
 @click.group(cls=_LazyGroup)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from gatehouse.commands._options import key_option, url_option
 from gatehouse.crypto import KeyError_, SigningKey
 from gatehouse.errors import PolicyError
 from gatehouse.policy import load
@@ -51,8 +52,8 @@ def sign(bundle: Path, key_path: Path, serial: int, expires: str | None, out: Pa
 
 @click.command("push")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
-@click.option("--key", envvar=["GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"], required=True, help="admin API key")
+@url_option
+@key_option(help="an admin API key")
 def push(file: Path, url: str, key: str) -> None:
     """Install FILE (a bundle, or a signed envelope) on a running server."""
     from gatehouse.client import ApiError, Client

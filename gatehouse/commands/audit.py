@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from gatehouse.audit.chain import Checkpoint, Entry, Root, StreamReport
+from gatehouse.commands._options import URL_ENV, key_option
 from gatehouse.crypto import VerifyKey
 
 
@@ -123,8 +124,8 @@ def audit() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="verify a server's data directory",
 )
-@click.option("--url", help="verify through a running server (with --key)")
-@click.option("--key", "api_key", envvar="GATEHOUSE_KEY", help="API key of an admin or reviewer")
+@click.option("--url", envvar=URL_ENV, help=f"verify through a running server (with --key; else ${URL_ENV})")
+@key_option(required=False, param="api_key", help="API key of an admin or reviewer")
 @click.option(
     "--file",
     "file",
@@ -158,6 +159,7 @@ def verify(
     witness: str | None,
 ) -> None:
     """Walk every chain and checkpoint; exit 1 naming the first bad entry."""
+    url = _explicit_url(url, data_dir, file)
     if sum(x is not None for x in (data_dir, url, file)) != 1:
         raise click.UsageError("give exactly one of --data-dir, --url or --file")
     if file is not None:
@@ -211,8 +213,8 @@ def verify(
 @click.option("--to", "to", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--since", default=None, help="sequence number or RFC 3339 time")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--url")
-@click.option("--key", "api_key", envvar="GATEHOUSE_KEY")
+@click.option("--url", envvar=URL_ENV, help=f"export through a running server (with --key; else ${URL_ENV})")
+@key_option(required=False, param="api_key", help="API key of an admin or reviewer")
 @click.option("--stream", "streams", multiple=True, help="streams to export (default: all / your tenant's)")
 @click.option(
     "--keys-dir",
@@ -231,6 +233,7 @@ def export(
     """Write entries and checkpoints as JSON Lines, verifiable offline with `verify --file`."""
     from gatehouse.audit.verify import export_lines
 
+    url = _explicit_url(url, data_dir, None)
     if (data_dir is None) == (url is None):
         raise click.UsageError("give exactly one of --data-dir or --url")
     from gatehouse.audit.events import parse_since
@@ -295,3 +298,10 @@ def export(
     lines = export_lines(entries, checkpoints, keys, exported_at=time.time(), since=since, roots=roots)
     to.write_text("\n".join(lines) + "\n", encoding="utf-8")
     click.echo(f"exported {len(entries)} entries and {len(checkpoints)} checkpoints to {to}")
+
+
+def _explicit_url(url: str | None, data_dir: Path | None, file: Path | None) -> str | None:
+    """`--url` unless it only came from $GATEHOUSE_URL while --data-dir or --file was given."""
+    ctx = click.get_current_context()
+    from_env = ctx.get_parameter_source("url") == click.core.ParameterSource.ENVIRONMENT
+    return None if from_env and (data_dir is not None or file is not None) else url

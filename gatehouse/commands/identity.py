@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gatehouse.client import Client
-from gatehouse.commands._http import client_options, emit
+from gatehouse.commands._http import client_options, emit, json_option, table
 
 
 @click.group()
@@ -18,9 +18,8 @@ def identity() -> None:
 @click.option(
     "--for-tenant",
     "for_tenant",
-    default="default",
-    show_default=True,
-    help="tenant the new identity belongs to",
+    default=None,
+    help="tenant the new identity belongs to (default: --tenant, else `default`)",
 )
 @click.option("--role", "roles", multiple=True, default=("agent",), show_default=True)
 @click.option("--topic", "topics", multiple=True, help="topic glob in scope (repeatable; default **)")
@@ -34,8 +33,9 @@ def identity() -> None:
 @client_options
 def create(
     client: Client,
+    tenant: str | None,
     name: str,
-    for_tenant: str,
+    for_tenant: str | None,
     roles: tuple[str, ...],
     topics: tuple[str, ...],
     capabilities: tuple[str, ...],
@@ -45,7 +45,9 @@ def create(
     emit(
         client.create_identity(
             name,
-            tenant=for_tenant,
+            # `--tenant acme` alone means "in acme": the new identity's tenant and the acting one
+            # agree, and a key that may not act in acme is refused (403), never ignored.
+            tenant=for_tenant or tenant or "default",
             roles=list(roles),
             topics=list(topics) or ["**"],
             capabilities=list(capabilities) or ["*"],
@@ -55,12 +57,17 @@ def create(
 
 
 @identity.command("list")
+@json_option
 @client_options
-def list_(client: Client) -> None:
-    """List identities (never their keys)."""
-    for i in client.identities():
-        state = "revoked" if i["revoked"] else "active"
-        click.echo(f"{i['id']}  {i['name']:<20} {i['tenant']:<12} {','.join(i['roles']):<20} {state}")
+def list_(client: Client, as_json: bool) -> None:
+    """List identities (never their keys); a global admin with --tenant sees that tenant's."""
+    found = client.identities()
+    if as_json:
+        emit(found)
+        return
+    rows = [{**i, "state": "revoked" if i["revoked"] else "active"} for i in found]
+    columns = [("ID", "id"), ("NAME", "name"), ("TENANT", "tenant"), ("ROLES", "roles"), ("STATE", "state")]
+    table(rows, columns, empty="no identities")
 
 
 @identity.command("revoke")

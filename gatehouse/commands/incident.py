@@ -11,6 +11,7 @@ import httpx
 
 from gatehouse.client import ApiError, Client
 from gatehouse.commands._http import emit
+from gatehouse.commands._options import key_option, url_option
 
 
 def _client(url: str, key: str) -> Client:
@@ -22,14 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _server_options(fn: F) -> F:
     # Not `client_options`: here `--tenant` names the tenant to contain, not the acting one.
-    fn = click.option(
-        "--key",
-        envvar=["GATEHOUSE_API_KEY", "GATEHOUSE_KEY", "GATEHOUSE_ADMIN_KEY"],
-        required=True,
-        help="an admin API key (else $GATEHOUSE_API_KEY)",
-    )(fn)
-    url = click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
-    return url(fn)
+    return url_option(key_option(help="an admin API key")(fn))
 
 
 @click.group()

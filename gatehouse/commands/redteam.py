@@ -8,18 +8,14 @@ from pathlib import Path
 import click
 import httpx
 
+from gatehouse.commands._options import key_option, url_option
 from gatehouse.redteam import DEFAULT_TARGET_PORT, PATHS, Finding, RangeError, run
 from gatehouse.redteam.report import as_json, as_junit, as_table
 
 
 @click.command()
-@click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
-@click.option(
-    "--key",
-    envvar=["GATEHOUSE_API_KEY", "GATEHOUSE_ADMIN_KEY"],
-    default=None,
-    help="an admin API key (else $GATEHOUSE_API_KEY): the red team makes and removes its own identities",
-)
+@url_option
+@key_option(required=False, help="an admin API key: the red team makes and removes its own identities")
 @click.option(
     "--target-port",
     type=click.IntRange(1, 65535),

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from gatehouse.client import ApiError, Client
+from gatehouse.commands._options import key_option, url_option
 from gatehouse.domain.failures import handler_failed
 from gatehouse.policy import compile_glob
 
@@ -49,8 +50,8 @@ def echo(job: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--url", envvar="GATEHOUSE_URL", default="http://127.0.0.1:8081", show_default=True)
-@click.option("--key", envvar="GATEHOUSE_KEY", required=True, help="worker API key")
+@url_option
+@key_option(help="a worker's API key")
 @click.option("--topics", "topics", multiple=True, required=True, help="topic glob to lease (repeatable)")
 @click.option(
     "--handler",

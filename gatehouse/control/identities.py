@@ -73,9 +73,13 @@ class Identities:
         await self.store.add_identity(identity, hash_key(key))
         return identity, key
 
-    async def list(self, who: Identity) -> list[Identity]:
+    async def list(self, who: Identity, tenant: str | None = None) -> list[Identity]:
+        """`who`'s tenant's identities; a global admin's are every tenant's, or those of the
+        tenant it acts in (`X-Tenant-ID`)."""
         who.require_role("admin")
         if who.is_global_admin:
+            if tenant is not None and tenant != GLOBAL_TENANT:
+                return await self.store.list_identities(tenant)
             return await self.store.list_identities(None)
         return [i for i in await self.store.list_identities(who.tenant) if not i.is_global_admin]
 

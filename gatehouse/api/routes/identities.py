@@ -40,7 +40,9 @@ async def create_identity(body: IdentityIn, request: Request, who: Auth) -> Resp
 
 @router.get("")
 async def list_identities(request: Request, who: Auth) -> Response:
-    identities = await request.app.state.plane.identities.list(who.identity)
+    # A global admin sees every tenant's identities, or, naming one with X-Tenant-ID, that one's.
+    named = request.headers.get("x-tenant-id") or None
+    identities = await request.app.state.plane.identities.list(who.identity, named)
     return json_response({"identities": [i.to_public() for i in identities]})
 
 
