@@ -54,6 +54,7 @@ RESPONSES: dict[str, tuple[int, type[BaseModel]]] = {
     "POST /api/v1/worker/jobs/{job_id}/result": (200, r.Job),
     "GET /api/v1/audit": (200, r.AuditPage),
     "GET /api/v1/audit/verify": (200, r.AuditVerify),
+    "GET /api/v1/audit/streams": (200, r.AuditStreams),
     "GET /api/v1/approvals": (200, r.ApprovalList),
     "GET /api/v1/approvals/{approval_id}": (200, r.Approval),
     "POST /api/v1/approvals/{job_id}/approve": (200, r.ApprovalDecided),
@@ -174,6 +175,7 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
         409: ("not_lease_holder", "invalid_state"),
     },
     "GET /api/v1/audit": {403: ("forbidden_stream",), 422: ("invalid_since",)},
+    "GET /api/v1/audit/streams": {403: ("missing_role",)},
     "GET /api/v1/audit/verify": {403: ("forbidden_stream",), 429: ("rate_limited",)},
     "GET /api/v1/approvals": {403: ("missing_role",), 422: ("invalid_status", "invalid_cursor")},
     "GET /api/v1/approvals/{approval_id}": {403: ("missing_role",), 404: ("approval_not_found",)},
@@ -248,7 +250,9 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "GET /api/v1/secrets/{name}": {403: ("missing_role",), 404: ("secret_not_found",)},
     "DELETE /api/v1/secrets/{name}": {403: ("missing_role",), 404: ("secret_not_found",)},
     "POST /api/v1/credentials/revoke": {403: ("missing_role",)},
-    "GET /readyz": {503: ("no_policy", "kernel_unavailable", "backend_unavailable")},
+    "GET /readyz": {
+        503: ("no_policy", "kernel_unavailable", "backend_unavailable", "sandbox_unavailable"),
+    },
 }
 
 _STATUS_TEXT = {

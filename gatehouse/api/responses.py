@@ -20,6 +20,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalList",
     "AuditPage",
+    "AuditStreams",
     "AuditVerify",
     "Credential",
     "Decision",
@@ -418,6 +419,10 @@ class Lease(_Open):
 class AuditPage(_Open):
     stream: str
     entries: list[dict[str, Any]]
+
+
+class AuditStreams(_Open):
+    streams: list[str]
 
 
 class AuditVerify(_Open):

@@ -210,6 +210,8 @@ def test_real_answers_match_the_documented_schemas(spec: dict[str, Any], server:
         call(admin, "DELETE /api/v1/secrets/{name}", "/api/v1/secrets/oa-db")
         call(admin, "GET /api/v1/audit", "/api/v1/audit", params={"limit": 2})
         call(admin, "GET /api/v1/audit/verify", "/api/v1/audit/verify")
+        call(admin, "GET /api/v1/audit/streams", "/api/v1/audit/streams")
+        call(bot, "GET /api/v1/audit/streams", "/api/v1/audit/streams")
         call(admin, "GET /.well-known/jwks.json", "/.well-known/jwks.json")
         call(admin, "POST /api/v1/worker/lease", "/api/v1/worker/lease", json={"topics": ["job.none"]})
         call(admin, "DELETE /api/v1/identities/{identity_id}", f"/api/v1/identities/{agent['id']}")
