@@ -250,9 +250,6 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "GET /api/v1/secrets/{name}": {403: ("missing_role",), 404: ("secret_not_found",)},
     "DELETE /api/v1/secrets/{name}": {403: ("missing_role",), 404: ("secret_not_found",)},
     "POST /api/v1/credentials/revoke": {403: ("missing_role",)},
-    "GET /readyz": {
-        503: ("no_policy", "kernel_unavailable", "backend_unavailable", "sandbox_unavailable"),
-    },
 }
 
 _STATUS_TEXT = {
@@ -408,6 +405,14 @@ def _ref(name: str) -> dict[str, Any]:
 def _complete_operation(key: str, op: dict[str, Any], *, authed: bool, limited: bool) -> None:
     responses: dict[str, Any] = op.setdefault("responses", {})
     responses.pop("422", None)  # FastAPI's `{"detail": [...]}`, never sent
+    if key == "GET /readyz":
+        # Not ready is a status, not an error: `{"status": "no_policy" | "kernel_unavailable" |
+        # "backend_unavailable" | "sandbox_unavailable", "reason": ...}` for load balancers.
+        responses["503"] = {
+            "description": "not ready: `status` is no_policy, kernel_unavailable, backend_unavailable "
+            "or sandbox_unavailable",
+            "content": {"application/json": {"schema": _ref("Health")}},
+        }
     if key == "GET /metrics":
         responses["200"] = {
             "description": "Prometheus metrics in the text exposition format",

@@ -40,7 +40,7 @@ __all__ = ["policy"]
 _JOB_HELP = "the job body as JSON, or @FILE to read it from a file (@- for stdin)"
 _STEP_HELP = (
     "a tool call as JSON, or @FILE: {adapter, action, params, session: {task, history}} "
-    "(DESIGN.md section 9); instead of --job"
+    "(docs/policy.md, step rules); instead of --job"
 )
 
 
