@@ -129,12 +129,26 @@ class ApprovalFlow:
         return a if a is not None and a.kind == STEP and a.tenant == tenant else None
 
     async def _previous(self, job: Job) -> dict[str, Any] | None:
-        """The attempt this job replaces (its remediation source, else the same requester's last
-        job on the topic), and what changed."""
-        prev = await self.store.get_job(job.remediated_from, job.tenant) if job.remediated_from else None
-        if prev is None:
-            page = await self.store.list_jobs(job.tenant, topic=job.topic, limit=20)
-            prev = next((j for j in page.jobs if j.seq < job.seq and j.identity_id == job.identity_id), None)
+        """The attempt this job retries, and what changed: the job it remediates, else an
+        earlier job of the same requester with the same idempotency key. Another job of the same
+        requester on the same topic is no retry: showing it as one would have an approver judge
+        a diff against an unrelated job."""
+        prev, why = None, ""
+        if job.remediated_from:
+            prev, why = await self.store.get_job(job.remediated_from, job.tenant), "remediation"
+        if prev is None and job.idempotency_key:
+            page = await self.store.list_jobs(job.tenant, topic=job.topic, limit=50)
+            prev = next(
+                (
+                    j
+                    for j in page.jobs
+                    if j.seq < job.seq
+                    and j.identity_id == job.identity_id
+                    and j.idempotency_key == job.idempotency_key
+                ),
+                None,
+            )
+            why = "same_idempotency_key"
         if prev is None:
             return None
         diff = {}
@@ -142,7 +156,7 @@ class ApprovalFlow:
             before, after = getattr(prev, field), getattr(job, field)
             if before != after:
                 diff[field] = {"before": before, "after": after}
-        return {"job_id": prev.id, "status": prev.status, "diff": diff}
+        return {"job_id": prev.id, "status": prev.status, "reason": why, "diff": diff}
 
     async def _refuse_forgery(self, who: Identity, job: Job, problem: str) -> None:
         self.metrics.approval_forgery.inc()

@@ -43,7 +43,9 @@
   function fmtTime(text) {
     if (!text) return "(unknown)";
     const at = new Date(text);
-    return Number.isNaN(at.getTime()) ? String(text) : at.toLocaleString();
+    // With the time zone: an approver and the on-call log may not share one.
+    return Number.isNaN(at.getTime()) ? String(text)
+      : at.toLocaleString(undefined, { timeZoneName: "short" });
   }
 
   function relative(text) {
@@ -171,6 +173,11 @@
     show(ui.session, true);
     show(ui.queue, true);
     say(`Signed in as ${who.name || who.id || "?"}`, "info");
+    try {
+      ui.policy = await api("GET", "/policy");  // the name and serial of the running bundle
+    } catch (err) {
+      ui.policy = null;
+    }
     await loadQueue({ announce: false });
   }
 
@@ -284,6 +291,8 @@
     const entries = Object.entries(previous.diff || {});
     const heading = el("h4", { id: headingId },
       "Changes since the previous attempt ", el("code", { text: previous.job_id || "?" }),
+      el("span", { className: "muted", text: previous.reason === "remediation"
+        ? " (this job is a remediation of it)" : " (same idempotency key)" }),
       previous.status
         ? el("span", { className: "muted", text: ` (now ${previous.status})` }) : null);
     if (!entries.length) {
@@ -318,8 +327,19 @@
       type: "button", className: "reject", "data-testid": `reject-${subjectId}`,
       "aria-describedby": `${n}-title`, text: "Reject",
     });
-    approve.addEventListener("click", () => act(subjectId, "approve", comment, [approve, reject]));
-    reject.addEventListener("click", () => act(subjectId, "reject", comment, [approve, reject]));
+    // A confirmation step: the first click arms the button, the second decides.
+    const arm = (button, verb, label) => () => {
+      if (button.dataset.armed === "1") {
+        act(subjectId, verb, comment, [approve, reject]);
+        return;
+      }
+      for (const b of [approve, reject]) { b.dataset.armed = ""; b.textContent = b === approve ? "Approve" : "Reject"; }
+      button.dataset.armed = "1";
+      button.textContent = `Confirm ${label}`;
+      ui.armed = subjectId;
+    };
+    approve.addEventListener("click", arm(approve, "approve", "approve"));
+    reject.addEventListener("click", arm(reject, "reject", "reject"));
     return el("div", { className: "decide", role: "group", "aria-label": `Decision for ${subjectId}` },
       el("label", { for: `${n}-comment`, text: "Comment" }),
       comment,
@@ -385,6 +405,69 @@
     decideBlock(approvalId, n, drafts));
   }
 
+
+  // What the classifier found that an approver must not miss: louder than any routine tag.
+  const DANGERS = [
+    ["prompt_injection_suspected", "Prompt injection suspected: the request tries to override its instructions"],
+    ["destructive", "Destructive command: it deletes or overwrites"],
+    ["secrets_in_input", "Secrets in the input: credentials appear in the request"],
+    ["network_egress", "Network egress: it sends data to a network address"],
+  ];
+
+  function dangers(derived) {
+    const tagsFound = new Set(Array.isArray(derived.risk_tags) ? derived.risk_tags : []);
+    const labels = derived.labels || {};
+    for (const [k, v] of Object.entries(labels)) {
+      if (v === true || v === "true") tagsFound.add(k);
+      if (k === "command_class" && v === "destructive") tagsFound.add("destructive");
+    }
+    return DANGERS.filter(([tag]) => tagsFound.has(tag));
+  }
+
+  function dangerBanner(derived, subjectId) {
+    const found = dangers(derived);
+    if (!found.length) return null;
+    return el("div", { className: "danger", role: "alert", "data-testid": `danger-${subjectId}` },
+      el("strong", { text: "Warning" }),
+      el("ul", {}, found.map(([tag, text]) => el("li", { "data-tag": tag, text }))));
+  }
+
+  // Declared is what the agent sent; the server's derived labels and tags are shown apart.
+  function declaredLabels(labels, derivedLabels) {
+    const out = {};
+    const derivedOnes = derivedLabels || {};
+    for (const [k, v] of Object.entries(labels || {})) {
+      if (!(k in derivedOnes) || derivedOnes[k] !== v) out[k] = v;
+    }
+    return out;
+  }
+
+  function declaredTags(list, derivedList) {
+    const derivedSet = new Set(Array.isArray(derivedList) ? derivedList : []);
+    return (Array.isArray(list) ? list : []).filter((t) => !derivedSet.has(t));
+  }
+
+  function policyEl(decision) {
+    const p = ui.policy || {};
+    const snapshot = decision.policy_snapshot || "";
+    const current = snapshot && p.snapshot === snapshot;
+    return el("span", {},
+      el("span", { text: current && p.name ? `${p.name} ` : "" }),
+      el("code", { title: snapshot, text: snapshot ? snapshot.slice(0, 12) : "(unknown)" }),
+      current && p.serial !== null && p.serial !== undefined
+        ? el("span", { text: ` serial ${p.serial}` }) : null,
+      snapshot && p.snapshot && !current
+        ? el("span", { className: "muted", text: " (not the bundle running now)" }) : null);
+  }
+
+  function renderRemediations(list) {
+    if (!Array.isArray(list) || !list.length) return null;
+    return el("div", { className: "remediations" },
+      el("h4", { text: "Safer alternatives the policy offered" }),
+      el("ul", {}, list.map((r) => el("li", {},
+        el("code", { text: fmtValue(r.id) }), el("span", { text: ` — ${fmtValue(r.description)}` })))));
+  }
+
   function renderApproval(a, index, drafts) {
     if (a.kind === "step") return renderStepApproval(a, index, drafts);
     const job = a.job || {};
@@ -402,10 +485,12 @@
       row("Capability", meta.capability
         ? el("code", { text: fmtValue(meta.capability) })
         : el("span", { className: "muted", text: "(none)" })),
-      row("Risk tags (declared)", tags(meta.risk_tags, "none")),
-      row("Labels", chips(job.labels, "none")),
-      row("Derived labels", chips(derived.labels, "none")),
-      row("Derived risk tags", tags(derived.risk_tags, "none")));
+      row("Declared labels", chips(declaredLabels(job.labels, derived.labels), "none")),
+      row("Declared risk tags", tags(declaredTags(meta.risk_tags, derived.risk_tags), "none")),
+      row("Derived labels (server)", chips(derived.labels, "none")),
+      row("Derived risk tags (server)", tags(derived.risk_tags, "none")),
+      row("Policy", policyEl(decision)),
+      row("Single use", el("span", { text: "an approval lets this job run once, until it expires" })));
 
     return el("article", {
       className: "card approval", "data-testid": `approval-${jobId}`,
@@ -414,7 +499,9 @@
     el("h3", { id: `${n}-title` },
       el("span", { className: "topic", text: job.topic || "(no topic)" }), " ",
       el("code", { className: "job-id", text: jobId })),
+    dangerBanner(derived, jobId),
     details,
+    renderRemediations(decision.remediations),
     el("h4", { text: "Prompt" }),
     el("pre", { className: "prompt", text: fmtValue(job.prompt) }),
     renderDerived(derived),
