@@ -57,6 +57,7 @@ class PostgresServer:
     port: int
     bin: Path
     proc: subprocess.Popen[bytes] | None = None
+    settings: tuple[str, ...] = ()  # extra `-c name=value` server settings
 
     @property
     def admin_url(self) -> str:
@@ -102,9 +103,10 @@ class PostgresServer:
         self._spawn()
 
     @staticmethod
-    def start_new() -> PostgresServer:
-        """A server apart from the session's (for a test that stops it); `stop` it after."""
-        return _start_postgres()
+    def start_new(*settings: str) -> PostgresServer:
+        """A server apart from the session's (for a test that stops it, or a benchmark that
+        needs `settings` such as `shared_preload_libraries=pg_stat_statements`); `stop` it after."""
+        return _start_postgres(settings)
 
     def _spawn(self) -> None:
         log = self.folder / "postgres.log"
@@ -117,6 +119,7 @@ class PostgresServer:
             "-c", "fsync=off",
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
+            *(arg for setting in self.settings for arg in ("-c", setting)),
         ]  # fmt: skip
         out = open(log, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
@@ -181,7 +184,7 @@ def _postgres_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _start_postgres() -> PostgresServer:
+def _start_postgres(settings: tuple[str, ...] = ()) -> PostgresServer:
     bin_dir = _postgres_bin()
     if bin_dir is None:
         _missing("PostgreSQL")
@@ -195,7 +198,7 @@ def _start_postgres() -> PostgresServer:
          "--no-locale", "-E", "UTF8", "--no-sync"],
         check=True, capture_output=True, cwd=folder, **_as_user(),  # type: ignore[call-overload]
     )  # fmt: skip
-    server = PostgresServer(folder=folder, port=free_port(), bin=bin_dir)
+    server = PostgresServer(folder=folder, port=free_port(), bin=bin_dir, settings=settings)
     server._spawn()
     return server
 

@@ -230,3 +230,152 @@ def test_a_replica_killed_mid_load_loses_no_acknowledged_job(cluster: Start) -> 
     done = _wait_all(b, acknowledged, {"succeeded", "dispatched", "running"})
     assert set(done.values()) <= {"succeeded", "dispatched", "running"}, done
     _audit_ok(b)
+
+
+def test_the_bus_down_mid_run_work_goes_on_by_polling_and_broadcasts_catch_up(tmp_path: Path) -> None:
+    """nats-server killed under two API replicas and a scheduler: jobs submitted to either API
+    replica are still dispatched and done by the scheduler's workers (they poll the store), a
+    policy installed through one replica meanwhile is enforced by the other within the sync
+    interval, and when the bus is back every replica is ready again without a restart."""
+    bus = services.NatsServer(folder=tmp_path / "nats", port=free_port())
+    (tmp_path / "nats").mkdir()
+    bus.start()
+    common = ["--store", services.postgres().new_database(), "--bus", bus.url,
+              "--keys-dir", str(tmp_path / "keys")]  # fmt: skip
+    started: list[Server] = []
+    try:
+        for name, role in (("a", "api"), ("b", "api"), ("s", "scheduler")):
+            started.append(Server(tmp_path / name, SEED, extra_args=[*common, "--role", role]).start())
+        a, b, _ = started
+        agent = a.identity("agent", roles=["agent"], topics=["job.**"], capabilities=["infra.read"])
+        blocked = {**DEMO, "topic": "job.demo.blocked"}
+        assert _submit(b, agent["api_key"], blocked).status_code == 201
+
+        bus.kill()
+        for s in started:  # each replica notices and says so
+            deadline = time.monotonic() + 10
+            while httpx.get(s.url + "/readyz", timeout=5).status_code != 503:
+                assert time.monotonic() < deadline, f"{s.url} still ready with the bus down"
+                time.sleep(0.1)
+            assert httpx.get(s.url + "/readyz", timeout=5).json()["status"] == "backend_unavailable"
+
+        # Work goes on: submits are acknowledged and the scheduler's workers find them by polling.
+        t0 = time.monotonic()
+        answers = [
+            _submit((a, b)[i % 2], agent["api_key"], {**DEMO, "prompt": f"status {i}"}) for i in range(6)
+        ]
+        submit_seconds = (time.monotonic() - t0) / len(answers)
+        assert [r.status_code for r in answers] == [201] * 6, [r.text for r in answers]
+        done = _wait_all(a, [r.json()["job_id"] for r in answers], {"succeeded"})
+        assert set(done.values()) == {"succeeded"}, done
+        assert submit_seconds < 3.0, f"a submit took {submit_seconds:.1f} s with the bus down"
+
+        # A policy installed through a while the broadcast cannot go out: b enforces it anyway.
+        bundle = SEED.read_text().replace(
+            "rules:\n",
+            "rules:\n  - id: deny-demo-blocked\n    decision: deny\n    reason: blocked everywhere\n"
+            '    match: {topics: ["job.demo.blocked"]}\n',
+            1,
+        )
+        with a.admin() as c:
+            r = c.put("/api/v1/policy", json={"bundle": bundle})
+            assert r.status_code == 200, r.text
+        installed = time.monotonic()
+        while (r := _submit(b, agent["api_key"], blocked)).status_code != 403:
+            # the sync interval (1 s) plus slack for a loaded machine
+            assert time.monotonic() - installed < 5.0, "replica b never picked up a's policy"
+            time.sleep(0.1)
+        assert r.json()["error"]["details"]["decision"]["rule_id"] == "deny-demo-blocked"
+
+        # The bus returns: every replica reconnects by itself and is ready again.
+        bus.start()
+        for s in started:
+            deadline = time.monotonic() + 20
+            while httpx.get(s.url + "/readyz", timeout=5).status_code != 200:
+                assert time.monotonic() < deadline, f"{s.url} did not reconnect to the bus"
+                time.sleep(0.2)
+        r = _submit(b, agent["api_key"], DEMO)
+        assert r.status_code == 201, r.text
+        assert b.wait_status(r.json()["job_id"], {"succeeded", "failed"}, timeout=15)["status"] == "succeeded"
+        _audit_ok(a)
+    finally:
+        for s in started:
+            s.stop()
+        bus.stop()
+
+
+def _sql(url: str, query: str) -> list[tuple]:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> list[tuple]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(r) for r in await conn.fetch(query)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def test_connections_dropped_mid_transaction_leave_no_half_written_job(tmp_path: Path) -> None:
+    """The replica's database connections terminated (`pg_terminate_backend`) again and again
+    during a burst of submits: each submit is acknowledged (201) or refused as unavailable (503,
+    never a 500); every acknowledged job is stored whole, and no job row exists without its
+    submit decision record (nor an allowed submit record without its job)."""
+    url = services.postgres().new_database()
+    database = url.rsplit("/", 1)[1]
+    admin = services.postgres().admin_url
+    s = Server(tmp_path / "a", SEED, extra_args=["--store", url, "--builtin-workers", "0"]).start()
+    try:
+        agent = s.identity("agent", roles=["agent"], topics=["job.**"], capabilities=["infra.read"])
+        stop = False
+        killed: list[int] = []
+
+        def kill_backends() -> None:
+            while not stop:
+                rows = _sql(
+                    admin,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{database}' AND pid <> pg_backend_pid()",
+                )
+                killed.append(sum(1 for (ok,) in rows if ok))
+                time.sleep(0.05)
+
+        with ThreadPoolExecutor(9) as pool:
+            killer = pool.submit(kill_backends)
+            answers = list(
+                pool.map(
+                    lambda i: _submit(s, agent["api_key"], {**DEMO, "prompt": f"status {i}"}), range(120)
+                )
+            )
+            stop = True
+            killer.result()
+        assert sum(killed) > 0, "no connection was terminated during the burst"
+        codes = {r.status_code for r in answers}
+        assert codes <= {201, 503}, s.log()[-6000:]
+        assert all(r.json()["error"]["code"] == "store_unavailable" for r in answers if r.status_code == 503)
+        acknowledged = [r.json()["job_id"] for r in answers if r.status_code == 201]
+        assert acknowledged, "every submit failed: the replica never recovered between terminations"
+        with s.admin() as c:
+            for job_id in acknowledged:
+                r = c.get(f"/api/v1/jobs/{job_id}")
+                assert r.status_code == 200 and r.json()["status"] == "queued", (job_id, r.text)
+                stages = [d["stage"] for d in c.get(f"/api/v1/jobs/{job_id}/decisions").json()["decisions"]]
+                assert stages == ["submit"], (job_id, stages)
+        orphans = _sql(
+            url,
+            "SELECT id FROM jobs j WHERE NOT EXISTS "
+            "(SELECT 1 FROM decisions d WHERE d.job_id = j.id AND d.stage = 'submit')",
+        )
+        assert orphans == [], f"jobs stored without their decision record: {orphans}"
+        lost = _sql(
+            url,
+            "SELECT decision_id FROM decisions d WHERE d.stage = 'submit' AND d.result = 'allow' "
+            "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job_id)",
+        )
+        assert lost == [], f"allowed submit records without their job: {lost}"
+        _audit_ok(s)
+    finally:
+        s.stop()

@@ -49,6 +49,10 @@ _DOWN = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A pooled connection whose backend was terminated while it sat idle answers its next query
+    # with this protocol-state error (MagicStack/asyncpg#1069) before the pool notices it closed:
+    # the database went away under it, not a bad statement.
+    asyncpg.InternalClientError,
 )
 
 
