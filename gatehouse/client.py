@@ -279,6 +279,15 @@ class Client:
         ]
         return result
 
+    def incident_status(
+        self, *, window: str = "5m", baseline: str = "1h", threshold: float = 3.0
+    ) -> dict[str, Any]:
+        """Containments in force and each incident signal's recent rate against its baseline."""
+        result: dict[str, Any] = self.request(
+            "GET", "/api/v1/incidents/status", window=window, baseline=baseline, threshold=threshold
+        )
+        return result
+
     def lift(self, incident_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/api/v1/incidents/{incident_id}/lift")
         return result

@@ -64,6 +64,7 @@ RESPONSES: dict[str, tuple[int, type[BaseModel]]] = {
     "POST /api/v1/quarantine/{job_id}/discard": (200, r.Job),
     "POST /api/v1/incidents/contain": (201, r.Incident),
     "GET /api/v1/incidents": (200, r.IncidentList),
+    "GET /api/v1/incidents/status": (200, r.IncidentStatus),
     "POST /api/v1/incidents/{incident_id}/lift": (200, r.Incident),
     "GET /api/v1/decisions": (200, r.DecisionPage),
     "GET /api/v1/decisions/{decision_id}": (200, r.Decision),
@@ -207,6 +208,10 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
         422: ("unsupported_containment", "invalid_adapter"),
     },
     "GET /api/v1/incidents": {403: ("missing_role",), 422: ("invalid_cursor",)},
+    "GET /api/v1/incidents/status": {
+        403: ("missing_role", "global_admin_required"),
+        422: ("invalid_window", "invalid_baseline"),
+    },
     "POST /api/v1/incidents/{incident_id}/lift": {
         403: ("missing_role",),
         404: ("containment_not_found",),

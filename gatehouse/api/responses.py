@@ -236,6 +236,26 @@ class IncidentList(_Open):
     next_cursor: str | None = None
 
 
+class IncidentSignal(_Open):
+    signal: str
+    metric: str
+    recent: int
+    recent_per_min: float
+    baseline: int
+    baseline_per_min: float
+    ratio: float | None
+    flagged: bool
+
+
+class IncidentStatus(_Open):
+    containments: list[Incident]
+    window_seconds: int
+    baseline_seconds: int
+    threshold: float
+    signals: list[IncidentSignal]
+    flagged: list[str]
+
+
 class Quarantined(_Open):
     id: str
     job_id: str

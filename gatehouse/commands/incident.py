@@ -1,7 +1,8 @@
-"""`gatehouse incident contain|list|lift`: kill switches during an incident."""
+"""`gatehouse incident status|contain|list|lift`: detect, and kill switches during an incident."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +30,59 @@ def _server_options(fn: F) -> F:
 @click.group()
 def incident() -> None:
     """Contain a tenant, an identity or a tool adapter at once (and lift it again)."""
+
+
+@incident.command("status")
+@click.option("--window", default="5m", show_default=True, help="the recent window (s, m, h)")
+@click.option("--baseline", default="1h", show_default=True, help="the baseline before the window")
+@click.option(
+    "--threshold",
+    default=3.0,
+    show_default=True,
+    help="flag a signal whose rate is this many times its baseline's",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the server's answer as JSON")
+@_server_options
+def status(url: str, key: str, window: str, baseline: str, threshold: float, as_json: bool) -> None:
+    """What on call needs first (global admin): the containments in force, then one line per
+    incident signal (denials, step denials, forged approvals, egress denials, quarantines,
+    fail-open) with its count in the last WINDOW, its rate against the BASELINE before it, and
+    `ALERT` where it is at least THRESHOLD times the baseline's (or new) and past its minimum
+    count. Exit 0 either way; `--json` for scripts.
+
+    \b
+      gatehouse incident status
+      gatehouse incident status --window 15m --baseline 6h --json
+    """
+
+    def show(c: Client) -> None:
+        found = c.incident_status(window=window, baseline=baseline, threshold=threshold)
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+            return
+        held = found["containments"]
+        click.echo(f"containments in force: {len(held) or 'none'}")
+        for i in held:
+            click.echo(f"  {i['id']}  {i['kind']} {i['target']}  since {i['created_at']}  {i['reason']}")
+        w, b = found["window_seconds"], found["baseline_seconds"]
+        click.echo(f"signals: last {w}s against the {b}s before (threshold x{found['threshold']:g})")
+        click.echo(f"  {'SIGNAL':<16} {'RECENT':>6} {'/MIN':>8} {'BASE/MIN':>9} {'RATIO':>7}  FLAG")
+        for s in found["signals"]:
+            ratio = (
+                "new"
+                if s["ratio"] is None and s["recent"]
+                else "-"
+                if s["ratio"] is None
+                else f"{s['ratio']:g}"
+            )
+            flag = "ALERT" if s["flagged"] else "ok"
+            click.echo(
+                f"  {s['signal']:<16} {s['recent']:>6} {s['recent_per_min']:>8g} "
+                f"{s['baseline_per_min']:>9g} {ratio:>7}  {flag}"
+            )
+        click.echo(f"flagged: {', '.join(found['flagged']) or 'none'}")
+
+    _run(show, url, key)
 
 
 @incident.command("contain")

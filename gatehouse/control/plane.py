@@ -35,6 +35,7 @@ from gatehouse.control.installer import PolicyInstaller
 from gatehouse.control.leases import Leases
 from gatehouse.control.outputs import OutputGate
 from gatehouse.control.shadow import ShadowPolicy
+from gatehouse.control.signals import SAMPLE_SECONDS, SignalHistory
 from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steps import StepGate
 from gatehouse.control.submit import SubmitGate
@@ -132,6 +133,7 @@ class ControlPlane:
         self.identities = Identities(deps=deps, incidents=self.incidents)
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.signals = SignalHistory(self.metrics)
         self._counts: dict[str, int] = {}
         self._oldest_pending: float | None = None
 
@@ -156,6 +158,7 @@ class ControlPlane:
         if self.settings.audit and self.settings.audit_seal_interval > 0:
             self._tasks.append(asyncio.create_task(self._seal_audit()))
         self._tasks.append(asyncio.create_task(self._refresh_counts()))
+        self._tasks.append(asyncio.create_task(self._sample_signals()))
         if self.settings.policy_file is not None and self.settings.watch_policy:
             self._tasks.append(asyncio.create_task(self.installer.watch(self.settings.policy_file)))
         for i in range(self.settings.builtin_workers if self.settings.runs_scheduler else 0):
@@ -238,6 +241,15 @@ class ControlPlane:
             except Exception:
                 log.exception("queue depth refresh failed")
             await asyncio.sleep(2.0)
+
+    async def _sample_signals(self) -> None:
+        # Readings for `incident status`: a rate needs the counters at two points in time.
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            try:
+                self.signals.sample()
+            except Exception:
+                log.exception("incident signal sample failed")
 
     async def _bootstrap_admin(self) -> None:
         key = self.settings.admin_key

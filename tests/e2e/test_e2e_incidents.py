@@ -162,3 +162,45 @@ def test_the_cli_contains_lists_and_lifts(server: Server) -> None:
     assert cli("contain", "--tenant", "t-cli", "--identity", "x", "--reason", "r").returncode == 2
     assert cli("lift", inc["id"]).returncode == 0
     assert cli("lift", inc["id"]).returncode == 1
+
+
+def test_incident_status_flags_a_deny_spike_and_checks_its_input(
+    server: Server, agents: dict[str, Any]
+) -> None:
+    with server.admin() as c:
+        before = c.get("/api/v1/incidents/status").json()
+    deny = next(s for s in before["signals"] if s["signal"] == "deny")
+    for _ in range(5):
+        with server.client(agents["a"]["api_key"]) as c:
+            c.post("/api/v1/jobs", json={"topic": "job.exec.shell", "prompt": "rm -rf /"})
+    with server.admin() as c:
+        r = c.get("/api/v1/incidents/status", params={"window": "10m", "baseline": "1h"})
+    assert r.status_code == 200, r.text
+    after = next(s for s in r.json()["signals"] if s["signal"] == "deny")
+    assert after["recent"] >= deny["recent"] + 5
+    assert after["flagged"] is True and "deny" in r.json()["flagged"]
+    assert {s["signal"] for s in r.json()["signals"]} >= {"forged_approval", "egress_denied", "quarantine"}
+    admin_a = server.identity("inc-admin-a", tenant="t-a", roles=["admin"])
+    for key, params, status, code in [
+        (ADMIN_KEY, {"window": "0m"}, 422, "invalid_window"),
+        (ADMIN_KEY, {"window": "soon"}, 422, "invalid_window"),
+        (ADMIN_KEY, {"baseline": "99999d"}, 422, "invalid_baseline"),
+        (agents["a"]["api_key"], {}, 403, "missing_role"),
+        (admin_a["api_key"], {}, 403, "global_admin_required"),  # counters span every tenant
+    ]:
+        with server.client(key) as c:
+            r = c.get("/api/v1/incidents/status", params=params)
+        assert r.status_code == status, r.text
+        assert r.json()["error"]["code"] == code
+
+
+def test_incident_status_cli_prints_one_line_per_signal(server: Server) -> None:
+    env = {"GATEHOUSE_API_KEY": ADMIN_KEY, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "gatehouse", "incident", "status", "--url", server.url, "--json"],
+        capture_output=True, text=True, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [s["signal"] for s in json.loads(out.stdout)["signals"]] == [
+        "deny", "step_deny", "forged_approval", "egress_denied", "quarantine", "fail_open",
+    ]  # fmt: skip

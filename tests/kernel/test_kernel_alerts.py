@@ -33,6 +33,8 @@ REQUIRED = {
     "GatehouseKernelUnavailable",
     "GatehouseBundleRefused",
     "GatehouseApprovalQueueAge",
+    "GatehouseEgressDenied",
+    "GatehouseApprovalForgery",
 }
 
 # PromQL functions and aggregations the rules may call, and which of them take a range vector.
@@ -240,6 +242,8 @@ def test_the_exported_series_include_what_the_alerts_need() -> None:
         "gatehouse_approval_oldest_pending_seconds",
         "gatehouse_job_queue_depth",
         "gatehouse_approvals_pending",
+        "gatehouse_egress_denied_total",
+        "gatehouse_approval_forgery_total",
     ):
         assert needed in SERIES, needed
     assert SERIES["gatehouse_decisions_total"] == {"stage", "decision", "rule"}
@@ -276,5 +280,6 @@ def test_alerts_use_only_exported_metric_names(server: Server) -> None:
         "gatehouse_decision_cache_total",
         "gatehouse_job_queue_depth",
         "gatehouse_approvals_pending",
+        "gatehouse_approval_forgery_total",
     ):
         assert needed in exported, needed

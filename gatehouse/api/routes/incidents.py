@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.errors import BadRequest, Forbidden
+from gatehouse.policy._durations import parse_duration
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
@@ -57,6 +59,43 @@ async def list_incidents(request: Request, who: Auth, active: bool = True) -> Re
     # also its identities').
     found = await incidents.visible(who.identity, await incidents.list(active_only=active))
     return json_response({"incidents": [c.to_public() for c in found]})
+
+
+def _seconds(value: str, name: str, most: int) -> int:
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, OverflowError):
+        seconds = 0
+    if not 0 < seconds <= most:
+        raise BadRequest(
+            f"`{name}` must be a duration such as `5m` or `1h`, at most {most}s, not `{value}`",
+            code=f"invalid_{name}",
+        )
+    return seconds
+
+
+@router.get("/status")
+async def incident_status(
+    request: Request,
+    who: Auth,
+    window: Annotated[str, Query(max_length=16)] = "5m",
+    baseline: Annotated[str, Query(max_length=16)] = "1h",
+    threshold: Annotated[float, Query(ge=1.0, le=1000.0)] = 3.0,
+) -> Response:
+    """What on call needs first: the containments in force and each incident signal's rate in
+    the last `window` against the `baseline` before it (control/signals.py)."""
+    who.require("admin")
+    # The counters are the whole server's: a tenant admin would learn other tenants' activity.
+    if not who.identity.is_global_admin:
+        raise Forbidden(
+            "incident status covers every tenant: a global admin only", code="global_admin_required"
+        )
+    plane = request.app.state.plane
+    status = plane.signals.status(
+        _seconds(window, "window", 6 * 3600), _seconds(baseline, "baseline", 24 * 3600), threshold
+    )
+    active = await plane.incidents.list(active_only=True)
+    return json_response({"containments": [c.to_public() for c in active], **status})
 
 
 @router.post("/{incident_id}/lift")
