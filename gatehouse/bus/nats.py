@@ -136,6 +136,11 @@ class NatsBus(Bus):
     async def publish(self, subject: str, data: dict[str, Any]) -> None:
         if self._closed or self._nc is None or self._js is None:
             return  # notifications are best effort: the store has the truth
+        if not self._nc.is_connected:
+            # While the client reconnects a JetStream publish would wait out its ack timeout (2 s
+            # added to every submit); the subscribers poll the store, so skip it at once.
+            log.debug("bus down: not publishing %s", subject)
+            return
         payload = orjson.dumps(data)
         try:
             if subject in DURABLE_SUBJECTS:

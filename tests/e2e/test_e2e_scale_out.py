@@ -268,7 +268,8 @@ def test_the_bus_down_mid_run_work_goes_on_by_polling_and_broadcasts_catch_up(tm
         assert [r.status_code for r in answers] == [201] * 6, [r.text for r in answers]
         done = _wait_all(a, [r.json()["job_id"] for r in answers], {"succeeded"})
         assert set(done.values()) == {"succeeded"}, done
-        assert submit_seconds < 3.0, f"a submit took {submit_seconds:.1f} s with the bus down"
+        # No submit waits out the bus's publish timeout (2 s) while it is down.
+        assert submit_seconds < 1.5, f"a submit took {submit_seconds:.1f} s with the bus down"
 
         # A policy installed through a while the broadcast cannot go out: b enforces it anyway.
         bundle = SEED.read_text().replace(
