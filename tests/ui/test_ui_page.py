@@ -633,3 +633,27 @@ def test_a_dangerous_request_is_flagged_loudly_with_its_policy_and_alternatives(
         card.screenshot(path=str(SHOTS / "approval-danger-card.png"))
     finally:
         tab.close()
+
+
+def test_the_queue_refreshes_itself_and_keeps_a_history(server: Server, browser: Any) -> None:
+    agent = server.identity(f"ui-auto-agent-{time.monotonic_ns()}", roles=["agent"])
+    approver = server.identity(f"ui-auto-approver-{time.monotonic_ns()}", roles=["approver"])
+    tab = Tab(browser)
+    try:
+        tab.sign_in(server.url, approver["api_key"])
+        tab.by_id("history").wait_for(state="attached")
+        job_id = submit_prod_write(server, agent["api_key"])
+        # Nobody clicks Refresh: the card appears by itself within the refresh period.
+        tab.by_id(f"approval-{job_id}").wait_for(timeout=25_000)
+        tab.by_id(f"comment-{job_id}").fill("checked the plan")
+        tab.by_id(f"approve-{job_id}").click()
+        tab.by_id(f"approve-{job_id}").click()  # confirm
+        tab.wait_text("status", "Approved")
+        # The decided approval stays visible, with its approver, status and comment.
+        row = tab.page.locator("[data-testid=history] tbody tr", has_text=job_id)
+        row.wait_for()
+        text = row.inner_text()
+        assert "approved" in text or "consumed" in text, text
+        assert approver["id"] in text and "checked the plan" in text
+    finally:
+        tab.close()

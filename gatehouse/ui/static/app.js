@@ -147,7 +147,10 @@
     sessionStorage.removeItem(STORAGE_KEY);
     generation += 1; // drop any answer still on its way for the old session
     ui.whoami.textContent = "";
+    clearInterval(ui.timer);
     ui.list.replaceChildren();
+    ui.historyRows.replaceChildren();
+    show(ui.history, false);
     show(ui.session, false);
     show(ui.queue, false);
     show(ui.signin, true);
@@ -179,6 +182,7 @@
       ui.policy = null;
     }
     await loadQueue({ announce: false });
+    autoRefresh();
   }
 
   async function onSignIn(event) {
@@ -198,6 +202,48 @@
 
   function onSignOut() {
     signedOutView("Signed out", "info");
+  }
+
+  // ---- auto-refresh and history -----------------------------------------------------------
+
+  const REFRESH_MS = 15000;
+  const DECIDED = ["approved", "rejected", "expired", "consumed", "stale", "void"];
+
+  // Refresh by itself, but never under the approver's hands: not while a decision is armed
+  // or a comment is being typed (drafts survive a refresh anyway).
+  function autoRefresh() {
+    clearInterval(ui.timer);
+    ui.timer = setInterval(() => {
+      if (!key() || ui.queue.hidden || ui.list.querySelector("button[data-armed='1']")) return;
+      const active = document.activeElement;
+      if (active && active.tagName === "TEXTAREA" && active.value) return;
+      loadQueue({ announce: false });
+    }, REFRESH_MS);
+  }
+
+  async function loadHistory() {
+    const all = [];
+    for (const status of DECIDED) {
+      try {
+        const data = await api("GET", `/approvals?status=${status}`);
+        if (Array.isArray(data.approvals)) all.push(...data.approvals);
+      } catch (err) {
+        return;  // the queue's own error message says enough
+      }
+    }
+    const when = (a) => a.decided_at || a.consumed_at || a.expires_at || a.requested_at || "";
+    all.sort((x, y) => (when(x) < when(y) ? 1 : -1));
+    const rows = all.slice(0, 25).map((a) => el("tr", { "data-approval-id": a.approval_id || "" },
+      el("td", {}, el("code", { text: fmtValue(a.approval_id) })),
+      el("td", {}, el("code", { text: a.job_id || `${a.session_id || "?"}/${a.step_id || "?"}` })),
+      el("td", { className: `decision ${String(a.status || "")}`, text: fmtValue(a.status) }),
+      el("td", { text: a.approver ? String(a.approver) : "—" }),
+      el("td", {}, timeEl(when(a))),
+      el("td", { text: a.comment ? String(a.comment) : "" })));
+    ui.historyRows.replaceChildren(...rows);
+    show(ui.history, true);
+    show(ui.historyTable, rows.length > 0);
+    show(ui.historyEmpty, rows.length === 0);
   }
 
   // ---- the queue --------------------------------------------------------------------------
@@ -248,6 +294,7 @@
     } finally {
       if (mine === generation) ui.queue.setAttribute("aria-busy", "false");
     }
+    loadHistory();
     if (hadFocus && !ui.list.contains(document.activeElement)) {
       const again = focusJob && findButton(focusJob, "approve");
       (again || ui.queueTitle).focus();
@@ -547,6 +594,10 @@
     ui.count = $("queue-count");
     ui.empty = $("queue-empty");
     ui.list = $("queue-list");
+    ui.history = $("history");
+    ui.historyTable = $("history-table");
+    ui.historyRows = $("history-rows");
+    ui.historyEmpty = $("history-empty");
 
     ui.form.addEventListener("submit", onSignIn);
     $("signout").addEventListener("click", onSignOut);
