@@ -18,7 +18,9 @@ from harness import ADMIN_KEY, ROOT
 SECONDS = int(os.environ.get("GATEHOUSE_FUZZ_SECONDS", "60"))
 REPORT = ROOT / "test-artifacts" / "schemathesis"
 # Operations that would end the run for every other one: revoking the fuzzer's own identity,
-# or containing its tenant, turns every later request into a 401 or 403.
+# or containing its tenant, turns every later request into a 401 or 403. One worker: with two,
+# CPython 3.11's parser raised "AST constructor recursion depth mismatch" inside the fuzzer
+# (two threads parsing at once), failing runs in which every generated case had passed.
 EXCLUDED = ["/api/v1/identities/{identity_id}", "/api/v1/incidents/contain"]
 
 
@@ -29,7 +31,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(server_factory
         sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
         "-H", f"X-API-Key: {ADMIN_KEY}",
         "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
-        "--max-time", str(SECONDS), "--workers", "2", "--seed", "21", "--no-color",
+        "--max-time", str(SECONDS), "--workers", "1", "--seed", "21", "--no-color",
         "--report", "junit", "--report-junit-path", str(REPORT / "junit.xml"),
     ]  # fmt: skip
     for path in EXCLUDED:
@@ -39,6 +41,6 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(server_factory
     counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert run.returncode == 0 and counts, run.stdout[-4000:] + run.stderr[-2000:]
     generated, passed = map(int, counts.groups())
-    assert generated == passed and generated >= 5 * SECONDS, counts.group(0)
+    assert generated == passed and generated >= 2 * SECONDS, counts.group(0)
     tested = re.search(r"Tested: (\d+)", run.stdout)
     assert tested and int(tested.group(1)) >= 40, run.stdout[-2000:]
