@@ -10,7 +10,7 @@ import asyncpg
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
-from gatehouse.store.sqlite.rows import APPROVAL_COLUMNS, JOB_COLUMNS, RECORD_COLUMNS, dumps
+from gatehouse.store.sqlite.rows import APPROVAL_COLUMNS, JOB_COLUMNS, RECORD_COLUMNS, approval_values, dumps
 
 __all__ = ["Args", "insert_approval", "insert_job", "insert_record", "placeholders"]
 
@@ -91,29 +91,4 @@ async def insert_record(conn: asyncpg.Connection, r: DecisionRecord) -> None:
 
 
 async def insert_approval(conn: asyncpg.Connection, a: Approval) -> None:
-    await conn.execute(
-        _INSERT_APPROVAL,
-        a.id,
-        a.job_id,
-        a.tenant,
-        a.job_hash,
-        a.policy_snapshot,
-        a.rule_id,
-        a.reason,
-        a.status,
-        a.requested_at,
-        a.expires_at,
-        a.ttl,
-        a.requested_by,
-        a.approver_id,
-        a.decided_at,
-        a.comment,
-        dumps(a.token) if a.token else None,
-        a.nonce,
-        a.consumed_at,
-        a.kind,
-        a.session_id,
-        a.step_id,
-        a.target,
-        a.step_hash,
-    )
+    await conn.execute(_INSERT_APPROVAL, *approval_values(a))

@@ -201,35 +201,38 @@ def approval(row: tuple[Any, ...]) -> Approval:
     return Approval(**dict(zip(names, values, strict=True)))
 
 
-def insert_approval(db: sqlite3.Connection, a: Approval) -> None:
-    db.execute(
-        f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            a.id,
-            a.job_id,
-            a.tenant,
-            a.job_hash,
-            a.policy_snapshot,
-            a.rule_id,
-            a.reason,
-            a.status,
-            a.requested_at,
-            a.expires_at,
-            a.ttl,
-            a.requested_by,
-            a.approver_id,
-            a.decided_at,
-            a.comment,
-            dumps(a.token) if a.token else None,
-            a.nonce,
-            a.consumed_at,
-            a.kind,
-            a.session_id,
-            a.step_id,
-            a.target,
-            a.step_hash,
-        ),
+def approval_values(a: Approval) -> tuple[Any, ...]:
+    """An approval's columns in `APPROVAL_COLUMNS` order (both SQL drivers insert these)."""
+    return (
+        a.id,
+        a.job_id,
+        a.tenant,
+        a.job_hash,
+        a.policy_snapshot,
+        a.rule_id,
+        a.reason,
+        a.status,
+        a.requested_at,
+        a.expires_at,
+        a.ttl,
+        a.requested_by,
+        a.approver_id,
+        a.decided_at,
+        a.comment,
+        dumps(a.token) if a.token else None,
+        a.nonce,
+        a.consumed_at,
+        a.kind,
+        a.session_id,
+        a.step_id,
+        a.target,
+        a.step_hash,
     )
+
+
+def insert_approval(db: sqlite3.Connection, a: Approval) -> None:
+    marks = ",".join("?" * len(APPROVAL_COLUMNS.split(",")))
+    db.execute(f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks})", approval_values(a))
 
 
 def insert_record(db: sqlite3.Connection, r: DecisionRecord) -> None:
