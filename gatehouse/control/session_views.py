@@ -16,12 +16,29 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
 
 from gatehouse.domain.sessions import Session, SessionStep
+from gatehouse.domain.steps import HistoryStep, session_facts
 from gatehouse.policy import ALLOW, Provenance
+from gatehouse.policy.catalog import Catalog
 from gatehouse.store.base import SessionStore
 
-__all__ = ["SessionView", "SessionViews"]
+__all__ = ["SessionView", "SessionViews", "history_step"]
+
+
+def history_step(step: SessionStep) -> HistoryStep:
+    """How a stored step appears in the history later steps are judged on. A reported untrusted
+    result counts as read even when its output was not kept (bound)."""
+    reported = step.status is not None
+    return HistoryStep(
+        adapter=step.adapter,
+        action=step.action,
+        output=(step.output if step.output is not None else "") if reported else None,
+        decision=step.result,
+        trusted=step.trusted,
+    )
 
 
 def _kept(step: SessionStep) -> bool:
@@ -34,9 +51,35 @@ class SessionView:
     revision: int
     steps: dict[str, SessionStep] = field(default_factory=dict)  # by step id, oldest first
     provenance: Provenance | None = None  # None when the session is bounded (see `provenance`)
+    # `steps` as history items, in the same order, converted once per step and change rather than
+    # once per step per later step (a session of n steps would otherwise cost O(n) per decision).
+    history: tuple[HistoryStep, ...] = ()
+    _facts: tuple[Catalog, dict[str, Any]] | None = None
 
     def ordered(self) -> list[SessionStep]:
         return list(self.steps.values())
+
+    def facts(self, catalog: Catalog) -> dict[str, Any]:
+        """`session_facts` of this history under `catalog`, computed once per view and catalog
+        (a policy install brings a new catalog object)."""
+        if self._facts is None or self._facts[0] is not catalog:
+            self._facts = (catalog, session_facts(self.history, catalog))
+        return self._facts[1]
+
+
+def _history(
+    steps: dict[str, SessionStep], old: SessionView, changed: list[SessionStep]
+) -> tuple[HistoryStep, ...]:
+    """`old.history` brought up to `steps` (`old.steps` after `changed`): changed steps (a result
+    reported) replaced in place, new ones appended in `steps`' order."""
+    items = list(old.history)
+    known = [s.step_id for s in changed if s.step_id in old.steps]
+    if known:
+        where = {sid: i for i, sid in enumerate(old.steps)}
+        for sid in known:
+            items[where[sid]] = history_step(steps[sid])
+    items.extend(history_step(steps[sid]) for sid in islice(steps, len(old.steps), None))
+    return tuple(items)
 
 
 class SessionViews:
@@ -63,6 +106,15 @@ class SessionViews:
         self._keep(session.id, view)
         return view
 
+    def absorb(self, session: Session, step: SessionStep) -> None:
+        """Take in a step this process just stored at revision `step.rev`, when the session's
+        view is at the revision just before it: the next step then needs no read. Otherwise
+        (another writer came between, or no view is held) the next `view` reads what changed."""
+        view = self._views.get(session.id)
+        if view is None or view.revision != step.rev - 1 or step.step_id in view.steps:
+            return
+        self._keep(session.id, self._advance(session, view, [step]))
+
     def _fresh(self, session: Session) -> SessionView:
         prov = None if session.bounded else Provenance.start(trusted=[session.task] if session.task else [],
                                                             bound=self.bound)  # fmt: skip
@@ -82,7 +134,8 @@ class SessionViews:
         revision = max([view.revision, *(s.rev for s in changed)])
         if session.bounded:
             prov = None
-        return SessionView(revision=revision, steps=steps, provenance=prov)
+        return SessionView(revision=revision, steps=steps, provenance=prov,
+                           history=_history(steps, view, changed))  # fmt: skip
 
     def _rebuilt(self, session: Session, view: SessionView, changed: list[SessionStep]) -> SessionView:
         steps = dict(view.steps)
@@ -93,7 +146,10 @@ class SessionViews:
                 if _kept(s):
                     prov = prov.with_untrusted(s.output)
         return SessionView(
-            revision=max([view.revision, *(s.rev for s in changed)]), steps=steps, provenance=prov
+            revision=max([view.revision, *(s.rev for s in changed)]),
+            steps=steps,
+            provenance=prov,
+            history=tuple(history_step(s) for s in steps.values()),
         )
 
     def _keep(self, session_id: str, view: SessionView) -> None:

@@ -30,7 +30,7 @@ from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.outputs import OutputGate
-from gatehouse.control.session_views import SessionViews
+from gatehouse.control.session_views import SessionView, SessionViews, history_step
 from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steprates import SessionRates
 from gatehouse.crypto import canonical
@@ -172,17 +172,7 @@ def provenance_of(session: Session, steps: list[SessionStep], bound: int) -> Pro
 
 
 def history_of(steps: list[SessionStep]) -> tuple[HistoryStep, ...]:
-    # A reported untrusted result counts as read even when its output was not kept (bound).
-    return tuple(
-        HistoryStep(
-            adapter=s.adapter,
-            action=s.action,
-            output=(s.output if s.output is not None else "") if s.status is not None else None,
-            decision=s.result,
-            trusted=s.trusted,
-        )
-        for s in steps
-    )
+    return tuple(history_step(s) for s in steps)
 
 
 def history_facts(steps: list[SessionStep]) -> dict[str, Any]:
@@ -313,14 +303,17 @@ class StepGate:
         session, job = await self._resolve(who, tenant, session_id, job_id, open_new=True)
         target = target_of(adapter, action)
         digest = step_hash(session.id, step_id, target, params)
-        replay = await self._replay(session, step_id, digest, tenant, who=who, job=job)
-        if replay is not None:
-            return replay
         view = await self.views.view(session)
+        # The view reflects at least the session row just read: a step id it lacks was not
+        # decided then (one decided meanwhile loses at `add_step` and is replayed there).
+        if step_id in view.steps:
+            replay = await self._replay(session, step_id, digest, tenant, who=who, job=job)
+            if replay is not None:
+                return replay
         steps = view.ordered()
         prov = view.provenance if view.provenance is not None and not session.bounded else None
         verdict = await self._verdict(who, tenant, session, job, adapter, action, params, steps,
-                                      provenance=prov)  # fmt: skip
+                                      provenance=prov, view=view)  # fmt: skip
         approval = None
         if verdict.result == "require_approval":
             approval = self.approvals.request(
@@ -357,13 +350,14 @@ class StepGate:
             approval_id=approval.id if approval is not None else None,
         )
         try:
-            await self.store.add_step(stored, record, approval)
+            revision = await self.store.add_step(stored, record, approval)
         except Conflict:
             # The same step id won a race with us: answer as if it had come first.
             replay = await self._replay(session, step_id, digest, tenant)
             if replay is None:
                 raise
             return replay
+        self.views.absorb(session, stored.evolve(rev=revision))
         self.metrics.step_decision(record.result, record.rule_id)
         if approval is not None:
             self.metrics.approval_event("requested")
@@ -383,9 +377,11 @@ class StepGate:
         *,
         approved: bool | None = None,
         provenance: Provenance | None = None,
+        view: SessionView | None = None,
     ) -> Verdict:
         """The pipeline's verdict on a step after `steps` (its session's history), with the
-        session's provenance (built from `steps` when not given)."""
+        session's provenance (built from `steps` when not given) and, when given, the session's
+        `view` holding `steps` already converted."""
         job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
         if job is not None:
             job_fields["topic"] = job.topic
@@ -394,7 +390,7 @@ class StepGate:
         if approved is not None:
             job_fields[APPROVED] = approved
         step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
-                    history=history_of(steps))  # fmt: skip
+                    history=view.history if view is not None else history_of(steps))  # fmt: skip
         policy = self.kernel.policy
         catalog = catalog_of(policy)
         ctx = step_context(
@@ -405,6 +401,7 @@ class StepGate:
             # A shadow bundle is judged on this same context: it may read what the live one does
             # not (`detected`, `labels.*`), so the context is whole while one is installed.
             lean=not self._shadowing(),
+            facts=view.facts(catalog) if view is not None else None,
         )
         # After the scope, so that a caller outside it learns nothing of the catalog. The schema
         # check raises `unknown_action` (a 404, no decision) for a tool a listing adapter lacks.

@@ -57,6 +57,7 @@ __all__ = [
     "detector_scan",
     "param_problem",
     "pre_policy",
+    "session_facts",
     "step_context",
     "step_of",
     "target_of",
@@ -97,10 +98,11 @@ class HistoryStep:
     decision: str = "allow"
     # None: not said (an offline fixture), and the catalog decides; the server always says.
     trusted: bool | None = False
+    # Derived once: every later step of the session reads it (`session.allowed_targets`).
+    target: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def target(self) -> str:
-        return target_of(self.adapter, self.action)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", target_of(self.adapter, self.action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +285,12 @@ def step_context(
     provenance: Provenance | None = None,
     classifier: Classifier | None = None,
     lean: bool = False,
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The context a step rule reads for `step` (see the module docstring). Pure.
+
+    `facts`, when given, is `session_facts(step.history, <the policy's catalog>)`, computed once
+    by a caller that judges many steps on the same history.
 
     `provenance`, when given, is the session's kept provenance (the server's, with its bound);
     otherwise it is built from the step's task and history. `classifier` defaults to the
@@ -300,13 +306,13 @@ def step_context(
             raise ValueError("step_context needs a policy or a classifier")
         classifier = policy.classifier
     catalog = catalog_of(policy)
-    history = step.history
-    allowed = [h for h in history if h.decision == "allow"]
-    untrusted = [h for h in allowed if not _trusted(catalog, h) and h.output is not None]
+    if facts is None:
+        facts = session_facts(step.history, catalog)
     if provenance is None:
         provenance = Provenance.start(trusted=[step.task] if step.task else [])
-        for h in untrusted:
-            provenance = provenance.with_untrusted(h.output)
+        for h in step.history:
+            if _untrusted(catalog, h):
+                provenance = provenance.with_untrusted(h.output)
     reads = policy.fields if lean and policy is not None else None
     wants_detections = reads is None or "detected" in reads or "detections" in reads
     wants_labels = reads is None or any(f.startswith("labels.") for f in reads)
@@ -321,12 +327,7 @@ def step_context(
         "detected": detected(found),
         "tenant": step.job.get("tenant", "default"),
         "requester_role": step.job.get("requester_role", "agent"),
-        "session": {
-            "untrusted_read": bool(untrusted),
-            "step_count": len(history),
-            "denied_count": sum(1 for h in history if h.decision == "deny"),
-            "allowed_targets": [h.target for h in allowed],
-        },
+        "session": dict(facts),
         "provenance": provenance,
     }
     effect = catalog.lookup(step.adapter, step.action).effect or step.effect
@@ -336,6 +337,23 @@ def step_context(
         if key in step.job:
             ctx[key] = step.job[key]
     return ctx
+
+
+def session_facts(history: Sequence[HistoryStep], catalog: Catalog) -> dict[str, Any]:
+    """What rules read of a session's history (`session.*` in the context). Depends on the
+    catalog too: an earlier step's output is untrusted unless its step or its action says so."""
+    allowed = [h for h in history if h.decision == "allow"]
+    return {
+        "untrusted_read": any(_untrusted(catalog, h) for h in allowed),
+        "step_count": len(history),
+        "denied_count": sum(1 for h in history if h.decision == "deny"),
+        "allowed_targets": [h.target for h in allowed],
+    }
+
+
+def _untrusted(catalog: Catalog, h: HistoryStep) -> bool:
+    """An allowed earlier step whose (reported) output is untrusted."""
+    return h.decision == "allow" and h.output is not None and not _trusted(catalog, h)
 
 
 def _trusted(catalog: Catalog, h: HistoryStep) -> bool:

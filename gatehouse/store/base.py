@@ -290,10 +290,11 @@ class SessionStore(ABC):
     @abstractmethod
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
-    ) -> None:
+    ) -> int:
         """Store a decided step with its decision record, its approval request (a step that
-        waits for a person) and their audit entries, in one transaction.
-        `Conflict(duplicate_step)` when the session has that step id already."""
+        waits for a person) and their audit entries, in one transaction; return the session
+        revision the step took. `Conflict(duplicate_step)` when the session has that step id
+        already."""
 
     @abstractmethod
     async def settle_step(

@@ -597,7 +597,7 @@ class MemoryStore(MemoryBrokerConcerns, Store):
 
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
-    ) -> None:
+    ) -> int:
         await self._turn()
         steps = self._steps.get(step.session_id)
         if steps is None:
@@ -608,13 +608,15 @@ class MemoryStore(MemoryBrokerConcerns, Store):
             raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
         planned = self._plan_approvals(approval, None, None, record.timestamp)
         assert planned is not None  # inserting a new approval has no compare-and-set to fail
-        steps[step.step_id] = copy.deepcopy(step).evolve(rev=self._bump(step.session_id))
+        revision = self._bump(step.session_id)
+        steps[step.step_id] = copy.deepcopy(step).evolve(rev=revision)
         self._commit_approvals(planned[0])
         self._add_record(record)
         events = decision_event(record)
         if approval is not None:
             events.append(approval_event(approval, "requested"))
         self._append(events)
+        return revision
 
     async def settle_step(
         self,

@@ -71,8 +71,8 @@ class PostgresSessions(PostgresBase, SessionStore):
 
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
-    ) -> None:
-        async def add(conn: asyncpg.Connection) -> None:
+    ) -> int:
+        async def add(conn: asyncpg.Connection) -> int:
             revision = await _bump(conn, step.session_id)
             if revision is None:
                 raise ValueError(f"no session `{step.session_id}`")
@@ -100,9 +100,10 @@ class PostgresSessions(PostgresBase, SessionStore):
                 await pgrows.insert_approval(conn, approval)
                 events += await step_approval_events(conn, [approval.id], approval.id)
             await self._append_audit(conn, events)
+            return revision
 
         try:
-            await self._write(add)
+            return await self._write(add)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
 

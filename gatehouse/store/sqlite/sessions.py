@@ -95,8 +95,8 @@ class SQLiteSessions(SQLiteBase, SessionStore):
 
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
-    ) -> None:
-        def add(db: sqlite3.Connection) -> None:
+    ) -> int:
+        def add(db: sqlite3.Connection) -> int:
             revision = _bump(db, step.session_id)
             if revision is None:
                 raise ValueError(f"no session `{step.session_id}`")
@@ -126,9 +126,10 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                 rows.insert_approval(db, approval)
                 events += step_approval_events(db, [approval.id], approval.id)
             self._append_audit(db, events)
+            return revision
 
         try:
-            await self._write(add)
+            return await self._write(add)
         except sqlite3.IntegrityError:
             raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
 
