@@ -7,6 +7,7 @@ no network. A test walks the imports to keep it that way.
 from __future__ import annotations
 
 from gatehouse.errors import PolicyError
+from gatehouse.policy._catalog_loader import read_sandbox
 from gatehouse.policy.canonical import canonical_data, canonical_json
 from gatehouse.policy.detections import detected, detections_of
 from gatehouse.policy.engine import EvaluationError, Policy, load
@@ -66,5 +67,6 @@ __all__ = [
     "host_of",
     "is_valid_topic",
     "load",
+    "read_sandbox",
     "severity",
 ]

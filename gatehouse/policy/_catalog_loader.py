@@ -27,6 +27,7 @@ from gatehouse.policy._nodes import (
     SequenceNode,
     boolean,
     choice,
+    compose,
     item_node,
     mapping,
     plain,
@@ -53,7 +54,7 @@ from gatehouse.policy.catalog import (
     split_url,
 )
 
-__all__ = ["read_catalog"]
+__all__ = ["read_catalog", "read_sandbox"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SECRET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -257,6 +258,12 @@ def _positive(cx: Ctx, node: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         cx.fail(node, f"{what} must be a whole number above 0, got `{value}`")
     return value
+
+
+def read_sandbox(text: str, what: str) -> Sandbox:
+    """A `sandbox:` given outside a bundle (YAML or JSON text, e.g. built from `gatehouse worker
+    --isolate-*` flags), checked exactly as an adapter's; `PolicyError` says what is wrong."""
+    return _sandbox(Ctx(), compose(text), what)
 
 
 def _sandbox(cx: Ctx, node: Any, what: str) -> Sandbox:
