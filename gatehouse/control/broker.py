@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from gatehouse.audit.events import adapter_call_event
+from gatehouse.audit.events import AuditEvent, adapter_call_event
 from gatehouse.broker.credentials import Credentials
 from gatehouse.broker.requests import Scrubber, build_request, check_header_value, decode_output
 from gatehouse.broker.secrets import Secrets
@@ -47,6 +47,7 @@ from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, params_schema
 from gatehouse.domain.steps import catalog_of
 from gatehouse.errors import Conflict, Forbidden, GatehouseError, NotFound, Upstream
+from gatehouse.output.gate import OutputVerdict
 from gatehouse.policy import ALLOW, DENY
 from gatehouse.policy.catalog import Action, Adapter
 
@@ -242,18 +243,22 @@ class Broker:
         latency = time.perf_counter() - call.sent_at
         output = decode_output(fetched.headers, fetched.content, call.scrub)
         status = "succeeded" if 200 <= fetched.status_code < 400 else "failed"
-        result = await self.steps.result(
-            who, tenant, session_id=None if job_id else session.id, job_id=job_id, step_id=step_id,
-            status=status, output=output,
-        )  # fmt: skip
         latency_ms = round(latency * 1000, 3)
-        self.metrics.adapter_calls.labels(adapter.name, status).inc()
-        self.metrics.adapter_call_seconds.labels(adapter.name).observe(latency)
         call.audit.update(
             status=status, http_status=fetched.status_code, latency_ms=latency_ms,
-            redirects=len(fetched.redirects), output_decision=result.verdict.decision,
+            redirects=len(fetched.redirects),
         )  # fmt: skip
-        await self.store.append_audit([adapter_call_event(tenant, call.audit)])
+
+        def account(verdict: OutputVerdict) -> list[AuditEvent]:
+            return [adapter_call_event(tenant, {**call.audit, "output_decision": verdict.decision})]
+
+        # The call's audit entry travels with the step's result (one transaction).
+        result = await self.steps.result(
+            who, tenant, session_id=None if job_id else session.id, job_id=job_id, step_id=step_id,
+            status=status, output=output, audit=account,
+        )  # fmt: skip
+        self.metrics.adapter_calls.labels(adapter.name, status).inc()
+        self.metrics.adapter_call_seconds.labels(adapter.name).observe(latency)
         return Executed("ran", session, record, step_id, result=result, http_status=fetched.status_code,
                         latency_ms=latency_ms)  # fmt: skip
 
@@ -287,17 +292,17 @@ class Broker:
         where = {"session_id": call.session.id, "step_id": call.step_id}
         exc.details = {**call.scrub.value(exc.details), **where}
         elapsed = time.perf_counter() - (call.sent_at if call.sent_at is not None else call.started)
-        await self.steps.result(
-            call.who, call.tenant, session_id=None if call.job_id else call.session.id,
-            job_id=call.job_id, step_id=call.step_id, status="failed",
-            output={"error": {"code": exc.code, "message": exc.message}},
-        )  # fmt: skip
-        self.metrics.adapter_calls.labels(call.adapter.name, exc.code).inc()
         call.audit.update(
             status="failed", http_status=None, latency_ms=round(elapsed * 1000, 3), error=exc.code,
             reason=exc.details.get("reason"), sent=call.sent_at is not None,
         )  # fmt: skip
-        await self.store.append_audit([adapter_call_event(call.tenant, call.audit)])
+        await self.steps.result(
+            call.who, call.tenant, session_id=None if call.job_id else call.session.id,
+            job_id=call.job_id, step_id=call.step_id, status="failed",
+            output={"error": {"code": exc.code, "message": exc.message}},
+            audit=lambda _verdict: [adapter_call_event(call.tenant, call.audit)],
+        )  # fmt: skip
+        self.metrics.adapter_calls.labels(call.adapter.name, exc.code).inc()
 
 
 @dataclass(slots=True, kw_only=True)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from gatehouse.audit.events import AuditEvent
 from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
@@ -473,7 +475,11 @@ class StepGate:
         step_id: str,
         status: str,
         output: Any,
+        audit: Callable[[OutputVerdict], Sequence[AuditEvent]] | None = None,
     ) -> StepResult:
+        """Report an allowed step's result: judged by the output gate, kept (within the session's
+        bound) for provenance. `audit`, given the output gate's verdict, names further audit
+        entries (the broker's account of its call) stored in the same transaction."""
         session, job = await self._resolve(who, tenant, session_id, job_id, open_new=False)
         step = await self.store.get_step(session.id, step_id)
         if step is None:
@@ -491,33 +497,34 @@ class StepGate:
         # Untrusted unless the catalog says `output: trusted` (DESIGN.md section 9's default):
         # a trusted output is not kept for provenance and does not set `session.untrusted_read`.
         trusted = catalog_of(self.kernel.policy).lookup(step.adapter, step.action).trusted
-        done = await self.store.record_step_result(
-            session.id, step_id, status=status, output=output, trusted=trusted, bound=self.bound
+        decided = DecisionRecord(
+            decision_id=new_id("dec"),
+            timestamp=now(),
+            result=judged.decision,
+            rule_id=judged.rule_id,
+            reason=judged.reason,
+            stage="output",
+            policy_snapshot=snapshot,
+            job_hash=None,
+            job_id=job.id if job is not None else None,
+            tenant=tenant,
+            extra={
+                "session_id": session.id,
+                "step_id": step_id,
+                "target": step.target,
+                "actor": who.id,
+                "output_decision": judged.to_dict(),
+                "worker_status": status,
+            },
         )
+        # The result, the output gate's decision on it and the caller's audit entries: one
+        # transaction (one commit on the hot path, and never a result without its decision).
+        done = await self.store.record_step_result(
+            session.id, step_id, status=status, output=output, trusted=trusted, bound=self.bound,
+            record=decided, events=audit(judged) if audit is not None else (),
+        )  # fmt: skip
         if done is None:
             raise Conflict(f"step `{step_id}` has a result already", code="step_result_recorded")
-        await self.store.add_decision(
-            DecisionRecord(
-                decision_id=new_id("dec"),
-                timestamp=now(),
-                result=judged.decision,
-                rule_id=judged.rule_id,
-                reason=judged.reason,
-                stage="output",
-                policy_snapshot=snapshot,
-                job_hash=None,
-                job_id=job.id if job is not None else None,
-                tenant=tenant,
-                extra={
-                    "session_id": session.id,
-                    "step_id": step_id,
-                    "target": step.target,
-                    "actor": who.id,
-                    "output_decision": judged.to_dict(),
-                    "worker_status": status,
-                },
-            )
-        )
         self.metrics.output_decisions.labels(judged.decision).inc()
         visible = None if judged.decision == "quarantine" else judged.redacted
         return StepResult(session=session, step=done, verdict=judged, output=visible)

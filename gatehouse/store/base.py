@@ -326,11 +326,23 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def record_step_result(
-        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        status: str,
+        output: Any,
+        trusted: bool,
+        bound: int,
+        record: DecisionRecord | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
         """Set the step's result once (None when it has one already or does not exist). An
         untrusted output is kept while the session's kept untrusted output stays within `bound`
-        characters (of its strings); past it, it is dropped and the session becomes `bounded`."""
+        characters (of its strings); past it, it is dropped and the session becomes `bounded`.
+        `record` (the output gate's decision on the result) with its audit entry, and `events`
+        (e.g. the broker's account of the call), are stored in the same transaction: a result
+        is never kept without them, nor they without it."""
 
 
 class ToolPinStore(ABC):

@@ -669,13 +669,24 @@ class MemoryStore(MemoryBrokerConcerns, Store):
         return session.revision
 
     async def record_step_result(
-        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        status: str,
+        output: Any,
+        trusted: bool,
+        bound: int,
+        record: DecisionRecord | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
         await self._turn()
         session = self._sessions.get(session_id)
         step = self._steps.get(session_id, {}).get(step_id)
         if session is None or step is None or step.status is not None:
             return None
+        if record is not None and record.decision_id in self._record_ids:
+            raise Conflict(f"decision `{record.decision_id}` is stored already", code="duplicate_decision")
         kept: Any = None
         if not trusted and not session.bounded:
             size = session.untrusted_size + output_size(output)
@@ -687,4 +698,9 @@ class MemoryStore(MemoryBrokerConcerns, Store):
         self._sessions[session_id] = session
         step = step.evolve(status=status, output=kept, trusted=trusted, rev=self._bump(session_id))
         self._steps[session_id][step_id] = step
+        appended = list(events)
+        if record is not None:
+            self._add_record(record)
+            appended = decision_event(record) + appended
+        self._append(appended)
         return step

@@ -721,6 +721,26 @@ async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store
     assert step is not None and step.output == {"body": "x" * 60}
 
 
+async def test_a_step_result_is_stored_with_its_output_decision_and_audit_entries(store: Store) -> None:
+    await store.add_session(session(1))
+    await store.add_step(session_step("ses-1", "s1", 1), record(1, stage="step"))
+    call = AuditEvent("tenant:t1", "adapter.call", {"step_id": "s1", "status": "succeeded"})
+    out = record("out-1", stage="output", extra={"session_id": "ses-1", "step_id": "s1"})
+    done = await store.record_step_result("ses-1", "s1", status="succeeded", output="x", trusted=False,
+                                          bound=100, record=out, events=[call])  # fmt: skip
+    assert done is not None and done.status == "succeeded" and done.output == "x"
+    assert await store.decision("dec-out-1", "t1") is not None
+    types = [e.type for e in await store.audit_entries("tenant:t1")]
+    assert types[-2:] == ["decision", "adapter.call"]  # after the result's decision, in order
+    # A result refused (the step has one) stores neither its decision nor its entries.
+    late = record("out-2", stage="output")
+    again = await store.record_step_result("ses-1", "s1", status="failed", output="y", trusted=False,
+                                           bound=100, record=late, events=[call])  # fmt: skip
+    assert again is None
+    assert await store.decision("dec-out-2") is None
+    assert [e.type for e in await store.audit_entries("tenant:t1")] == types
+
+
 async def test_every_change_to_a_session_takes_its_next_revision(store: Store) -> None:
     await store.add_session(session(1))
     await store.add_session(session(2))

@@ -8,11 +8,12 @@ repeats, and a step's decision is settled (its nonce consumed) once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from gatehouse.audit.events import decision_event
+from gatehouse.audit.events import AuditEvent, decision_event
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.records import DecisionRecord
@@ -173,11 +174,20 @@ class PostgresSessions(PostgresBase, SessionStore):
         return [_step(tuple(r)) for r in found]
 
     async def record_step_result(
-        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        status: str,
+        output: Any,
+        trusted: bool,
+        bound: int,
+        record: DecisionRecord | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
         size = output_size(output)
 
-        async def record(conn: asyncpg.Connection) -> SessionStep | None:
+        async def change(conn: asyncpg.Connection) -> SessionStep | None:
             # Locks the session row: its kept size is read and written by one change at a time.
             srow = await conn.fetchrow(
                 "SELECT untrusted_size, bounded FROM sessions WHERE id = $1 FOR UPDATE", session_id
@@ -208,9 +218,14 @@ class PostgresSessions(PostgresBase, SessionStore):
             )
             if row is None:
                 raise _NoChange  # roll the session's count back: nothing happened
+            appended = list(events)
+            if record is not None:
+                await pgrows.insert_record(conn, record)
+                appended = decision_event(record) + appended
+            await self._append_audit(conn, appended)
             return _step(tuple(row))
 
         try:
-            return await self._write(record)
+            return await self._write(change)
         except _NoChange:
             return None

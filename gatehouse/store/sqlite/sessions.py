@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-from gatehouse.audit.events import decision_event
+from gatehouse.audit.events import AuditEvent, decision_event
 from gatehouse.domain.approvals import Approval
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.records import DecisionRecord
@@ -198,16 +199,25 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         return [_step(r) for r in found.fetchall()]
 
     async def record_step_result(
-        self, session_id: str, step_id: str, *, status: str, output: Any, trusted: bool, bound: int
+        self,
+        session_id: str,
+        step_id: str,
+        *,
+        status: str,
+        output: Any,
+        trusted: bool,
+        bound: int,
+        record: DecisionRecord | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
         size = output_size(output)
 
-        def record(db: sqlite3.Connection) -> bool:
+        def change(db: sqlite3.Connection) -> SessionStep | None:
             srow = db.execute(
                 "SELECT untrusted_size, bounded FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
             if srow is None:
-                return False
+                return None
             kept: str | None = None
             if not trusted and not srow[1]:
                 total = srow[0] + size
@@ -226,13 +236,21 @@ class SQLiteSessions(SQLiteBase, SessionStore):
             if cur.rowcount != 1:
                 # Roll the session's count back with the savepoint: nothing happened.
                 raise _NoChange
-            return True
+            appended = list(events)
+            if record is not None:
+                rows.insert_record(db, record)
+                appended = decision_event(record) + appended
+            self._append_audit(db, appended)
+            row = db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? AND step_id = ?",
+                (session_id, step_id),
+            ).fetchone()
+            return _step(row)
 
         try:
-            done = await self._write(record)
+            return await self._write(change)
         except _NoChange:
             return None
-        return await self.get_step(session_id, step_id) if done else None
 
 
 class _NoChange(Exception):
