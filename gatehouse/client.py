@@ -258,9 +258,20 @@ class Client:
         result: dict[str, Any] = self.request("POST", "/api/v1/identities", body)
         return result
 
+    def _every_page(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every row of a paged listing: follows `next_cursor` to the end (500 rows a request)."""
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.request("GET", path, limit=500, cursor=cursor, **params)
+            rows += page[key]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return rows
+
     def identities(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/v1/identities")["identities"]
-        return result
+        """Every identity the key may see (all pages)."""
+        return self._every_page("/api/v1/identities", "identities")
 
     def revoke_identity(self, identity_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("DELETE", f"/api/v1/identities/{identity_id}")
@@ -274,10 +285,8 @@ class Client:
         return result
 
     def incidents(self, *, active: bool = True) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/v1/incidents", active=str(active).lower())[
-            "incidents"
-        ]
-        return result
+        """Every containment the key may see (all pages); lifted ones too unless `active`."""
+        return self._every_page("/api/v1/incidents", "incidents", active=str(active).lower())
 
     def incident_status(
         self, *, window: str = "5m", baseline: str = "1h", threshold: float = 3.0

@@ -160,7 +160,7 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     },
     "POST /api/v1/policy/simulate": {404: ("job_not_found", "no_policy")},
     "POST /api/v1/policy/explain": {404: ("job_not_found", "no_policy")},
-    "GET /api/v1/identities": {403: ("missing_role",)},
+    "GET /api/v1/identities": {403: ("missing_role",), 422: ("invalid_cursor", "invalid_limit")},
     "POST /api/v1/identities": {
         403: ("missing_role", "global_admin_required"),
         422: ("invalid_name", "invalid_tenant", "invalid_roles", "invalid_rate_limit"),
@@ -178,7 +178,10 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "GET /api/v1/audit": {403: ("forbidden_stream",), 422: ("invalid_since",)},
     "GET /api/v1/audit/streams": {403: ("missing_role",)},
     "GET /api/v1/audit/verify": {403: ("forbidden_stream",), 429: ("rate_limited",)},
-    "GET /api/v1/approvals": {403: ("missing_role",), 422: ("invalid_status", "invalid_cursor")},
+    "GET /api/v1/approvals": {
+        403: ("missing_role",),
+        422: ("invalid_status", "invalid_cursor", "invalid_limit"),
+    },
     "GET /api/v1/approvals/{approval_id}": {403: ("missing_role",), 404: ("approval_not_found",)},
     "POST /api/v1/approvals/{job_id}/approve": {
         403: ("missing_role", "self_approval", "approval_forged", "incident_containment"),
@@ -190,7 +193,7 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
         404: ("job_not_found", "approval_not_found"),
         409: ("not_pending", "approval_expired"),
     },
-    "GET /api/v1/quarantine": {403: ("missing_role",), 422: ("invalid_cursor",)},
+    "GET /api/v1/quarantine": {403: ("missing_role",), 422: ("invalid_cursor", "invalid_limit")},
     "POST /api/v1/quarantine/{job_id}/release": {
         403: ("missing_role", "self_review"),
         404: ("job_not_found",),
@@ -207,7 +210,7 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
         409: ("already_contained",),
         422: ("unsupported_containment", "invalid_adapter"),
     },
-    "GET /api/v1/incidents": {403: ("missing_role",), 422: ("invalid_cursor",)},
+    "GET /api/v1/incidents": {403: ("missing_role",), 422: ("invalid_cursor", "invalid_limit")},
     "GET /api/v1/incidents/status": {
         403: ("missing_role", "global_admin_required"),
         422: ("invalid_window", "invalid_baseline"),
@@ -384,7 +387,11 @@ def complete(schema: dict[str, Any], facts: dict[str, tuple[bool, bool]]) -> Non
         "Gatehouse: every action of an AI agent passes a policy decision before any side effect. "
         "Authenticate with `X-API-Key` (or `Authorization: Bearer`); an identity of tenant `*` "
         "acts in another tenant with `X-Tenant-ID`. Every error is "
-        '`{"error": {"code", "message", "details"}}`; `code` is stable and machine-readable.'
+        '`{"error": {"code", "message", "details"}}`; `code` is stable and machine-readable. '
+        "Listings page (jobs, decisions, approvals, quarantine, identities, incidents): `limit` "
+        "(1 to 500) rows per answer and a `next_cursor`; pass it as `cursor` for the next page "
+        "until it is null. A cursor is opaque; one the listing cannot read is a 422 "
+        "`invalid_cursor`, a limit outside 1..500 a 422 `invalid_limit`."
     )
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():

@@ -8,14 +8,28 @@ not to `int`; `١٢` is to both).
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Query
+
 from gatehouse.audit.events import parse_since
 from gatehouse.errors import BadRequest
 
-__all__ = ["MAX_INT64", "since_param"]
+__all__ = ["MAX_INT64", "Cursor", "PageLimit", "since_param"]
 
 MAX_INT64 = 2**63 - 1
 # Long enough for any RFC 3339 time, and short enough that a time ago in weeks stays a float.
 _MAX_SINCE_CHARS = 64
+
+
+# Every listing pages the same way: `limit` rows (1..500), then the answer's `next_cursor` as
+# `cursor` for the next page, until it is null. The cursor is opaque; one the listing did not
+# write is a 422 `invalid_cursor` (too long: refused here, before any decoding).
+PageLimit = Annotated[int, Query(ge=1, le=500, description="rows per page, 1 to 500")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, description="the `next_cursor` of the previous page; omit for the first"),
+]
 
 
 def since_param(since: str | None) -> tuple[int, float | None]:

@@ -182,7 +182,7 @@ class Approval(_Open):
 
 class ApprovalList(_Open):
     approvals: list[Approval]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
 
 
 class ApprovalDecided(_Open):
@@ -212,7 +212,7 @@ class IdentityCreated(Identity):
 
 class IdentityList(_Open):
     identities: list[Identity]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
 
 
 class WhoAmI(Identity):
@@ -233,7 +233,7 @@ class Incident(_Open):
 
 class IncidentList(_Open):
     incidents: list[Incident]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
 
 
 class IncidentSignal(_Open):
@@ -273,7 +273,7 @@ class Quarantined(_Open):
 
 class QuarantineList(_Open):
     quarantine: list[Quarantined]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
 
 
 class PolicyInfo(_Open):

@@ -18,7 +18,7 @@ import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -31,13 +31,19 @@ __all__ = [
     "KEY_ENV",
     "URL_ENV",
     "client_options",
+    "cursor_option",
     "emit",
     "fail",
     "json_option",
     "key_option",
+    "limit_option",
+    "more",
     "table",
     "url_option",
 ]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,6 +88,22 @@ def _request_of(exc: Exception) -> Any:
         return getattr(exc, "request", None)
     except RuntimeError:  # httpx raises when an error was built without its request
         return None
+
+
+def limit_option(default: int) -> Callable[[F], F]:
+    """`--limit`: rows per page, as the listing routes take it (1 to 500)."""
+    return click.option(
+        "--limit", type=click.IntRange(1, 500), default=default, show_default=True, help="rows per page"
+    )
+
+
+cursor_option = click.option("--cursor", help="the `next_cursor` of the previous page")
+
+
+def more(page: dict[str, Any]) -> None:
+    """Say how to ask for the next page, on stderr so `--json` output stays one document."""
+    if page.get("next_cursor"):
+        click.echo(f"more: --cursor {page['next_cursor']}", err=True)
 
 
 def emit(data: Any) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from gatehouse.client import Client
-from gatehouse.commands._http import client_options, emit, json_option, table
+from gatehouse.commands._http import (
+    client_options,
+    cursor_option,
+    emit,
+    json_option,
+    limit_option,
+    more,
+    table,
+)
 from gatehouse.domain.states import APPROVAL_STATUSES
 
 COLUMNS = [
@@ -30,17 +38,21 @@ def approvals() -> None:
     default="pending",
     show_default=True,
 )
+@limit_option(200)
+@cursor_option
 @json_option
 @client_options
-def list_(client: Client, status: str, as_json: bool) -> None:
-    """List approval requests (pending ones by default)."""
-    page = client.request("GET", "/api/v1/approvals", status=status)
+def list_(client: Client, status: str, limit: int, cursor: str | None, as_json: bool) -> None:
+    """List approval requests (pending ones by default), oldest first; one page at a time
+    (`--cursor`)."""
+    page = client.request("GET", "/api/v1/approvals", status=status, limit=limit, cursor=cursor)
     if as_json:
         emit(page)
         return
     rows = [{**a, "subject": a.get("job_id") or f"{a.get('session_id')}/{a.get('step_id')}"}
             for a in page["approvals"]]  # fmt: skip
     table(rows, COLUMNS, empty=f"no {status} approvals")
+    more(page)
 
 
 @approvals.command("show")

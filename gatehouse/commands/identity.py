@@ -5,7 +5,17 @@ from __future__ import annotations
 import click
 
 from gatehouse.client import Client
-from gatehouse.commands._http import client_options, emit, json_option, table
+from gatehouse.commands._http import (
+    client_options,
+    cursor_option,
+    emit,
+    json_option,
+    limit_option,
+    more,
+    table,
+)
+
+COLUMNS = [("ID", "id"), ("NAME", "name"), ("TENANT", "tenant"), ("ROLES", "roles"), ("STATE", "state")]
 
 
 @click.group()
@@ -57,17 +67,21 @@ def create(
 
 
 @identity.command("list")
+@limit_option(200)
+@cursor_option
 @json_option
 @client_options
-def list_(client: Client, as_json: bool) -> None:
-    """List identities (never their keys); a global admin with --tenant sees that tenant's."""
-    found = client.identities()
+def list_(client: Client, limit: int, cursor: str | None, as_json: bool) -> None:
+    """List identities (never their keys), oldest first, one page at a time (`--cursor`); a
+    global admin with --tenant sees that tenant's."""
+    page = client.request("GET", "/api/v1/identities", limit=limit, cursor=cursor)
+    found = page["identities"]
     if as_json:
-        emit(found)
-        return
-    rows = [{**i, "state": "revoked" if i["revoked"] else "active"} for i in found]
-    columns = [("ID", "id"), ("NAME", "name"), ("TENANT", "tenant"), ("ROLES", "roles"), ("STATE", "state")]
-    table(rows, columns, empty="no identities")
+        emit(found)  # a list, as before paging: the next cursor goes to stderr
+    else:
+        rows = [{**i, "state": "revoked" if i["revoked"] else "active"} for i in found]
+        table(rows, COLUMNS, empty="no identities")
+    more(page)
 
 
 @identity.command("revoke")

@@ -11,7 +11,7 @@ import click
 import httpx
 
 from gatehouse.client import ApiError, Client
-from gatehouse.commands._http import emit
+from gatehouse.commands._http import cursor_option, emit, limit_option, more
 from gatehouse.commands._options import key_option, url_option
 
 
@@ -131,19 +131,26 @@ def contain(
 
 @incident.command("list")
 @click.option("--all", "show_all", is_flag=True, help="include lifted containments")
+@limit_option(200)
+@cursor_option
 @_server_options
-def list_(url: str, key: str, show_all: bool) -> None:
-    """List the containments in force (with --all, lifted ones too)."""
+def list_(url: str, key: str, show_all: bool, limit: int, cursor: str | None) -> None:
+    """List the containments in force (with --all, lifted ones too), oldest first; one page at
+    a time (`--cursor`)."""
 
     def show(c: Client) -> None:
-        found = c.incidents(active=not show_all)
+        page = c.request(
+            "GET", "/api/v1/incidents", active=str(not show_all).lower(), limit=limit, cursor=cursor
+        )
+        found = page["incidents"]
         if not found:
             click.echo("no containments" if show_all else "no containments in force")
-            return
-        click.echo(f"{'ID':<35}  {'KIND':<8} {'TARGET':<24} {'STATE':<10} REASON")
+        else:
+            click.echo(f"{'ID':<35}  {'KIND':<8} {'TARGET':<24} {'STATE':<10} REASON")
         for i in found:
             state = "active" if i["active"] else f"lifted {i['lifted_at']}"
             click.echo(f"{i['id']:<35}  {i['kind']:<8} {i['target']:<24} {state:<10} {i['reason']}")
+        more(page)
 
     _run(show, url, key)
 

@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from gatehouse.client import ApiError, Client
-from gatehouse.commands._http import client_options, emit, json_option, table
+from gatehouse.commands._http import (
+    client_options,
+    cursor_option,
+    emit,
+    json_option,
+    limit_option,
+    more,
+    table,
+)
 
 COLUMNS = [
     ("JOB", "job_id"),
@@ -23,20 +31,28 @@ def quarantine() -> None:
     """Outputs the output gate held: list, show (masked), release or discard (a reviewer's key)."""
 
 
-def _held(client: Client) -> list[dict[str, Any]]:
-    return list(client.request("GET", "/api/v1/quarantine")["quarantine"])
+# `show` looks for a job page by page, up to this many pages (of 500) before it gives up.
+_SHOW_PAGES = 20
+
+
+def _page(client: Client, limit: int, cursor: str | None) -> dict[str, Any]:
+    page: dict[str, Any] = client.request("GET", "/api/v1/quarantine", limit=limit, cursor=cursor)
+    return page
 
 
 @quarantine.command("list")
+@limit_option(200)
+@cursor_option
 @json_option
 @client_options
-def list_(client: Client, as_json: bool) -> None:
-    """List held outputs."""
-    held = _held(client)
+def list_(client: Client, limit: int, cursor: str | None, as_json: bool) -> None:
+    """List held outputs, newest first; one page at a time (`--cursor`)."""
+    page = _page(client, limit, cursor)
     if as_json:
-        emit({"quarantine": held})
+        emit(page)
         return
-    table(held, COLUMNS, empty="nothing in quarantine")
+    table(page["quarantine"], COLUMNS, empty="nothing in quarantine")
+    more(page)
 
 
 @quarantine.command("show")
@@ -44,10 +60,17 @@ def list_(client: Client, as_json: bool) -> None:
 @client_options
 def show(client: Client, job_id: str) -> None:
     """Show one held output: its findings and a preview with every finding masked (JSON)."""
-    found = [h for h in _held(client) if h["job_id"] == job_id]
-    if not found:
-        raise ApiError(404, "job_not_found", f"no job `{job_id}` in quarantine")
-    emit(found[0])
+    cursor = None
+    for _ in range(_SHOW_PAGES):
+        page = _page(client, 500, cursor)
+        found = [h for h in page["quarantine"] if h["job_id"] == job_id]
+        if found:
+            emit(found[0])
+            return
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    raise ApiError(404, "job_not_found", f"no job `{job_id}` in quarantine")
 
 
 def _review(client: Client, verb: str, job_id: str, comment: str, yes: bool) -> None:

@@ -12,6 +12,7 @@ Step approvals (`kind: step`) share the queue and these rules; what they do to t
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from gatehouse.audit.events import AuditEvent, stream_for
@@ -30,9 +31,17 @@ from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict, Forbidden, NotFound
 
-__all__ = ["ApprovalFlow", "approval_record"]
+__all__ = ["ApprovalFlow", "QueuePage", "approval_record"]
 
 log = logging.getLogger("gatehouse.approvals")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """A page of the approval queue as approvers see it; `next_cursor` None at the end."""
+
+    approvals: list[dict[str, Any]]
+    next_cursor: str | None
 
 
 def approval_record(
@@ -76,10 +85,22 @@ class ApprovalFlow:
         # Approving is a person's judgement: an admin needs the approver role like anybody else.
         who.require_role("approver", admin=False)
 
-    async def pending(self, who: Identity, tenant: str, status: str | None) -> list[dict[str, Any]]:
+    async def pending(
+        self,
+        who: Identity,
+        tenant: str,
+        status: str | None,
+        *,
+        limit: int = 200,
+        cursor: str | None = None,
+    ) -> QueuePage:
+        """One page of the queue, oldest first, each approval with what an approver judges it
+        by. Describing one costs several store reads: only the page's approvals are described,
+        so a long queue costs one page at a time."""
         self._require_approver(who)
+        page = await self.store.list_approvals(tenant, status, limit, cursor)
         out = []
-        for a in await self.store.list_approvals(tenant, status):
+        for a in page.approvals:
             if a.kind == STEP:
                 out.append(await self.steps.describe(a))
                 continue
@@ -106,7 +127,7 @@ class ApprovalFlow:
                 previous=await self._previous(job),
             )
             out.append(item)
-        return out
+        return QueuePage(approvals=out, next_cursor=page.next_cursor)
 
     async def show(self, who: Identity, tenant: str, approval_id: str) -> dict[str, Any]:
         """One approval, by its id (or a job's id: its latest). Approvers of the tenant see it,

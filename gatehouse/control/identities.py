@@ -20,10 +20,15 @@ from gatehouse.domain import states
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.identity import GLOBAL_TENANT, Identity, hash_key, new_api_key, validate_scope
 from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.paging import KeysetPage, keyset_page
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Forbidden, NotFound
 
 __all__ = ["Identities"]
+
+
+def _by_created(i: Identity) -> tuple[float, str]:
+    return i.created_at, i.id
 
 
 class Identities:
@@ -82,6 +87,13 @@ class Identities:
                 return await self.store.list_identities(tenant)
             return await self.store.list_identities(None)
         return [i for i in await self.store.list_identities(who.tenant) if not i.is_global_admin]
+
+    async def page(
+        self, who: Identity, tenant: str | None = None, *, limit: int, cursor: str | None = None
+    ) -> KeysetPage[Identity]:
+        """One page of what `list` shows, oldest first by (created_at, id). The table is small
+        and who sees which row is decided here, so the page is cut from the visible rows."""
+        return keyset_page(await self.list(who, tenant), key=_by_created, limit=limit, cursor=cursor)
 
     async def revoke(self, who: Identity, identity_id: str) -> Identity:
         who.require_role("admin")

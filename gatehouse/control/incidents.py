@@ -26,6 +26,7 @@ from gatehouse.control.deps import Deps
 from gatehouse.domain.containment import Containment
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
+from gatehouse.domain.paging import KeysetPage, keyset_page
 from gatehouse.domain.records import Verdict
 from gatehouse.domain.steps import catalog_of
 from gatehouse.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -228,3 +229,11 @@ class Incidents:
 
     async def list(self, *, active_only: bool) -> list[Containment]:
         return await self.store.containments(active_only=active_only)
+
+    async def page(
+        self, who: Identity, *, active_only: bool, limit: int, cursor: str | None = None
+    ) -> KeysetPage[Containment]:
+        """One page of the containments `who` may see, oldest first by (created_at, id): cut
+        from the visible ones, so a page is never short because of rows `who` may not see."""
+        found = await self.visible(who, await self.list(active_only=active_only))
+        return keyset_page(found, key=lambda c: (c.created_at, c.id), limit=limit, cursor=cursor)

@@ -35,6 +35,7 @@ from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict, Forbidden
 from gatehouse.output import OutputVerdict
+from gatehouse.store.base import JobPage
 
 __all__ = ["Judged", "OutputGate"]
 
@@ -134,9 +135,9 @@ class OutputGate:
         return Judged(event=event, fields=fields, record=record)
 
     # quarantine review ---------------------------------------------------------------------
-    async def quarantined(self, tenant: str | None, limit: int = 200) -> list[Job]:
-        page = await self.store.list_jobs(tenant, status=states.QUARANTINED, limit=limit)
-        return page.jobs
+    async def quarantined(self, tenant: str | None, limit: int = 200, cursor: str | None = None) -> JobPage:
+        """One page of the held outputs, newest first; `cursor` is the previous page's."""
+        return await self.store.list_jobs(tenant, status=states.QUARANTINED, limit=limit, cursor=cursor)
 
     async def release(self, who: Identity, tenant: str | None, job_id: str, comment: str) -> Job:
         """Let a held output through: the job ends as the worker reported it."""

@@ -3,7 +3,7 @@ embedded default, `sqlite/`); PostgreSQL for scale-out joins them with the same 
 
 from __future__ import annotations
 
-from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
+from gatehouse.store.base import ApprovalPage, DecisionPage, JobPage, PolicyRow, Store
 from gatehouse.store.sqlite import SQLiteStore
 
-__all__ = ["DecisionPage", "JobPage", "PolicyRow", "SQLiteStore", "Store"]
+__all__ = ["ApprovalPage", "DecisionPage", "JobPage", "PolicyRow", "SQLiteStore", "Store"]

@@ -44,6 +44,7 @@ from gatehouse.domain.shadow import Disagreement
 from gatehouse.domain.tools import ToolPin
 
 __all__ = [
+    "ApprovalPage",
     "ApprovalStore",
     "AuditStore",
     "ContainmentStore",
@@ -66,6 +67,12 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPage:
+    approvals: list[Approval]
     next_cursor: str | None
 
 
@@ -226,9 +233,9 @@ class ApprovalStore(ABC):
 
     @abstractmethod
     async def list_approvals(
-        self, tenant: str | None, status: str | None, limit: int = 200
-    ) -> list[Approval]:
-        """Oldest first."""
+        self, tenant: str | None, status: str | None, limit: int = 200, cursor: str | None = None
+    ) -> ApprovalPage:
+        """Oldest first (the queue's order); `cursor` is the `next_cursor` of the previous page."""
 
     @abstractmethod
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:

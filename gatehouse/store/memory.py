@@ -49,7 +49,7 @@ from gatehouse.domain.shadow import Disagreement
 from gatehouse.domain.tools import ToolPin
 from gatehouse.errors import Conflict
 from gatehouse.store._cursor import decode_cursor, encode_cursor
-from gatehouse.store.base import DecisionPage, JobPage, PolicyRow, Store
+from gatehouse.store.base import ApprovalPage, DecisionPage, JobPage, PolicyRow, Store
 from gatehouse.store.memory_broker import MemoryBrokerConcerns
 
 __all__ = ["MemoryStore"]
@@ -452,17 +452,22 @@ class MemoryStore(MemoryBrokerConcerns, Store):
         return max(found, key=lambda x: x[0])[1] if found else None
 
     async def list_approvals(
-        self, tenant: str | None, status: str | None, limit: int = 200
-    ) -> list[Approval]:
+        self, tenant: str | None, status: str | None, limit: int = 200, cursor: str | None = None
+    ) -> ApprovalPage:
+        after = decode_cursor(cursor) if cursor else None
         found = sorted(
             (
                 (seq, a)
                 for seq, a in self._approvals.values()
-                if (tenant is None or a.tenant == tenant) and (status is None or a.status == status)
+                if (tenant is None or a.tenant == tenant)
+                and (status is None or a.status == status)
+                and (after is None or seq > after)
             ),
             key=lambda x: x[0],
         )
-        return [a for _, a in found[:limit]]
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(found) > limit else None
+        return ApprovalPage(approvals=[a for _, a in page], next_cursor=next_cursor)
 
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
         found = [

@@ -231,7 +231,11 @@ async def test_list_jobs_pages_filters_and_tenant(store: Store) -> None:
 
 @pytest.mark.parametrize("cursor", ["!!", "bm9wZQ", "czEyYQ"])
 async def test_a_bad_cursor_is_a_bad_request(store: Store, cursor: str) -> None:
-    for call in (store.list_jobs("t1", cursor=cursor), store.list_decisions("t1", cursor=cursor)):
+    for call in (
+        store.list_jobs("t1", cursor=cursor),
+        store.list_decisions("t1", cursor=cursor),
+        store.list_approvals("t1", None, cursor=cursor),
+    ):
         with pytest.raises(BadRequest) as raised:
             await call
         assert raised.value.code == "invalid_cursor"
@@ -390,13 +394,50 @@ async def test_approvals_through_their_lifecycle(store: Store) -> None:
     )
     assert expired is not None and expired.status == states.EXPIRED
     assert await store.overdue_approvals(T0 + 11) == []
-    assert [x.status for x in await store.list_approvals("t1", None)] == [
+    assert [x.status for x in (await store.list_approvals("t1", None)).approvals] == [
         states.APPROVAL_STALE,
         states.APPROVAL_EXPIRED,
     ]
-    assert [x.id for x in await store.list_approvals("t1", states.APPROVAL_EXPIRED)] == ["apr-2"]
-    assert await store.list_approvals("t2", None) == []
-    assert len(await store.list_approvals(None, None, limit=1)) == 1
+    assert [x.id for x in (await store.list_approvals("t1", states.APPROVAL_EXPIRED)).approvals] == ["apr-2"]
+    assert (await store.list_approvals("t2", None)).approvals == []
+    assert len((await store.list_approvals(None, None, limit=1)).approvals) == 1
+
+
+async def test_list_approvals_pages_oldest_first_by_tenant_and_status(store: Store) -> None:
+    ids = []
+    for n in range(7):
+        j = job(n, status=states.PENDING_APPROVAL)
+        a = approval(n, j)
+        await store.insert_job(j, record(f"s{n}", job_id=j.id), a)
+        ids.append(a.id)
+    other = job("x", tenant="t2", status=states.PENDING_APPROVAL)
+    await store.insert_job(other, record("sx", job_id=other.id, tenant="t2"), approval("x", other))
+    # One leaves the pending queue: a page of `pending` skips it, a page of every status keeps it.
+    await store.transition("job-3", "approval_expire", at=T0 + 1, approval=ApprovalUpdate("apr-3", "expire"))
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await store.list_approvals("t1", states.APPROVAL_PENDING, limit=2, cursor=cursor)
+        pages += 1
+        assert len(page.approvals) <= 2
+        seen += [a.id for a in page.approvals]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3 and seen == [i for i in ids if i != "apr-3"]  # oldest first, none twice
+    whole = await store.list_approvals("t1", None, limit=7)
+    assert [a.id for a in whole.approvals] == ids and whole.next_cursor is None  # exactly one page
+    rest = await store.list_approvals("t1", None, limit=6)
+    assert rest.next_cursor is not None
+    last = await store.list_approvals("t1", None, limit=6, cursor=rest.next_cursor)
+    assert [a.id for a in last.approvals] == ["apr-6"] and last.next_cursor is None
+    # A cursor is a position, not a permission: t1's cursor on t2's queue shows t2's rows only
+    # (apr-6 of t1 lies after it too).
+    assert [a.id for a in (await store.list_approvals("t2", None, cursor=rest.next_cursor)).approvals] == [
+        "apr-x"
+    ]
+    assert [a.id for a in (await store.list_approvals("t2", None)).approvals] == ["apr-x"]
 
 
 # leases and the queue -----------------------------------------------------------------------
@@ -823,8 +864,8 @@ async def test_a_step_is_stored_with_its_approval_request(store: Store) -> None:
     a = await waiting_step(store, nonce=None)
     got = await store.approval(a.id)
     assert got == a and got.kind == "step" and got.job_id is None
-    assert [x.id for x in await store.list_approvals("t1", "pending")] == [a.id]
-    assert await store.list_approvals("t2", None) == []  # another tenant's reads as absent
+    assert [x.id for x in (await store.list_approvals("t1", "pending")).approvals] == [a.id]
+    assert (await store.list_approvals("t2", None)).approvals == []  # another tenant's reads as absent
     assert await store.latest_approval("ses-1") is None  # never taken for a job's approval
     step = await store.get_step("ses-1", "s1")
     assert step is not None and step.approval_id == a.id

@@ -80,7 +80,7 @@ def test_a_v4_approvals_table_is_migrated(tmp_path: Path) -> None:
             tenant="acme",
         )
         await store.add_step(step, rec, a)
-        assert [x.id for x in await store.list_approvals("acme", None)] == ["apr-old", a.id]
+        assert [x.id for x in (await store.list_approvals("acme", None)).approvals] == ["apr-old", a.id]
         await store.close()
 
     asyncio.run(go())

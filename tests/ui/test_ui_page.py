@@ -657,3 +657,33 @@ def test_the_queue_refreshes_itself_and_keeps_a_history(server: Server, browser:
         assert approver["id"] in text and "checked the plan" in text
     finally:
         tab.close()
+
+
+def test_a_queue_longer_than_one_page_is_shown_whole(server_factory: Any, browser: Any) -> None:
+    # The page asks for 200 approvals at a time and follows `next_cursor`: 205 waiting approvals
+    # take two pages, and every card is on the page, each once.
+    s: Server = server_factory()
+    agent = s.identity("ui-many-agent", tenant="default", roles=["agent"])
+    approver = s.identity("ui-many-approver", tenant="default", roles=["approver"])
+    with s.client(agent["api_key"]) as c:
+        jobs = []
+        for n in range(205):
+            r = c.post("/api/v1/jobs", json={**PROD_WRITE, "prompt": f"deploy v{n}"})
+            assert r.status_code == 201 and r.json()["status"] == "pending_approval", r.text
+            jobs.append(r.json()["job_id"])
+    tab = Tab(browser)
+    try:
+        tab.sign_in(s.url, approver["api_key"])
+        tab.page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid^=\"approval-\"]').length >= 205", timeout=30_000
+        )
+        shown = tab.page.evaluate(
+            "() => [...document.querySelectorAll('[data-testid^=\"approval-\"]')].map(e => e.dataset.testid)"
+        )
+        assert shown == [f"approval-{j}" for j in jobs]  # oldest first, none lost, none twice
+        assert tab.page.locator("#queue-count").inner_text() == "(205)"
+        asked = [u for u, _ in tab.requests if "/api/v1/approvals?" in u and "status=pending" in u]
+        assert any("cursor=" in u for u in asked), asked
+        assert not tab.failed and not tab.page_errors, (tab.failed, tab.page_errors)
+    finally:
+        tab.close()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import Cursor, PageLimit
 from gatehouse.domain.states import APPROVAL_STATUSES
 from gatehouse.errors import BadRequest
 
@@ -26,11 +27,19 @@ class DecisionIn(BaseModel):
 
 
 @router.get("")
-async def list_approvals(request: Request, who: Auth, status: str | None = "pending") -> Response:
+async def list_approvals(
+    request: Request,
+    who: Auth,
+    status: str | None = "pending",
+    limit: PageLimit = 200,
+    cursor: Cursor = None,
+) -> Response:
     if status is not None and status not in _STATUSES:
         raise BadRequest(f"unknown approval status `{status}`", code="invalid_status")
     flow = request.app.state.plane.approvals
-    return json_response({"approvals": await flow.pending(who.identity, who.tenant, status)})
+    # A bad cursor is BadRequest(invalid_cursor) from the store itself (store/base.py).
+    page = await flow.pending(who.identity, who.tenant, status, limit=limit, cursor=cursor)
+    return json_response({"approvals": page.approvals, "next_cursor": page.next_cursor})
 
 
 @router.get("/{approval_id}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
-from gatehouse.api.params import since_param
+from gatehouse.api.params import Cursor, PageLimit, since_param
 from gatehouse.api.routes.jobs import submitted_response
 from gatehouse.api.schemas import RemediateIn
 from gatehouse.errors import BadRequest, NotFound
@@ -32,8 +32,8 @@ async def list_decisions(
     result: str | None = None,
     rule_id: str | None = None,
     since: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
 ) -> Response:
     if stage is not None and stage not in STAGES:
         raise BadRequest(

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import Cursor, PageLimit
 from gatehouse.api.ratelimit import parse_limit
 from gatehouse.api.schemas import IdentityIn
 from gatehouse.domain.ids import rfc3339
@@ -39,11 +40,16 @@ async def create_identity(body: IdentityIn, request: Request, who: Auth) -> Resp
 
 
 @router.get("")
-async def list_identities(request: Request, who: Auth) -> Response:
+async def list_identities(
+    request: Request,
+    who: Auth,
+    limit: PageLimit = 200,
+    cursor: Cursor = None,
+) -> Response:
     # A global admin sees every tenant's identities, or, naming one with X-Tenant-ID, that one's.
     named = request.headers.get("x-tenant-id") or None
-    identities = await request.app.state.plane.identities.list(who.identity, named)
-    return json_response({"identities": [i.to_public() for i in identities]})
+    page = await request.app.state.plane.identities.page(who.identity, named, limit=limit, cursor=cursor)
+    return json_response({"identities": [i.to_public() for i in page.items], "next_cursor": page.next_cursor})
 
 
 @router.delete("/{identity_id}")

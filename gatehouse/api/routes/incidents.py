@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import Cursor, PageLimit
 from gatehouse.errors import BadRequest, Forbidden
 from gatehouse.policy._durations import parse_duration
 
@@ -52,13 +53,19 @@ async def contain(body: ContainIn, request: Request, who: Auth) -> Response:
 
 
 @router.get("")
-async def list_incidents(request: Request, who: Auth, active: bool = True) -> Response:
+async def list_incidents(
+    request: Request,
+    who: Auth,
+    active: bool = True,
+    limit: PageLimit = 200,
+    cursor: Cursor = None,
+) -> Response:
     who.require("reviewer")
     incidents = request.app.state.plane.incidents
     # A global admin sees every containment; others their own tenant's (an admin of the tenant
     # also its identities').
-    found = await incidents.visible(who.identity, await incidents.list(active_only=active))
-    return json_response({"incidents": [c.to_public() for c in found]})
+    page = await incidents.page(who.identity, active_only=active, limit=limit, cursor=cursor)
+    return json_response({"incidents": [c.to_public() for c in page.items], "next_cursor": page.next_cursor})
 
 
 def _seconds(value: str, name: str, most: int) -> int:

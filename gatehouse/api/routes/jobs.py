@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
 from gatehouse.api.body import StrictJSONRoute, openapi_body, parse
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import Cursor, PageLimit
 from gatehouse.api.schemas import JobIn, RemediateIn
 from gatehouse.control.lookup import require_job
 from gatehouse.control.submit import Submitted
@@ -74,8 +75,8 @@ async def list_jobs(
     who: Auth,
     status: str | None = None,
     topic: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
 ) -> Response:
     if status is not None and status not in STATES:
         raise BadRequest(f"unknown status `{status}`", code="invalid_status")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate
 from gatehouse.api.body import StrictJSONRoute
 from gatehouse.api.errors import json_response
+from gatehouse.api.params import Cursor, PageLimit
 from gatehouse.domain.ids import rfc3339
 from gatehouse.domain.jobs import Job
 
@@ -47,11 +48,15 @@ def _reviewer(who: Principal) -> None:
 
 @router.get("")
 async def list_quarantine(
-    request: Request, who: Auth, limit: Annotated[int, Query(ge=1, le=500)] = 200
+    request: Request,
+    who: Auth,
+    limit: PageLimit = 200,
+    cursor: Cursor = None,
 ) -> Response:
     _reviewer(who)
-    jobs = await request.app.state.plane.outputs.quarantined(who.tenant, limit)
-    return json_response({"quarantine": [held(j) for j in jobs]})
+    # Newest first, like the jobs list it is a view of; a bad cursor is the store's 422.
+    page = await request.app.state.plane.outputs.quarantined(who.tenant, limit, cursor)
+    return json_response({"quarantine": [held(j) for j in page.jobs], "next_cursor": page.next_cursor})
 
 
 async def _review(

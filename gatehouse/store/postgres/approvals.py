@@ -17,7 +17,8 @@ from gatehouse.domain.approvals import STEP, Approval
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict
-from gatehouse.store.base import ApprovalStore
+from gatehouse.store._cursor import decode_cursor, encode_cursor
+from gatehouse.store.base import ApprovalPage, ApprovalStore
 from gatehouse.store.postgres import rows as pgrows
 from gatehouse.store.postgres.connection import PostgresBase
 from gatehouse.store.sqlite import rows
@@ -130,19 +131,25 @@ class PostgresApprovals(PostgresBase, ApprovalStore):
         return rows.approval(row) if row else None
 
     async def list_approvals(
-        self, tenant: str | None, status: str | None, limit: int = 200
-    ) -> list[Approval]:
+        self, tenant: str | None, status: str | None, limit: int = 200, cursor: str | None = None
+    ) -> ApprovalPage:
         args = pgrows.Args()
         where = []
         if tenant is not None:
             where.append(f"tenant = {args.add(tenant)}")
         if status is not None:
             where.append(f"status = {args.add(status)}")
-        sql = f"SELECT {rows.APPROVAL_COLUMNS} FROM approvals"
+        if cursor:
+            where.append(f"seq > {args.add(decode_cursor(cursor))}")
+        sql = f"SELECT seq, {rows.APPROVAL_COLUMNS} FROM approvals"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY seq LIMIT {args.add(limit)}"
-        return [rows.approval(r) for r in await self._fetch(sql, *args.values)]
+        # One row past the page tells whether there is a next one.
+        sql += f" ORDER BY seq LIMIT {args.add(limit + 1)}"
+        found = await self._fetch(sql, *args.values)
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(found) > limit else None
+        return ApprovalPage(approvals=[rows.approval(tuple(r)[1:]) for r in page], next_cursor=next_cursor)
 
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
         found = await self._fetch(

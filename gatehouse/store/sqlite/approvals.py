@@ -16,7 +16,8 @@ from gatehouse.domain.approvals import STEP, Approval
 from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.errors import Conflict
-from gatehouse.store.base import ApprovalStore
+from gatehouse.store._cursor import decode_cursor, encode_cursor
+from gatehouse.store.base import ApprovalPage, ApprovalStore
 from gatehouse.store.sqlite import rows
 from gatehouse.store.sqlite.connection import SQLiteBase
 
@@ -127,8 +128,8 @@ class SQLiteApprovals(SQLiteBase, ApprovalStore):
         return rows.approval(row) if row else None
 
     async def list_approvals(
-        self, tenant: str | None, status: str | None, limit: int = 200
-    ) -> list[Approval]:
+        self, tenant: str | None, status: str | None, limit: int = 200, cursor: str | None = None
+    ) -> ApprovalPage:
         where: list[str] = []
         args: list[Any] = []
         if tenant is not None:
@@ -137,11 +138,17 @@ class SQLiteApprovals(SQLiteBase, ApprovalStore):
         if status is not None:
             where.append("status = ?")
             args.append(status)
-        sql = f"SELECT {rows.APPROVAL_COLUMNS} FROM approvals"
+        if cursor:
+            where.append("seq > ?")
+            args.append(decode_cursor(cursor))
+        sql = f"SELECT seq, {rows.APPROVAL_COLUMNS} FROM approvals"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        found = self.db.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
-        return [rows.approval(r) for r in found]
+        # One row past the page tells whether there is a next one.
+        found = self.db.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit + 1]).fetchall()
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(found) > limit else None
+        return ApprovalPage(approvals=[rows.approval(r[1:]) for r in page], next_cursor=next_cursor)
 
     async def overdue_approvals(self, at: float, limit: int = 100) -> list[Approval]:
         found = self.db.execute(

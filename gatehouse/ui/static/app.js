@@ -221,12 +221,30 @@
     }, REFRESH_MS);
   }
 
+  // The queue is paged (oldest first, `next_cursor`): follow the cursors so a queue longer than
+  // one page is shown whole, up to MAX_PAGES pages so a runaway queue cannot stall the page.
+  const PAGE_SIZE = 200;
+  const MAX_PAGES = 10;
+
+  async function listApprovals(status) {
+    const items = [];
+    let cursor = null;
+    for (let n = 0; n < MAX_PAGES; n++) {
+      const query = new URLSearchParams({ status, limit: String(PAGE_SIZE) });
+      if (cursor) query.set("cursor", cursor);
+      const data = await api("GET", `/approvals?${query}`);
+      if (Array.isArray(data.approvals)) items.push(...data.approvals);
+      cursor = typeof data.next_cursor === "string" && data.next_cursor ? data.next_cursor : null;
+      if (!cursor) return { items, more: false };
+    }
+    return { items, more: true };
+  }
+
   async function loadHistory() {
     const all = [];
     for (const status of DECIDED) {
       try {
-        const data = await api("GET", `/approvals?status=${status}`);
-        if (Array.isArray(data.approvals)) all.push(...data.approvals);
+        all.push(...(await listApprovals(status)).items);
       } catch (err) {
         return;  // the queue's own error message says enough
       }
@@ -271,14 +289,14 @@
     // Disabling a focused button drops focus to <body>, so act() asks explicitly.
     const hadFocus = refocus || ui.list.contains(document.activeElement);
     try {
-      const data = await api("GET", "/approvals?status=pending");
+      const { items, more } = await listApprovals("pending");
       if (mine !== generation) return;
-      const items = Array.isArray(data.approvals) ? data.approvals : [];
       ui.list.replaceChildren(...items.map((a, i) => renderApproval(a, i, drafts)));
       show(ui.empty, items.length === 0);
-      ui.count.textContent = items.length ? `(${items.length})` : "";
+      const counted = `${items.length}${more ? "+" : ""}`;
+      ui.count.textContent = items.length ? `(${counted})` : "";
       if (announce) {
-        say(items.length ? `${items.length} approval${items.length === 1 ? "" : "s"} waiting`
+        say(items.length ? `${counted} approval${items.length === 1 ? "" : "s"} waiting`
           : "No approvals waiting", "info");
       }
     } catch (err) {
