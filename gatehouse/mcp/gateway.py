@@ -26,6 +26,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,9 @@ __all__ = ["Gateway", "McpCaller"]
 log = logging.getLogger("gatehouse.mcp")
 
 _SCOPE_KEY = "gatehouse.mcp"
+# The caller of the request being served, for the SDK's synchronous schema lookup (which is
+# given a tool name only).
+_CALLER: ContextVar[McpCaller | None] = ContextVar("gatehouse_mcp_caller", default=None)
 # A vetted listing is reused by calls for this long; `tools/list` always asks the upstream.
 _LIST_TTL = 2.0
 _APPROVAL = "require_approval"
@@ -145,8 +149,17 @@ class Gateway:
         self._listings: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         # Stateful MCP sessions by adapter (session id -> adapter), so containment closes them.
         self._sessions: dict[str, str] = {}
+        # The definitions last vetted per (tenant, adapter): what the schema lookup answers.
+        self._vetted: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.server: Server[Any] = Server(
-            "gatehouse", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool
+            "gatehouse",
+            version=__version__,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            # Without a lookup the SDK checks a tools/call's Mcp-Param-* headers against a
+            # tools/list of its own, run through our handler, which lists the upstream afresh:
+            # a second upstream round trip on every call (most of a call's time, measured).
+            get_tool_input_schema=self._input_schema,
         )
         # requestState (2026-07-28) is sealed under a key of this process and bound by the SDK
         # to the tool, the arguments' digest and the principal (identity, tenant, adapter).
@@ -349,7 +362,20 @@ class Gateway:
         return tools
 
     async def vetted(self, adapter: str, tenant: str, *, fresh: bool) -> Vetted:
-        return await self.vetting.vet(adapter, await self.offered(adapter, tenant, fresh=fresh))
+        vetted = await self.vetting.vet(adapter, await self.offered(adapter, tenant, fresh=fresh))
+        self._vetted[(tenant, adapter)] = vetted.listed
+        return vetted
+
+    def _input_schema(self, tool: str) -> Mapping[str, Any] | None:
+        """The input schema of `tool` as last vetted for the caller's tenant and adapter, for
+        the SDK's Mcp-Param-* header check. None (the check is skipped) for a tool not vetted
+        yet: the headers only mirror the arguments, and the gate decides on the arguments."""
+        caller = _CALLER.get()
+        if caller is None:
+            return None
+        definition = self._vetted.get((caller.principal.tenant, caller.adapter), {}).get(tool)
+        schema = definition.get("inputSchema") if definition is not None else None
+        return schema if isinstance(schema, Mapping) else None
 
     async def pin(self, adapter: str, tenant: str, tool: str, by: str) -> dict[str, Any]:
         pin = await self.vetting.pin(adapter, tool, await self.offered(adapter, tenant, fresh=True), by)
@@ -384,7 +410,7 @@ class Gateway:
             await _rpc_error(403, "adapter_contained", why)(scope, receive, send)
             return
         scope = dict(scope)
-        scope[_SCOPE_KEY] = McpCaller(principal=who, adapter=adapter.name)
+        caller = scope[_SCOPE_KEY] = McpCaller(principal=who, adapter=adapter.name)
         # The SDK binds sessions and requestState to this principal: identity, tenant, adapter.
         scope["user"] = AuthenticatedUser(
             AccessToken(
@@ -395,7 +421,11 @@ class Gateway:
                 claims={"iss": "gatehouse"},
             )
         )
-        await self.manager.handle_request(scope, receive, self._session_recorder(adapter.name, send))
+        token = _CALLER.set(caller)
+        try:
+            await self.manager.handle_request(scope, receive, self._session_recorder(adapter.name, send))
+        finally:
+            _CALLER.reset(token)
 
     def _session_recorder(self, adapter: str, send: Send) -> Send:
         """`send`, noting the session id the SDK assigns on a stateful `initialize` answer."""

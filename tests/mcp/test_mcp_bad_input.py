@@ -107,6 +107,33 @@ def test_unknown_methods_and_bad_params_are_json_rpc_errors(gatehouse: Gatehouse
     _still_serves(gatehouse, key)
 
 
+def test_mcp_param_headers_are_checked_without_listing_the_upstream_per_call(gatehouse: Gatehouse) -> None:
+    key = gatehouse.identity("bad-hdr", adapters=["notes:*"])
+    listed = _body(_post(gatehouse, key, _modern("tools/list"), method="tools/list"))
+    assert "lookup" in {t["name"] for t in listed["result"]["tools"]}
+    lists = gatehouse.desc_file.parent / "lists.log"
+    before = lists.read_text().count("list")
+
+    def call(region: str, header: str | None) -> httpx.Response:
+        body = _modern("tools/call", {"name": "lookup", "arguments": {"region": region}})
+        extra = {"Mcp-Param-Region": header} if header is not None else {}
+        headers = {**HEADERS, "Authorization": f"Bearer {key}", "MCP-Protocol-Version": MODERN,
+                   "Mcp-Method": "tools/call", "Mcp-Name": "lookup", **extra}  # fmt: skip
+        return httpx.post(f"{gatehouse.url}/mcp/notes", content=json.dumps(body), headers=headers, timeout=30)
+
+    # A header that says another value than the body (an intermediary routing on it would be
+    # misled) or that is missing is refused before the call; the matching one passes.
+    for region, header in (("eu", "us"), ("eu", None)):
+        r = call(region, header)
+        assert r.status_code == 400 and "called lookup" not in r.text, r.text
+        assert "Mcp-Param-Region" in _is_rpc_error(r)["message"]
+    for _ in range(5):
+        r = call("eu", "eu")
+        assert r.status_code == 200 and "called lookup" in json.dumps(_body(r)), r.text
+    # The header check used the definition the gateway vetted: no upstream tools/list per call.
+    assert lists.read_text().count("list") == before
+
+
 def test_batches_and_huge_bodies_are_refused(gatehouse: Gatehouse) -> None:
     key = gatehouse.identity("bad-3", adapters=["notes:*"])
     one = _modern("tools/call", {"name": "notes_search", "arguments": {"query": "b"}})

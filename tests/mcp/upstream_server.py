@@ -10,7 +10,9 @@ two calls: `UPSTREAM_DESC_FILE` holds the description of `notes_search` (a rug p
 - `helper {}`: a tool whose description carries instructions to the model (poisoned);
 - `slow {seconds}` and `flood {kb}`: hang and flood;
 - `env {name}`: the value of an environment variable of this process (or `<unset>`);
-- `headers {}`: the credential headers of the HTTP request that carried the call (over HTTP).
+- `headers {}`: the credential headers of the HTTP request that carried the call (over HTTP);
+- `lookup {region}`: `region` declared as the `Mcp-Param-Region` header (`x-mcp-header`).
+Each tools/list it answers adds a line to `lists.log` beside `UPSTREAM_DESC_FILE`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def _tools() -> list[types.Tool]:
                    input_schema={"type": obj, "properties": {"name": {"type": "string"}}}),
         types.Tool(name="headers", description="Shows the request's credential headers.",
                    input_schema={"type": obj}),
+        types.Tool(name="lookup", description="Looks up a region.",
+                   input_schema={"type": obj, "properties": {"region": {"type": "string",
+                                                                        "x-mcp-header": "Region"}}}),
     ]  # fmt: skip
 
 
@@ -66,6 +71,10 @@ def _text(text: str) -> types.CallToolResult:
 
 
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    path = os.environ.get("UPSTREAM_DESC_FILE")
+    if path:
+        with (Path(path).parent / "lists.log").open("a") as log:
+            log.write("list\n")
     return types.ListToolsResult(tools=_tools())
 
 
