@@ -10,7 +10,8 @@ command names in its arguments (`server.py`), and what the adapter declares (`re
 all — does not exist inside. `/tmp` is a private tmpfs, `/proc` shows only the sandbox's own
 processes (own PID namespace), `/dev` is bubblewrap's minimal one. The process has its own PID,
 IPC, UTS, cgroup and network namespaces (no interface but a loopback that leads nowhere), no
-capability, `no_new_privs`, its own session, and dies with its supervisor.
+capability, `no_new_privs`, a seccomp filter denying dangerous system calls (`seccomp.py`), its
+own session, and dies with its supervisor.
 
 A path that is, contains or lies inside a forbidden one (the data directory, the keys) is
 refused here, before anything starts (`SandboxError`), whether the adapter declared it or it was
@@ -32,7 +33,7 @@ from pathlib import Path
 from gatehouse.errors import GatehouseError
 from gatehouse.policy.catalog import Sandbox
 
-__all__ = ["INIT", "Plan", "SandboxError", "plan"]
+__all__ = ["INIT", "SECCOMP_FD", "Plan", "SandboxError", "plan"]
 
 HERE = Path(__file__).resolve().parent
 INIT = HERE / "init.py"
@@ -47,6 +48,7 @@ _ETC = (
 )  # fmt: skip
 _SYSTEM = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _NOFILE = 1024
+SECCOMP_FD = 9  # where the supervisor opens the seccomp filter for bubblewrap
 
 
 class SandboxError(GatehouseError):
@@ -65,9 +67,14 @@ class Plan:
     processes: int = 64
     wall_seconds: int = 300
     visible: tuple[str, ...] = ()  # host paths bound inside (for diagnostics and tests)
+    # The seccomp filter (`seccomp.py`): its compiled file on the host, and the descriptor
+    # bubblewrap reads it from (`--seccomp FD`), which the supervisor opens it on.
+    seccomp: str | None = None
+    seccomp_fd: int | None = None
 
     def supervisor_config(self, events: str | None) -> str:
-        return json.dumps({"processes": self.processes, "wall_seconds": self.wall_seconds, "events": events})
+        return json.dumps({"processes": self.processes, "wall_seconds": self.wall_seconds, "events": events,
+                           "seccomp": self.seccomp, "seccomp_fd": self.seccomp_fd})  # fmt: skip
 
 
 def _inside(path: Path, other: Path) -> bool:
@@ -141,9 +148,13 @@ def plan(
     cwd: Path | None = None,
     path: str | None = None,
     proxy_socket: Path | None = None,
+    seccomp: Path | None = None,
+    seccomp_fd: int = SECCOMP_FD,
 ) -> Plan:
     """The sandboxed launch of `command` under `spec`; `SandboxError` when it cannot be set up
-    (a declared path missing, or one that would show a `forbidden` path)."""
+    (a declared path missing, or one that would show a `forbidden` path). With `seccomp` (a
+    compiled filter), bubblewrap installs it from descriptor `seccomp_fd`, which whoever runs
+    the plan opens it on (the supervisor does, from its config)."""
     if not command:
         raise SandboxError("an empty command cannot be sandboxed")
     cwd = cwd or Path.cwd()
@@ -206,6 +217,8 @@ def plan(
             f"--nproc={spec.processes}"]  # fmt: skip
     if proxy:
         init.append(f"--forward={_PROXY_PORT}:{_INSIDE_PROXY}")
+    if seccomp is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--", *init, "--", str(exe), *command[1:]]
     env = {"HOME": "/tmp", "TMPDIR": "/tmp", "MALLOC_ARENA_MAX": "2"}
     if proxy:
@@ -218,4 +231,6 @@ def plan(
         processes=spec.processes,
         wall_seconds=spec.wall_seconds,
         visible=tuple(str(p) for p in sorted({*ro, *rw})),
+        seccomp=str(seccomp) if seccomp is not None else None,
+        seccomp_fd=seccomp_fd if seccomp is not None else None,
     )

@@ -1,8 +1,9 @@
 """Gatehouse's side of the sandboxes: whether they can run here, how to start one, what became
 of it.
 
-`Sandboxes.available()` runs bubblewrap once, the way every sandbox runs (`plan` of a trivial
-Python command), and remembers why it failed, if it did: on such a machine every sandboxed
+`Sandboxes.available()` compiles the seccomp filter and runs bubblewrap once, the way every
+sandbox runs (`plan` of a trivial Python command, under the filter), and remembers why it
+failed, if it did: on such a machine every sandboxed
 adapter is unavailable (fails closed) and readiness says why. `launch` turns an adapter's
 command and `sandbox:` into what the supervisor executes (`Launch`), starting the adapter's
 egress proxy for `network: egress`. `collect` reads what the supervisors wrote about the
@@ -28,6 +29,7 @@ from gatehouse.broker.egress import EgressDenied, EgressEntry
 from gatehouse.policy.catalog import Sandbox
 from gatehouse.sandbox.plan import Plan, SandboxError, plan
 from gatehouse.sandbox.proxy import EgressProxy
+from gatehouse.sandbox.seccomp import compile_to
 
 __all__ = ["SUPERVISOR", "Launch", "Sandboxes"]
 
@@ -65,6 +67,7 @@ class Sandboxes:
         self._unavailable: str | None = None
         self._dir: Path | None = None
         self._proxies: dict[str, EgressProxy] = {}
+        self._seccomp: Path | None = None
 
     def _private_dir(self) -> Path:
         # Short (a unix socket's path is at most 107 bytes) and private (0700).
@@ -87,12 +90,26 @@ class Sandboxes:
         if shutil.which(self.bwrap) is None:
             return f"bubblewrap (`{self.bwrap}`) is not installed"
         try:
-            p = plan([sys.executable, "-c", "pass"], Sandbox(), forbidden=(), bwrap=self.bwrap)
+            # No filter, no sandbox: one that cannot be compiled fails closed like bubblewrap.
+            self._seccomp = self._private_dir() / "seccomp.bpf"
+            compile_to(self._seccomp)
+        except SandboxError as exc:
+            self._seccomp = None
+            return exc.message
+        try:
+            fd = os.open(self._seccomp, os.O_RDONLY)
+        except OSError as exc:
+            return f"the seccomp filter cannot be read: {exc}"
+        try:
+            p = plan([sys.executable, "-c", "pass"], Sandbox(), forbidden=(), bwrap=self.bwrap,
+                     seccomp=self._seccomp, seccomp_fd=fd)  # fmt: skip
             done = subprocess.run(
-                p.argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}
+                p.argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}, pass_fds=(fd,)
             )
         except (OSError, subprocess.TimeoutExpired, SandboxError) as exc:
             return f"bubblewrap cannot run: {exc}"
+        finally:
+            os.close(fd)
         if done.returncode != 0:
             why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
             return f"bubblewrap cannot set up a sandbox here: {why[:300]}"
@@ -118,6 +135,10 @@ class Sandboxes:
         why = self.available()
         if why is not None:
             raise SandboxError(f"adapter `{adapter}` is sandboxed and {why}")
+        if self._seccomp is not None and not self._seccomp.exists():
+            # `close` removed the private directory; a sandbox started after it needs its filter.
+            self._seccomp = self._private_dir() / "seccomp.bpf"
+            compile_to(self._seccomp)
         socket_path = None
         if spec.network == "egress":
             proxy = self._proxies.get(adapter)
@@ -132,7 +153,8 @@ class Sandboxes:
                 self._proxies[adapter] = proxy
             socket_path = proxy.path
         try:
-            p = plan(command, spec, forbidden=self.forbidden, bwrap=self.bwrap, proxy_socket=socket_path)
+            p = plan(command, spec, forbidden=self.forbidden, bwrap=self.bwrap, proxy_socket=socket_path,
+                     seccomp=self._seccomp)  # fmt: skip
         except SandboxError as exc:
             raise SandboxError(f"adapter `{adapter}`: {exc.message}") from None
         events = str(self._private_dir() / f"{adapter}.events")

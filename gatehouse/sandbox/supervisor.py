@@ -3,9 +3,10 @@
 Standard library only, run by path (like `gatehouse.mcp.launch`, which it replaces for a
 sandboxed adapter). Gatehouse starts it with the environment it means the command to have
 (the names in `GATEHOUSE_MCP_ENV`) and its bounds in `GATEHOUSE_SANDBOX` (JSON: `processes`,
-`wall_seconds`, `events`); the supervisor executes bubblewrap as its child with the first only,
-passes stdin and stdout straight through (the MCP stream never touches it), and relays stderr,
-keeping its tail to say why a sandbox could not be set up.
+`wall_seconds`, `events`; `seccomp` and `seccomp_fd`: the compiled seccomp filter, opened on
+that descriptor for bubblewrap); the supervisor executes bubblewrap as its child with the first
+only, passes stdin and stdout straight through (the MCP stream never touches it), and relays
+stderr, keeping its tail to say why a sandbox could not be set up.
 
 Every 50 ms it counts the tasks (processes and threads) in the sandbox's process tree: past
 `processes` (plus bubblewrap's own two), or past `wall_seconds` of life, it kills the whole tree
@@ -96,6 +97,14 @@ def main(argv: list[str]) -> None:
         os.dup2(err_w, 2)
         os.close(err_w)
         try:
+            if config.get("seccomp"):
+                # bubblewrap reads the compiled filter from this descriptor (`--seccomp FD`).
+                fd = os.open(config["seccomp"], os.O_RDONLY)
+                if fd != config["seccomp_fd"]:
+                    os.dup2(fd, config["seccomp_fd"])  # inheritable
+                    os.close(fd)
+                else:
+                    os.set_inheritable(fd, True)
             os.execvpe(argv[0], argv, env)
         except OSError as exc:
             os.write(2, f"gatehouse sandbox: cannot run `{argv[0]}`: {exc}\n".encode())

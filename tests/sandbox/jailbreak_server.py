@@ -7,6 +7,7 @@ failed, so the test sees the attempt fail from the inside, as an attacker's code
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import time
@@ -16,8 +17,45 @@ import mcp_types as types
 from mcp.server.lowlevel import Server
 
 _OBJ = {"type": "object", "properties": {"path": {"type": "string"}, "port": {"type": "integer"},
+                                         "url": {"type": "string"},
                                          "mb": {"type": "integer"}, "n": {"type": "integer"}}}  # fmt: skip
-TOOLS = ("read", "list", "write", "procs", "connect", "fork_bomb", "allocate", "spin", "whoami")
+TOOLS = (
+    "read",
+    "list",
+    "write",
+    "procs",
+    "connect",
+    "fork_bomb",
+    "allocate",
+    "spin",
+    "whoami",
+    "syscalls",
+    "fetch",
+)
+
+
+def _syscalls() -> str:
+    """ptrace, unshare (a user namespace) and mount, called directly through the C library in
+    a child process (so that what succeeds changes nothing of the server): each one's errno."""
+    import ctypes
+    import json
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(name: str, *args: Any) -> str:
+        ok = getattr(libc, name)(*args) == 0
+        return "ok" if ok else errno.errorcode.get(ctypes.get_errno(), "?")
+
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.close(r)
+        seen = {"ptrace": call("ptrace", 0, 0, 0, 0), "unshare": call("unshare", 0x10000000),
+                "mount": call("mount", b"none", b"/nonexistent", b"tmpfs", 0, None)}  # fmt: skip
+        os.write(w, json.dumps(seen).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        return f.read()
 
 
 def _text(s: str) -> types.CallToolResult:
@@ -62,6 +100,14 @@ def _attempt(name: str, args: dict[str, Any]) -> str:
             while time.monotonic() < end:
                 pass
             return "spun for a minute"
+        if name == "fetch":
+            # urllib goes through HTTP_PROXY, as most HTTP clients do: the sandbox's only way out.
+            import urllib.request
+
+            with urllib.request.urlopen(args["url"], timeout=10) as r:
+                return "fetched: " + r.read(200).decode("latin-1")
+        if name == "syscalls":
+            return _syscalls()
         if name == "whoami":
             return f"uid={os.getuid()} pid={os.getpid()} cwd={os.getcwd()} home={os.environ.get('HOME')}"
     except BaseException as exc:  # MemoryError, OSError...: the attempt failed inside

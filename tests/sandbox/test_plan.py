@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from gatehouse.policy.catalog import Sandbox
-from gatehouse.sandbox import SandboxError, plan
+from gatehouse.sandbox import SandboxError, Sandboxes, plan
+from gatehouse.sandbox.seccomp import compile_to
 
 SERVER = [sys.executable, str(Path(__file__).resolve().parent / "jailbreak_server.py")]
 
@@ -47,3 +49,28 @@ def test_only_the_interpreter_the_server_and_declared_paths_are_bound(tmp_path: 
     assert not any(v == "/" or v.startswith(str(tmp_path / "data")) for v in p.visible)
     assert p.env["HOME"] == "/tmp" and "HTTP_PROXY" not in p.env
     assert f"--nproc={Sandbox().processes}" in argv and f"--memory={Sandbox().memory}" in argv
+
+
+def test_the_seccomp_filter_is_installed_from_the_descriptor_the_supervisor_opens(tmp_path: Path) -> None:
+    p = plan(SERVER, Sandbox(), forbidden=[], seccomp=tmp_path / "f.bpf", seccomp_fd=7)
+    argv = list(p.argv)
+    assert argv[argv.index("--seccomp") + 1] == "7" and argv.index("--seccomp") < argv.index("--")
+    assert json.loads(p.supervisor_config(None))["seccomp"] == str(tmp_path / "f.bpf")
+    assert "--seccomp" not in plan(SERVER, Sandbox(), forbidden=[]).argv
+
+
+def test_the_filter_denies_what_it_says_and_compiles_to_bpf(tmp_path: Path) -> None:
+    try:
+        denied = compile_to(tmp_path / "f.bpf")
+    except SandboxError as exc:
+        pytest.skip(exc.message)
+    for name in ("ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "userfaultfd", "init_module"):
+        assert name in denied
+    size = (tmp_path / "f.bpf").stat().st_size
+    assert size > 0 and size % 8 == 0  # struct sock_filter is 8 bytes
+
+
+def test_without_a_seccomp_binding_sandboxes_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # `import pyseccomp` raises ImportError
+    why = Sandboxes().available()
+    assert why is not None and "seccomp filter cannot be compiled" in why

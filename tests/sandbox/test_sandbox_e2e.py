@@ -9,6 +9,9 @@ cannot run the positive tests skip (saying why); the fail-closed test runs every
 from __future__ import annotations
 
 import functools
+import http.server
+import json
+import os
 import socket
 import sys
 import threading
@@ -81,8 +84,31 @@ def listener() -> Iterator[int]:
     sock.close()
 
 
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"page {self.server.server_address[1]}".encode()  # type: ignore[index]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+def pages() -> Iterator[tuple[int, int]]:
+    """Two loopback web servers: the `net` adapter may reach the first, not the second."""
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page) for _ in range(2)]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield servers[0].server_address[1], servers[1].server_address[1]
+    for srv in servers:
+        srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, pages: tuple[int, int]) -> Iterator[tuple[Server, Path]]:
     tmp = tmp_path_factory.mktemp("sandbox")
     (tmp / "work").mkdir()
     data = tmp / "data"
@@ -92,6 +118,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
                              "processes": 16, "wall_seconds": 600}},
         "brief": {"kind": "mcp", "command": SERVER, "sandbox": {"wall_seconds": 8}},
         "open": {"kind": "mcp", "command": SERVER, "sandbox": "none"},
+        "net": {"kind": "mcp", "command": SERVER, "egress": [f"http://127.0.0.1:{pages[0]}"],
+                "sandbox": {"network": "egress"}},
         # Declares the data directory: refused, so this one never starts.
         "peek": {"kind": "mcp", "command": SERVER, "sandbox": {"read": [str(tmp)]}},
     }  # fmt: skip
@@ -193,6 +221,46 @@ async def test_no_network_not_even_the_hosts_loopback(
         assert s.recv(100) == b"hello from the host"  # the listener answers the host...
     _, out = await attempt(server, agent, "connect", port=listener)
     assert out.startswith("failed: ConnectionRefusedError"), out  # ...but not the sandbox
+
+
+@needs_bwrap
+async def test_egress_reaches_only_the_adapters_list_and_a_refusal_is_counted_and_audited(
+    served: tuple[Server, Path], agent: str, pages: tuple[int, int]
+) -> None:
+    server, _ = served
+    allowed, other = pages
+    _, out = await attempt(server, agent, "fetch", adapter="net", url=f"http://127.0.0.1:{allowed}/")
+    assert out == f"fetched: page {allowed}", out
+    _, out = await attempt(server, agent, "fetch", adapter="net", url=f"http://127.0.0.1:{other}/")
+    assert out.startswith("failed: HTTPError: HTTP Error 403"), out  # the proxy's refusal
+    _, out = await attempt(server, agent, "connect", adapter="net", port=other)
+    assert out.startswith("failed: ConnectionRefusedError"), out  # and no way around the proxy
+    metrics = httpx2.get(server.metrics_url).text
+    assert 'gatehouse_egress_denied_total{adapter="net"} 1.0' in metrics
+    deadline = time.monotonic() + 15
+    while True:
+        with server.admin() as c:
+            entries = c.get("/api/v1/audit", params={"stream": "system", "limit": 5000}).json()["entries"]
+        denied = [e["data"] for e in entries if e.get("type") == "sandbox.egress_denied"]
+        if denied or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(denied) == 1 and denied[0]["adapter"] == "net" and str(other) in denied[0]["message"], denied
+
+
+@needs_bwrap
+async def test_dangerous_system_calls_are_refused_by_the_seccomp_filter(
+    served: tuple[Server, Path], agent: str
+) -> None:
+    server, _ = served
+    _, out = await attempt(server, agent, "syscalls")
+    assert json.loads(out) == {"ptrace": "EPERM", "unshare": "EPERM", "mount": "EPERM"}, out
+    # The same calls from the same server unsandboxed: nothing refuses them there.
+    _, out = await attempt(server, agent, "syscalls", adapter="open")
+    seen = json.loads(out)
+    assert seen["ptrace"] == "ok" and seen["unshare"] == "ok", seen
+    if os.geteuid() == 0:
+        assert seen["mount"] == "ENOENT", seen  # root may mount: only the path is missing
 
 
 @needs_bwrap

@@ -26,7 +26,22 @@ from harness import SEED, Server
 from gatehouse.sandbox import Sandboxes
 
 HANDLERS = """
-import json, os, socket, time
+import ctypes, errno, json, os, socket, time
+
+def _syscalls():
+    # In a child, so that what succeeds changes nothing of the caller.
+    libc = ctypes.CDLL(None, use_errno=True)
+    def call(name, *args):
+        ok = getattr(libc, name)(*args) == 0
+        return "ok" if ok else errno.errorcode.get(ctypes.get_errno(), "?")
+    r, w = os.pipe()
+    if os.fork() == 0:
+        seen = {"ptrace": call("ptrace", 0, 0, 0, 0), "unshare": call("unshare", 0x10000000)}
+        os.write(w, json.dumps(seen).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        return json.loads(f.read())
 
 def _try(fn):
     try:
@@ -52,6 +67,7 @@ def attempts(job):
         "write_data": _try(lambda: write(a["planted"])),
         "write_tmp": _try(lambda: write("/tmp/scratch")),
         "api_key_in_env": any("GATEHOUSE" in k for k in os.environ),
+        "syscalls": _syscalls(),
     }
 
 def boom(job):
@@ -169,6 +185,7 @@ def test_an_isolated_handler_cannot_reach_the_data_dir_the_network_or_the_host_f
     assert seen["write_data"].startswith("failed: "), seen
     assert seen["write_tmp"] == "ok: /tmp/scratch"  # a private /tmp is the one place to write
     assert seen["api_key_in_env"] is False
+    assert seen["syscalls"] == {"ptrace": "EPERM", "unshare": "EPERM"}  # the seccomp filter
     assert not outside.exists() and not (server.data_dir / "planted.txt").exists()
 
     # A handler that raises, and one that outlives its bound: each job fails cleanly, recorded.
@@ -194,6 +211,7 @@ def test_without_isolate_the_same_handler_reaches_everything(setup: Setup, liste
         assert seen["read_key"].startswith("ok: ") and seen["read_db"].startswith("ok: "), seen
         assert seen["connect"] == "ok: hello from the host", seen
         assert seen["write_outside"] == f"ok: {outside}" and outside.read_text() == "planted"
+        assert seen["syscalls"] == {"ptrace": "ok", "unshare": "ok"}
     finally:
         outside.unlink(missing_ok=True)
         (server.data_dir / "planted.txt").unlink(missing_ok=True)
