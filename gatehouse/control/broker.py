@@ -255,7 +255,7 @@ class Broker:
         # The call's audit entry travels with the step's result (one transaction).
         result = await self.steps.result(
             who, tenant, session_id=None if job_id else session.id, job_id=job_id, step_id=step_id,
-            status=status, output=output, audit=account,
+            status=status, output=output, audit=account, session=session,
         )  # fmt: skip
         self.metrics.adapter_calls.labels(adapter.name, status).inc()
         self.metrics.adapter_call_seconds.labels(adapter.name).observe(latency)

@@ -107,13 +107,20 @@ class SessionViews:
         return view
 
     def absorb(self, session: Session, step: SessionStep) -> None:
-        """Take in a step this process just stored at revision `step.rev`, when the session's
-        view is at the revision just before it: the next step then needs no read. Otherwise
-        (another writer came between, or no view is held) the next `view` reads what changed."""
+        """Take in a step this process just stored or changed (its result) at revision
+        `step.rev`, when the session's view is at the revision just before it: the next step
+        then needs no read. Otherwise (another writer came between, or no view is held) the
+        next `view` reads what changed."""
         view = self._views.get(session.id)
-        if view is None or view.revision != step.rev - 1 or step.step_id in view.steps:
+        if view is None or view.revision != step.rev - 1:
             return
         self._keep(session.id, self._advance(session, view, [step]))
+
+    def allowed(self, session_id: str, step_id: str) -> SessionStep | None:
+        """The view's copy of an allowed step (a decision that never changes once made), if held."""
+        view = self._views.get(session_id)
+        step = view.steps.get(step_id) if view is not None else None
+        return step if step is not None and step.result == ALLOW else None
 
     def _fresh(self, session: Session) -> SessionView:
         prov = None if session.bounded else Provenance.start(trusted=[session.task] if session.task else [],

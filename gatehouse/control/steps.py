@@ -476,12 +476,18 @@ class StepGate:
         status: str,
         output: Any,
         audit: Callable[[OutputVerdict], Sequence[AuditEvent]] | None = None,
+        session: Session | None = None,
     ) -> StepResult:
         """Report an allowed step's result: judged by the output gate, kept (within the session's
         bound) for provenance. `audit`, given the output gate's verdict, names further audit
-        entries (the broker's account of its call) stored in the same transaction."""
-        session, job = await self._resolve(who, tenant, session_id, job_id, open_new=False)
-        step = await self.store.get_step(session.id, step_id)
+        entries (the broker's account of its call) stored in the same transaction. `session`:
+        the caller's session as `evaluate` just answered it (the broker), not read again."""
+        job = None
+        if session is None or job_id is not None:
+            session, job = await self._resolve(who, tenant, session_id, job_id, open_new=False)
+        # An allowed step stays allowed, so the view's copy serves; any other is read afresh (a
+        # step that waited for approval may have been decided since).
+        step = self.views.allowed(session.id, step_id) or await self.store.get_step(session.id, step_id)
         if step is None:
             raise NotFound(f"no step `{step_id}` in session `{session.id}`", code="step_not_found")
         if step.result != ALLOW:
@@ -525,6 +531,7 @@ class StepGate:
         )  # fmt: skip
         if done is None:
             raise Conflict(f"step `{step_id}` has a result already", code="step_result_recorded")
+        self.views.absorb(session, done)
         self.metrics.output_decisions.labels(judged.decision).inc()
         visible = None if judged.decision == "quarantine" else judged.redacted
         return StepResult(session=session, step=done, verdict=judged, output=visible)

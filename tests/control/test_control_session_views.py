@@ -93,3 +93,30 @@ async def test_facts_are_kept_per_view_and_catalog() -> None:
     store.put("c", adapter="mail", action="send")
     later = await views.view(store.session())
     assert later.facts(EMPTY_CATALOG)["allowed_targets"] == ["adapter:web:read", "adapter:mail:send"]
+
+
+async def test_own_writes_are_taken_in_without_a_read_and_others_are_read() -> None:
+    store = _Steps()
+    views = SessionViews(store, bound=1 << 20)  # type: ignore[arg-type]
+    store.put("a")
+    await views.view(store.session())
+    asked = len(store.asked)
+    # This process decides b, then reports a's result: each at the revision after the view's.
+    store.put("b")
+    views.absorb(store.session(), store.steps["b"])
+    store.put("a", status="succeeded", output="untrusted text")
+    views.absorb(store.session(), store.steps["a"])
+    view = await views.view(store.session())
+    assert len(store.asked) == asked  # nothing read
+    assert view.history == history_of(list(store.steps.values()))
+    assert view.provenance is not None and view.provenance.size == len("untrusted text")
+    assert views.allowed("s1", "a") is store.steps["a"]
+    # Another writer came between: the own write is not taken in, the next view reads both.
+    store.put("c")
+    store.put("d")
+    views.absorb(store.session(), store.steps["d"])
+    view = await views.view(store.session())
+    assert len(store.asked) == asked + 1
+    assert [h.target for h in view.history] == ["adapter:web:read"] * 4
+    store.put("e", result="deny")
+    assert views.allowed("s1", "e") is None  # not in the view; and a deny is never served from it
