@@ -178,6 +178,22 @@ class Approval(_Open):
     session_id: str | None = None
     step_id: str | None = None
     target: str | None = None
+    decision: Decision | None = Field(
+        default=None, description="the decision that asked for the approval (the job's gate's, the step's)"
+    )
+    derived: dict[str, Any] | None = Field(
+        default=None,
+        description="what the server derived: a job's labels, risk tags and hits; for a step, those "
+        "of its params plus `detections` (param path -> detectors), `detected`, `secrets`, `hosts` "
+        "(the hosts its links name), `from_untrusted` (params whose values occur in untrusted output "
+        "of the session), `untrusted_checks` (fields the deciding rule tested with `from_untrusted`) "
+        "and `effect` (the action's, from the catalog)",
+    )
+    policy: dict[str, Any] | None = Field(
+        default=None,
+        description="step approvals: the bundle that asked, `{name, snapshot, serial, current}` "
+        "(`name` while it still runs; `serial` of a signed install)",
+    )
 
 
 class ApprovalList(_Open):

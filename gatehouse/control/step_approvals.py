@@ -29,14 +29,16 @@ from gatehouse.domain.changes import ApprovalUpdate
 from gatehouse.domain.identity import Identity
 from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.records import DecisionRecord, Verdict, make_record
-from gatehouse.domain.sessions import SessionStep, params_schema
-from gatehouse.domain.steps import APPROVED
+from gatehouse.domain.sessions import Session, SessionStep, params_schema
+from gatehouse.domain.step_findings import param_findings, provenance_of, untrusted_checks
+from gatehouse.domain.steps import APPROVED, catalog_of
 from gatehouse.errors import Conflict, Forbidden, NotFound
 from gatehouse.policy import ALLOW, Decision
 
 __all__ = ["RECENT_STEPS", "StepApprovals"]
 
 RECENT_STEPS = 5  # the session's steps an approver sees beside the one they decide on
+_HISTORY = 20  # installed bundles searched for the serial of an approval's snapshot
 _REQUIRE = "require_approval"
 # How a step approval that can no longer release its step is recorded: its rule id.
 _ENDED = {
@@ -58,6 +60,7 @@ class StepApprovals:
         self.store = deps.store
         self.kernel = deps.kernel
         self.metrics = deps.metrics
+        self.settings = deps.settings
         self.key = key
         self.incidents = incidents
 
@@ -92,7 +95,11 @@ class StepApprovals:
 
     async def describe(self, a: Approval) -> dict[str, Any]:
         """A queue item: the approval, the params as the policy saw them and the session's
-        recent steps (what the approver needs to judge the call in its context)."""
+        recent steps (what the approver needs to judge the call in its context); the step's
+        decision record; `derived`, what the detectors and the classifier find in the params
+        (`domain.step_findings`), with `untrusted_checks` (the fields the deciding rule tested
+        with `from_untrusted`) and the action's catalog `effect`; and `policy`, the bundle that
+        asked (`name` while it runs, `snapshot`, `serial`, `current`)."""
         item = a.to_public()
         item.pop("token", None)
         session = await self.store.get_session(a.session_id or "", a.tenant)
@@ -100,8 +107,12 @@ class StepApprovals:
         at = next((i for i, s in enumerate(steps) if s.step_id == a.step_id), len(steps))
         step = steps[at] if at < len(steps) else None
         requester = await self.store.get_identity(a.requested_by)
+        record = await self.store.decision(step.decision_id, a.tenant) if step is not None else None
         item.update(
             params=step.params if step is not None else None,
+            decision=record.to_public() if record is not None else None,
+            derived=self._findings(a, session, steps[:at], step),
+            policy=await self._policy_of(a.policy_snapshot),
             job_id=session.job_id if session is not None else None,
             task=session.task if session is not None else None,
             requested_by={"id": a.requested_by, "name": requester.name if requester else None},
@@ -111,6 +122,42 @@ class StepApprovals:
             ],
         )
         return item
+
+    def _findings(
+        self, a: Approval, session: Session | None, earlier: list[SessionStep], step: SessionStep | None
+    ) -> dict[str, Any] | None:
+        """What the detectors and the classifier find in the step's params, where its values
+        came from, and which fields the deciding rule checked with `from_untrusted`."""
+        if step is None or session is None:
+            return None
+        bound = self.settings.session_provenance_chars
+        found = param_findings(
+            step.params, classifier=self.kernel.classifier, provenance=provenance_of(session, earlier, bound)
+        )
+        policy = self.kernel.policy
+        rule = None
+        if policy is not None and policy.snapshot == a.policy_snapshot:
+            rule = next((r for r in policy.rules if r.id == a.rule_id), None)
+        found["untrusted_checks"] = untrusted_checks(rule)
+        found["effect"] = catalog_of(policy).lookup(step.adapter, step.action).effect
+        return found
+
+    async def _policy_of(self, snapshot: str | None) -> dict[str, Any]:
+        """The bundle that asked for the approval: its name while it still runs, and the serial
+        it was installed with (the newest install of that snapshot)."""
+        running = self.kernel.policy
+        current = running is not None and running.snapshot == snapshot
+        serial = None
+        for row in await self.store.policy_history(limit=_HISTORY):
+            if row.snapshot == snapshot:
+                serial = row.serial
+                break
+        return {
+            "name": running.name if current and running is not None else None,
+            "snapshot": snapshot,
+            "serial": serial,
+            "current": current,
+        }
 
     # deciding -----------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.domain.sessions import DEFAULT_SESSION_BOUND, Session, SessionStep, params_schema, sha256_of
+from gatehouse.domain.step_findings import provenance_of
 from gatehouse.domain.steps import (
     APPROVED,
     PARAM_SCHEMA_RULE,
@@ -158,19 +159,6 @@ def _rate_check(
 
 def step_hash(session_id: str, step_id: str, target: str, params: Any) -> str:
     return sha256_of({"session_id": session_id, "step_id": step_id, "target": target, "params": params})
-
-
-def provenance_of(session: Session, steps: list[SessionStep], bound: int) -> Provenance:
-    """The session's provenance from its stored task and kept untrusted outputs."""
-    trusted = [session.task] if session.task else []
-    if session.bounded:
-        # Past its bound a session fails closed: `from_untrusted` holds for every value.
-        return Provenance.start(trusted=trusted, bound=0).with_untrusted("bounded")
-    prov = Provenance.start(trusted=trusted, bound=bound)
-    for s in steps:
-        if s.result == ALLOW and not s.trusted and s.output is not None:
-            prov = prov.with_untrusted(s.output)
-    return prov
 
 
 def history_of(steps: list[SessionStep]) -> tuple[HistoryStep, ...]:

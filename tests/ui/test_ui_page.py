@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import step_cards
 from harness import ROOT, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -685,5 +686,66 @@ def test_a_queue_longer_than_one_page_is_shown_whole(server_factory: Any, browse
         asked = [u for u, _ in tab.requests if "/api/v1/approvals?" in u and "status=pending" in u]
         assert any("cursor=" in u for u in asked), asked
         assert not tab.failed and not tab.page_errors, (tab.failed, tab.page_errors)
+    finally:
+        tab.close()
+
+
+def _facts(card: Any) -> dict[str, str]:
+    dts, dds = card.locator("dt"), card.locator("dd")
+    return {dts.nth(i).inner_text(): dds.nth(i).inner_text() for i in range(dts.count())}
+
+
+def test_step_approvals_flag_secrets_links_and_untrusted_params_with_their_policy(
+    server_factory: Any, browser: Any, tmp_path: Path
+) -> None:
+    q = step_cards.start(server_factory, tmp_path)
+    tab = Tab(browser)
+    try:
+        tab.page.set_viewport_size({"width": 1280, "height": 900})
+        tab.sign_in(q.server.url, q.approver_key)
+        cards = {
+            name: tab.by_id(f"approval-{getattr(q, name)}")
+            for name in ("secret", "link", "benign", "payment")
+        }
+        for card in cards.values():
+            card.wait_for()
+
+        def flagged(name: str) -> dict[str, str]:
+            banner = tab.by_id(f"danger-{getattr(q, name)}")
+            assert banner.get_attribute("role") == "alert"
+            items = banner.locator("li")
+            return {
+                items.nth(i).get_attribute("data-tag"): items.nth(i).inner_text()
+                for i in range(items.count())
+            }
+
+        secret = flagged("secret")
+        assert "secrets_in_input" in secret and "aws_access_key in params.body" in secret["secrets_in_input"]
+        link = flagged("link")
+        assert "network_egress" in link and "evil.example" in link["network_egress"]
+        assert "secrets_in_input" not in link
+        payment = flagged("payment")
+        assert "params.to" in payment["untrusted_params"] and "from_untrusted" in payment["untrusted_params"]
+        # A benign step raises no alarm: a banner on every card would teach approvers to skip it.
+        assert tab.by_id(f"danger-{q.benign}").count() == 0
+        # Every card names the bundle that asked: its name, snapshot and serial.
+        for name, card in cards.items():
+            policy = _facts(card)["Policy"]
+            assert "step-cards" in policy and q.snapshot[:12] in policy and "serial 7" in policy, (
+                name,
+                policy,
+            )
+        assert "aws_access_key" in _facts(cards["secret"])["Detectors (server)"]
+        assert "evil.example" in _facts(cards["link"])["Links to"]
+        assert "the payee was taken from content the agent read" in cards["payment"].inner_text()
+        overflow = tab.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, overflow
+        shots = ARTIFACTS / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        cards["secret"].screenshot(path=str(shots / "approval-step-secret-card.png"))
+        cards["link"].screenshot(path=str(shots / "approval-step-link-card.png"))
+        cards["payment"].screenshot(path=str(shots / "approval-step-untrusted-card.png"))
+        cards["benign"].screenshot(path=str(shots / "approval-step-benign-card.png"))
+        assert tab.page_errors == [] and tab.console_errors == [], (tab.page_errors, tab.console_errors)
     finally:
         tab.close()

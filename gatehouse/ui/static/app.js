@@ -444,10 +444,17 @@
   function renderStepApproval(a, index, drafts) {
     const approvalId = String(a.approval_id || "");
     const n = `a${index}`;
+    const derived = a.derived || {};
+    const decision = a.decision || {};
     const details = el("dl", { className: "facts" },
       row("Kind", el("span", { text: "tool call (step)" })),
       row("Requested by", requesterEl(a.requested_by || {})),
-      row("Rule", ruleEl(a, {})),
+      row("Rule", ruleEl(a, decision)),
+      row("Policy", policyEl(decision, a.policy || { snapshot: a.policy_snapshot })),
+      row("Derived labels (server)", chips(derived.labels, "none")),
+      row("Derived risk tags (server)", tags(derived.risk_tags, "none")),
+      row("Detectors (server)", tags(derived.detected, "none")),
+      row("Links to", tags(derived.hosts, "none")),
       row("Session", el("span", {}, el("code", { text: fmtValue(a.session_id) }),
         a.job_id ? el("span", { className: "muted", text: ` (job ${a.job_id})` }) : null)),
       row("Step", el("code", { text: fmtValue(a.step_id) })),
@@ -462,10 +469,13 @@
     el("h3", { id: `${n}-title` },
       el("span", { className: "topic", text: a.target || "(no target)" }), " ",
       el("code", { className: "job-id", text: approvalId })),
+    dangerBanner(derived, approvalId),
     details,
+    renderRemediations(decision.remediations),
     el("h4", { text: "Params (as the policy saw them)" }),
     el("pre", { className: "params", "data-testid": `params-${approvalId}`,
       text: JSON.stringify(a.params === undefined ? null : a.params, null, 2) }),
+    renderDerived(derived),
     renderRecentSteps(a.recent_steps, `${n}-recent`),
     decideBlock(approvalId, n, drafts));
   }
@@ -473,28 +483,66 @@
 
   // What the classifier found that an approver must not miss: louder than any routine tag.
   const DANGERS = [
+    ["untrusted_params", "Params from untrusted output: values the agent read may steer this call"],
     ["prompt_injection_suspected", "Prompt injection suspected: the request tries to override its instructions"],
     ["destructive", "Destructive command: it deletes or overwrites"],
     ["secrets_in_input", "Secrets in the input: credentials appear in the request"],
     ["network_egress", "Network egress: it sends data to a network address"],
   ];
 
+  const list = (value) => (Array.isArray(value) ? value : []);
+
+  // A step's findings (`derived` of a step approval) say more than a job's tags: which secret,
+  // which host, which param came from untrusted output. Empty for a job.
+  function dangerDetail(tag, derived) {
+    if (tag === "secrets_in_input" && list(derived.secrets).length) {
+      const where = Object.entries(derived.detections || {})
+        .filter(([, names]) => list(names).some((n) => list(derived.secrets).includes(n)))
+        .map(([path]) => path);
+      return ` — ${list(derived.secrets).join(", ")}${where.length ? ` in ${where.join(", ")}` : ""}`;
+    }
+    if (tag === "network_egress" && list(derived.hosts).length) {
+      return ` — links to ${list(derived.hosts).join(", ")}`;
+    }
+    if (tag === "destructive" && derived.effect === "destructive") {
+      return " — the tool’s catalog entry says its effect is destructive";
+    }
+    if (tag === "untrusted_params") {
+      const parts = [];
+      if (list(derived.from_untrusted).length) {
+        parts.push(`${list(derived.from_untrusted).join(", ")} occur in output an earlier step read`);
+      }
+      if (list(derived.untrusted_checks).length) {
+        parts.push(`the deciding rule tested ${list(derived.untrusted_checks).join(", ")} with from_untrusted`);
+      }
+      return parts.length ? ` — ${parts.join("; ")}` : "";
+    }
+    return "";
+  }
+
   function dangers(derived) {
-    const tagsFound = new Set(Array.isArray(derived.risk_tags) ? derived.risk_tags : []);
+    const tagsFound = new Set(list(derived.risk_tags));
     const labels = derived.labels || {};
     for (const [k, v] of Object.entries(labels)) {
       if (v === true || v === "true") tagsFound.add(k);
       if (k === "command_class" && v === "destructive") tagsFound.add("destructive");
     }
+    if (list(derived.secrets).length) tagsFound.add("secrets_in_input");
+    if (list(derived.hosts).length) tagsFound.add("network_egress");
+    if (derived.effect === "destructive") tagsFound.add("destructive");
+    if (list(derived.from_untrusted).length || list(derived.untrusted_checks).length) {
+      tagsFound.add("untrusted_params");
+    }
     return DANGERS.filter(([tag]) => tagsFound.has(tag));
   }
 
   function dangerBanner(derived, subjectId) {
-    const found = dangers(derived);
+    const found = dangers(derived || {});
     if (!found.length) return null;
     return el("div", { className: "danger", role: "alert", "data-testid": `danger-${subjectId}` },
       el("strong", { text: "Warning" }),
-      el("ul", {}, found.map(([tag, text]) => el("li", { "data-tag": tag, text }))));
+      el("ul", {}, found.map(([tag, text]) => el("li", { "data-tag": tag,
+        text: text + dangerDetail(tag, derived || {}) }))));
   }
 
   // Declared is what the agent sent; the server's derived labels and tags are shown apart.
@@ -512,16 +560,19 @@
     return (Array.isArray(list) ? list : []).filter((t) => !derivedSet.has(t));
   }
 
-  function policyEl(decision) {
+  // The bundle that decided: the server names it for a step approval (`policy`); for a job the
+  // page compares the decision's snapshot with the running bundle's.
+  function policyEl(decision, given) {
     const p = ui.policy || {};
-    const snapshot = decision.policy_snapshot || "";
-    const current = snapshot && p.snapshot === snapshot;
-    return el("span", {},
-      el("span", { text: current && p.name ? `${p.name} ` : "" }),
+    const snapshot = (given && given.snapshot) || decision.policy_snapshot || "";
+    const current = given ? given.current === true : Boolean(snapshot && p.snapshot === snapshot);
+    const name = given ? given.name : (current ? p.name : null);
+    const serial = given ? given.serial : (current ? p.serial : null);
+    return el("span", { "data-role": "policy" },
+      el("span", { text: name ? `${name} ` : "" }),
       el("code", { title: snapshot, text: snapshot ? snapshot.slice(0, 12) : "(unknown)" }),
-      current && p.serial !== null && p.serial !== undefined
-        ? el("span", { text: ` serial ${p.serial}` }) : null,
-      snapshot && p.snapshot && !current
+      serial !== null && serial !== undefined ? el("span", { text: ` serial ${serial}` }) : null,
+      snapshot && !current && (given || p.snapshot)
         ? el("span", { className: "muted", text: " (not the bundle running now)" }) : null);
   }
 
