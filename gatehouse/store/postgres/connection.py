@@ -56,6 +56,15 @@ _DOWN = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool beyond asyncpg's own rollback of a
+    transaction left open: nothing. By default asyncpg also sends `pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL` on every release, a round trip (three per submit with the
+    scheduler's reads) undoing session state this driver never creates on pooled connections:
+    its advisory locks are transaction-scoped (`pg_advisory_xact_lock`), the migration's session
+    lock is taken on a connection of its own, and it neither LISTENs, SETs nor keeps cursors."""
+
+
 class PostgresBase:
     """Pool, transactions and the audit writer: what every concern uses."""
 
@@ -112,6 +121,7 @@ class PostgresBase:
             timeout=self.connect_timeout,
             # A connection the database dropped is replaced, not reused.
             max_inactive_connection_lifetime=60.0,
+            reset=_keep_session,
         )
 
     async def close(self) -> None:
