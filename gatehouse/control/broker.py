@@ -43,6 +43,7 @@ from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.steps import StepGate, StepResult
 from gatehouse.domain.identity import Identity
+from gatehouse.domain.ids import now
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.domain.sessions import Session, params_schema
 from gatehouse.domain.steps import catalog_of
@@ -113,7 +114,6 @@ class Broker:
         self._transports: dict[str, PinnedTransport] = {}
         # Steps being executed now: a second identical call while the first is in flight must
         # not make the call twice (the step has no result yet to tell them apart).
-        self._running: set[tuple[str, str]] = set()
 
     async def aclose(self) -> None:
         transports, self._transports = list(self._transports.values()), {}
@@ -166,7 +166,7 @@ class Broker:
         found = self._executable(who, adapter, action)
         evaluated = await self.steps.evaluate(
             who, tenant, session_id=session_id, job_id=job_id, step_id=step_id, adapter=adapter,
-            action=action, params=params,
+            action=action, params=params, claim=True,
         )  # fmt: skip
         session, record = evaluated.session, evaluated.record
         if record.result == DENY:
@@ -175,8 +175,9 @@ class Broker:
             return Executed("approval", session, record, step_id)
         if found is None:  # pragma: no cover - the gate denies a step outside the scope
             raise Forbidden(f"`{adapter}:{action}` is outside the caller's scope", code="identity_scope")
-        key = (session.id, step_id)
-        if evaluated.replayed:
+        # One allowed step, one call, across replicas: a step decided by this call was stored
+        # claimed with its decision; one decided before (a retry, an approval) is claimed now.
+        if not evaluated.claimed and not await self.store.claim_step(session.id, step_id, now()):
             known = await self.store.get_step(session.id, step_id)
             if known is not None and known.status is not None:
                 raise Conflict(
@@ -185,14 +186,13 @@ class Broker:
                     code="step_executed",
                     details={"session_id": session.id, "step_id": step_id, "status": known.status},
                 )
-        if key in self._running:
-            raise Conflict(f"step `{step_id}` is being executed", code="step_in_progress",
-                           details={"session_id": session.id, "step_id": step_id})  # fmt: skip
-        self._running.add(key)
-        try:
-            return await self._run(who, tenant, session, record, job_id, step_id, found, params)
-        finally:
-            self._running.discard(key)
+            raise Conflict(
+                f"step `{step_id}` is being executed, or was taken for execution and never "
+                "reported (one allowed step, one call): take a new step id to call again",
+                code="step_in_progress",
+                details={"session_id": session.id, "step_id": step_id},
+            )
+        return await self._run(who, tenant, session, record, job_id, step_id, found, params)
 
     async def _run(
         self,

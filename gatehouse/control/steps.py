@@ -74,6 +74,7 @@ class Evaluated:
     session: Session
     record: DecisionRecord
     replayed: bool = False
+    claimed: bool = False  # stored claimed for execution by this caller (`evaluate(claim=True)`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +283,10 @@ class StepGate:
         adapter: str,
         action: str,
         params: Any,
+        claim: bool = False,
     ) -> Evaluated:
+        """Decide a proposed step. `claim` (Gatehouse executes the step itself): an allowed step
+        is stored claimed for this caller, so no other execution of it can start."""
         who.require_role("agent", message=f"identity `{who.name}` needs the agent role to take steps")
         started = time.perf_counter()
         params = check_params(params)
@@ -338,6 +342,7 @@ class StepGate:
             rule_id=record.rule_id,
             created_at=record.timestamp,
             approval_id=approval.id if approval is not None else None,
+            claimed_at=record.timestamp if claim and record.result == ALLOW else None,
         )
         try:
             revision = await self.store.add_step(stored, record, approval)
@@ -352,7 +357,7 @@ class StepGate:
         if approval is not None:
             self.metrics.approval_event("requested")
         self.metrics.step_seconds.observe(time.perf_counter() - started)
-        return Evaluated(session=session, record=record)
+        return Evaluated(session=session, record=record, claimed=stored.claimed_at is not None)
 
     async def _verdict(
         self,

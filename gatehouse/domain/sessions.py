@@ -90,6 +90,9 @@ class SessionStep:
     trusted: bool = False
     approval_id: str | None = None
     rev: int = 0  # the session's revision when this step last changed
+    # When Gatehouse itself took this allowed step to execute it (the broker, the MCP gateway):
+    # at most one execution per step, across replicas. Not part of what rules read.
+    claimed_at: float | None = None
 
     @property
     def target(self) -> str:

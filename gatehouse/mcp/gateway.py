@@ -51,7 +51,7 @@ from gatehouse.audit.events import SYSTEM, AuditEvent
 from gatehouse.control.auth import Authenticator, Principal
 from gatehouse.control.steps import StepGate
 from gatehouse.crypto import canonical
-from gatehouse.domain.ids import new_id
+from gatehouse.domain.ids import new_id, now
 from gatehouse.domain.steps import target_of
 from gatehouse.errors import GatehouseError, NotFound
 from gatehouse.kernel import Kernel
@@ -501,7 +501,7 @@ class Gateway:
             await self._ensure_session(caller.principal, session_id)
             evaluated = await self.steps.evaluate(
                 who, tenant, session_id=session_id, job_id=None, step_id=step_id, adapter=adapter,
-                action=tool, params=arguments,
+                action=tool, params=arguments, claim=True,
             )  # fmt: skip
         except GatehouseError as exc:
             self.calls_total.labels(adapter, "error").inc()
@@ -517,7 +517,7 @@ class Gateway:
             # The client showed the approval page and came back: decide the same step again.
             evaluated = await self.steps.evaluate(
                 who, tenant, session_id=session_id, job_id=None, step_id=step_id, adapter=adapter,
-                action=tool, params=arguments,
+                action=tool, params=arguments, claim=True,
             )  # fmt: skip
             record = evaluated.record
             if record.result == _APPROVAL:
@@ -531,11 +531,10 @@ class Gateway:
             return _text_result(text, error=True, meta={"gatehouse/decision": record.to_public()})
         if record.result != ALLOW:  # pragma: no cover - the step gate answers these three
             raise MCPError(INVALID_REQUEST, f"unexpected decision `{record.result}`")
-        if evaluated.replayed:
-            known = await self.store.get_step(session_id, step_id)
-            if known is not None and known.status is not None:
-                # This step ran already (a replayed requestState): one approval, one execution.
-                raise MCPError(INVALID_PARAMS, "this call was made already", {"code": "step_replayed"})
+        # One approval, one execution, across replicas: a step decided by this call was stored
+        # claimed; one decided before (a replayed requestState, an approval) is claimed now.
+        if not evaluated.claimed and not await self.store.claim_step(session_id, step_id, now()):
+            raise MCPError(INVALID_PARAMS, "this call was made already", {"code": "step_replayed"})
         self.calls_total.labels(adapter, ALLOW).inc()
         return await self._forward(caller, session_id, step_id, tool, arguments)
 

@@ -332,6 +332,13 @@ class SessionStore(ABC):
         next `revision` in the writing transaction and stamps the step with it (`rev`)."""
 
     @abstractmethod
+    async def claim_step(self, session_id: str, step_id: str, at: float) -> bool:
+        """Claim an allowed step without a result for Gatehouse to execute: True for the one
+        caller that claims it (across connections and replicas), False when it is claimed
+        already, has a result, is not allowed or does not exist. Not a change rules read: the
+        session's revision stays."""
+
+    @abstractmethod
     async def record_step_result(
         self,
         session_id: str,

@@ -673,6 +673,14 @@ class MemoryStore(MemoryBrokerConcerns, Store):
         self._sessions[session_id] = session = replace(session, revision=session.revision + 1)
         return session.revision
 
+    async def claim_step(self, session_id: str, step_id: str, at: float) -> bool:
+        await self._turn()
+        step = self._steps.get(session_id, {}).get(step_id)
+        if step is None or step.result != "allow" or step.status is not None or step.claimed_at is not None:
+            return False
+        self._steps[session_id][step_id] = step.evolve(claimed_at=at)
+        return True
+
     async def record_step_result(
         self,
         session_id: str,

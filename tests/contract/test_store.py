@@ -782,6 +782,29 @@ async def test_a_step_result_is_stored_with_its_output_decision_and_audit_entrie
     assert [e.type for e in await store.audit_entries("tenant:t1")] == types
 
 
+async def test_an_allowed_step_is_claimed_for_execution_once(store: Store) -> None:
+    await store.add_session(session(1))
+    await store.add_step(session_step("ses-1", "s1", 1), record(1, stage="step"))
+    await store.add_step(session_step("ses-1", "s2", 2, result="deny"), record(2, stage="step"))
+    await store.add_step(session_step("ses-1", "s3", 3), record(3, stage="step"))
+    revision = (await store.get_session("ses-1")).revision  # type: ignore[union-attr]
+    # Two claimants at once (two replicas' brokers): one wins.
+    won = await asyncio.gather(*(store.claim_step("ses-1", "s1", T0 + i) for i in range(4)))
+    assert sorted(won) == [False, False, False, True]
+    claimed = await store.get_step("ses-1", "s1")
+    assert claimed is not None and claimed.claimed_at in {T0 + i for i in range(4)}
+    assert not await store.claim_step("ses-1", "s1", T0 + 9)  # once
+    assert not await store.claim_step("ses-1", "s2", T0)  # a denied step is never executed
+    assert not await store.claim_step("ses-1", "nope", T0)
+    await store.record_step_result("ses-1", "s3", status="succeeded", output="x", trusted=False, bound=100)
+    assert not await store.claim_step("ses-1", "s3", T0)  # it ran already (reported by its caller)
+    # A result still lands on a claimed step; the claim is not a change rules read.
+    assert await store.record_step_result("ses-1", "s1", status="succeeded", output="y", trusted=False,
+                                          bound=100) is not None  # fmt: skip
+    after = await store.get_session("ses-1")
+    assert after is not None and after.revision == revision + 2  # the two results only
+
+
 async def test_every_change_to_a_session_takes_its_next_revision(store: Store) -> None:
     await store.add_session(session(1))
     await store.add_session(session(2))

@@ -4,7 +4,8 @@ real processes (`tests/services.py` starts the servers, `harness.Server` the rep
 Jobs submitted through two replicas at once are each dispatched once; an approval given on one
 replica releases its job once however many workers on either replica reach for it; a policy
 installed through one replica is enforced by the other within a second; roles split the API
-from the scheduler; the database going away makes `/readyz` say so until it is back.
+from the scheduler; the database going away makes `/readyz` say so until it is back; an approved
+tool call sent to two replicas at once runs once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import services
+from broker_target import Target
 from harness import ADMIN_KEY, ROOT, SEED, Server, free_port
 
 DEMO = {"topic": "job.demo.read", "prompt": "status", "meta": {"capability": "infra.read"}}
@@ -35,11 +37,11 @@ def cluster(tmp_path: Path) -> Iterator[Start]:
     common = ["--store", url, "--bus", services.nats().url, "--keys-dir", str(tmp_path / "keys")]
     started: list[Server] = []
 
-    def start(name: str, *args: str, store: str | None = None) -> Server:
+    def start(name: str, *args: str, store: str | None = None, policy: Path = SEED) -> Server:
         extra = [*common, *args]
         if store is not None:
             extra[1] = store
-        s = Server(data_dir=tmp_path / name, policy=SEED, extra_args=extra)
+        s = Server(data_dir=tmp_path / name, policy=policy, extra_args=extra)
         started.append(s)
         return s.start()
 
@@ -380,3 +382,42 @@ def test_connections_dropped_mid_transaction_leave_no_half_written_job(tmp_path:
         _audit_ok(s)
     finally:
         s.stop()
+
+
+def test_an_approved_tool_call_sent_to_two_replicas_runs_once(cluster: Start, tmp_path: Path) -> None:
+    target = Target(secret="unused").start(free_port())
+    try:
+        here = f"http://127.0.0.1:{target.port}"
+        bundle = tmp_path / "broker.yaml"
+        bundle.write_text(
+            "version: 1\nname: pay-once\ndefault_decision: deny\n"
+            f'adapters:\n  svc:\n    kind: http\n    base_url: {here}\n    egress: ["{here}"]\n'
+            "    actions:\n      pay: {method: GET, path: /slow, effect: write}\n"
+            "rules:\n  - id: approve-writes\n    decision: require_approval\n    reason: a payment\n"
+            '    match: {targets: ["adapter:svc:pay"]}\n'
+        )
+        a = cluster("a", policy=bundle)
+        b = cluster("b", policy=bundle)
+        agent = a.identity("payer", roles=["agent"], adapters=["svc:*"])["api_key"]
+        approver = a.identity("alice", roles=["approver"])["api_key"]
+        body = {"step_id": "pay-1", "params": {}}
+        with a.client(agent) as c:
+            r = c.post("/api/v1/adapters/svc/pay", json=body)
+        assert r.status_code == 202, r.text
+        body["session_id"] = r.json()["session_id"]
+        with b.client(approver) as c:
+            assert c.post(f"/api/v1/approvals/{r.json()['approval_id']}/approve").status_code == 200
+
+        def pay(s: Server) -> httpx.Response:
+            with s.client(agent) as c:
+                return c.post("/api/v1/adapters/svc/pay", json=body, timeout=30)
+
+        # The target takes 5 s to answer: both replicas hold the approved step at the same time.
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(pay, [a, b]))
+        assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+        refused = next(r for r in answers if r.status_code == 409)
+        assert refused.json()["error"]["code"] in ("step_in_progress", "step_executed"), refused.text
+        assert [x["raw_path"] for x in target.requests] == ["/slow"]  # one payment
+    finally:
+        target.stop()

@@ -273,10 +273,15 @@ CREATE TABLE shadow_disagreements (
 CREATE INDEX shadow_disagreements_snapshot ON shadow_disagreements (shadow_snapshot, seq);
 """
 
+_V3 = """
+ALTER TABLE session_steps ADD COLUMN claimed_at DOUBLE PRECISION;
+"""
+
 # (version, what it does, SQL): append only; a released step is never edited.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the whole schema", _V1),
     (2, "shadow bundles and their disagreements", _V2),
+    (3, "steps claimed for execution", _V3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -78,7 +78,7 @@ class PostgresSessions(PostgresBase, SessionStore):
             if revision is None:
                 raise ValueError(f"no session `{step.session_id}`")
             await conn.execute(
-                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(15)})",
+                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(16)})",
                 step.session_id,
                 step.step_id,
                 step.adapter,
@@ -94,6 +94,7 @@ class PostgresSessions(PostgresBase, SessionStore):
                 int(step.trusted),
                 step.approval_id,
                 revision,
+                step.claimed_at,
             )
             await pgrows.insert_record(conn, record)
             events = decision_event(record)
@@ -172,6 +173,21 @@ class PostgresSessions(PostgresBase, SessionStore):
             since,
         )
         return [_step(tuple(r)) for r in found]
+
+    async def claim_step(self, session_id: str, step_id: str, at: float) -> bool:
+        async def claim(conn: asyncpg.Connection) -> bool:
+            # The row lock of the UPDATE serialises two claimants: the second re-checks the
+            # condition after the first commits and finds `claimed_at` set.
+            done = await conn.execute(
+                "UPDATE session_steps SET claimed_at = $1 WHERE session_id = $2 AND step_id = $3 "
+                "AND result = 'allow' AND status IS NULL AND claimed_at IS NULL",
+                at,
+                session_id,
+                step_id,
+            )
+            return bool(done == "UPDATE 1")
+
+        return await self._write(claim)
 
     async def record_step_result(
         self,

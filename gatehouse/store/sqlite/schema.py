@@ -214,6 +214,7 @@ CREATE TABLE IF NOT EXISTS session_steps (
     trusted INTEGER NOT NULL DEFAULT 0,
     approval_id TEXT,
     rev INTEGER NOT NULL DEFAULT 0,
+    claimed_at REAL,
     UNIQUE (session_id, step_id)
 );
 CREATE TABLE IF NOT EXISTS shadow_policy (
@@ -252,7 +253,7 @@ CREATE TABLE IF NOT EXISTS policies (
 );
 """
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -271,6 +272,17 @@ def migrate(db: sqlite3.Connection) -> None:
         _to_5(db)
     if version < 6:
         _to_6(db)
+    if version < 7:
+        _to_7(db)
+
+
+def _to_7(db: sqlite3.Connection) -> None:
+    """Steps say when Gatehouse claimed them for execution (`claimed_at`): one call per step."""
+    with Tx(db):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(session_steps)")}
+        if "claimed_at" not in columns:
+            db.execute("ALTER TABLE session_steps ADD COLUMN claimed_at REAL")
+        db.execute("PRAGMA user_version = 7")
 
 
 def _to_6(db: sqlite3.Connection) -> None:

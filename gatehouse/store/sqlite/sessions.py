@@ -22,7 +22,7 @@ __all__ = ["SQLiteSessions"]
 _SESSION_COLUMNS = "id, tenant, identity_id, task, created_at, job_id, untrusted_size, bounded, revision"
 _STEP_COLUMNS = (
     "session_id, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, "
-    "created_at, status, output, trusted, approval_id, rev"
+    "created_at, status, output, trusted, approval_id, rev, claimed_at"
 )
 
 
@@ -43,7 +43,7 @@ def _session(row: tuple[Any, ...]) -> Session:
 
 def _step(row: tuple[Any, ...]) -> SessionStep:
     (sid, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, created_at, status,
-     output, trusted, approval_id, rev) = row  # fmt: skip
+     output, trusted, approval_id, rev, claimed_at) = row  # fmt: skip
     return SessionStep(
         session_id=sid,
         step_id=step_id,
@@ -60,6 +60,7 @@ def _step(row: tuple[Any, ...]) -> SessionStep:
         trusted=bool(trusted),
         approval_id=approval_id,
         rev=rev,
+        claimed_at=claimed_at,
     )
 
 
@@ -102,7 +103,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
             if revision is None:
                 raise ValueError(f"no session `{step.session_id}`")
             db.execute(
-                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     step.session_id,
                     step.step_id,
@@ -119,6 +120,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                     int(step.trusted),
                     step.approval_id,
                     revision,
+                    step.claimed_at,
                 ),
             )
             rows.insert_record(db, record)
@@ -197,6 +199,17 @@ class SQLiteSessions(SQLiteBase, SessionStore):
             (session_id, since),
         )
         return [_step(r) for r in found.fetchall()]
+
+    async def claim_step(self, session_id: str, step_id: str, at: float) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE session_steps SET claimed_at = ? WHERE session_id = ? AND step_id = ? "
+                "AND result = 'allow' AND status IS NULL AND claimed_at IS NULL",
+                (at, session_id, step_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(claim)
 
     async def record_step_result(
         self,
