@@ -4,7 +4,9 @@
     python scripts/gen_docs.py --check  # exit 1 when either is out of date (tests/test_docs.py)
 
 Both files are generated: edit the routes (and `gatehouse/api/openapi.py`) or the commands'
-help texts, then run this.
+help texts, then run this. The "Error codes" table of `docs/api.md` is read from the source
+(`gatehouse/api/error_codes.py`): a code raised in code appears there, and `tests/test_docs.py`
+fails until a route's table in `openapi.ERRORS` lists it (or `NOT_PER_ROUTE` says why none does).
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ def _fields(schema: dict[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else []
 
 
+def _error_codes(doc: dict[str, Any]) -> list[str]:
+    """Every error code the code base raises (read from the source, `api.error_codes.scan`),
+    with the routes whose tables above list it: a code added in code shows up here."""
+    from gatehouse.api.error_codes import catalogue, documented_codes, scan
+    from gatehouse.api.openapi import NOT_PER_ROUTE
+
+    out = [
+        "## Error codes",
+        "",
+        "Every `error.code` the server can answer, read from the source code (the `code` of each error "
+        "it raises; `*` ends a code built at run time), with its status, the modules that raise it "
+        "and the operations that list it (or why no single operation does).",
+        "",
+        "| code | status | raised in | where |",
+        "|---|---|---|---|",
+    ]
+    for code, status, modules, where in catalogue(scan(), documented_codes(doc), NOT_PER_ROUTE):
+        out.append(f"| `{code}` | {status} | {_cell(modules)} | {_cell(where)} |")
+    return [*out, ""]
+
+
 def render_api(doc: dict[str, Any]) -> str:
     schemas = doc["components"]["schemas"]
     out = [
@@ -121,6 +144,7 @@ def render_api(doc: dict[str, Any]) -> str:
                 out += ["| status | when |", "|---|---|"]
                 out += [f"| {s} | {_cell(r['description'])} |" for s, r in errors]
                 out.append("")
+    out += _error_codes(doc)
     out += ["## Schemas", ""]
     for name in sorted(schemas):
         schema = schemas[name]

@@ -1,5 +1,6 @@
 """The documentation is true: generated references are up to date, every YAML policy example
-loads, and every `gatehouse ...` command (and its options) named in README.md and docs/ exists."""
+loads, every `gatehouse ...` command (and its options) named in README.md and docs/ exists, and
+the error codes the routes list are the codes the source raises, with their statuses."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 import pytest
 import yaml
 
+from gatehouse.api.app import create_app
+from gatehouse.api.error_codes import Scan, catalogue, documented_codes, scan
+from gatehouse.api.openapi import NOT_PER_ROUTE
 from gatehouse.cli import main
+from gatehouse.config import Settings
 from gatehouse.policy import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +128,71 @@ def test_the_readme_links_to_the_docs_and_nothing_outside_the_repository() -> No
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), (page.name, target)
+
+
+# ---- error codes: the code is the source of truth, the per-route tables are checked against it
+
+
+@pytest.fixture(scope="module")
+def codes() -> tuple[Scan, dict[str, dict[str, set[int]]]]:
+    app = create_app(Settings(data_dir=Path(tempfile.mkdtemp()), metrics_port=None))
+    return scan(), documented_codes(app.openapi())
+
+
+def test_every_error_code_raised_over_http_is_listed_for_a_route_or_said_why_not(codes) -> None:
+    found, documented = codes
+    assert found.unknown_raisers == []  # a helper that takes `code=` must be named in `_HELPERS`
+    missing = sorted(
+        f"{c} ({', '.join(sorted(i.modules))})"
+        for c, i in found.codes.items()
+        if i.status is not None and c not in documented and c not in NOT_PER_ROUTE
+    )
+    assert missing == [], "add these codes to their routes in gatehouse/api/openapi.py ERRORS"
+
+
+def test_every_documented_error_code_is_raised_somewhere(codes) -> None:
+    found, documented = codes
+    stale = sorted(c for c in [*documented, *NOT_PER_ROUTE] if not found.knows(c))
+    assert stale == [], "documented codes that nothing raises any more"
+    assert not set(NOT_PER_ROUTE) & set(documented), "a code is either in a route's table or not"
+
+
+def test_a_documented_status_is_the_status_of_the_class_that_raises_the_code(codes) -> None:
+    found, documented = codes
+    wrong = sorted(
+        f"{route}: {c} listed under {sorted(statuses)}, raised as {sorted(found.codes[c].statuses)}"
+        for c, routes in documented.items()
+        if c in found.codes and found.codes[c].statuses
+        for route, statuses in routes.items()
+        if not statuses <= found.codes[c].statuses
+    )
+    assert wrong == []
+
+
+def test_the_scan_finds_a_code_added_in_code(tmp_path: Path) -> None:
+    pkg = tmp_path / "gatehouse"
+    (pkg / "control").mkdir(parents=True)
+    (pkg / "control" / "new.py").write_text(
+        "from gatehouse.errors import Conflict, NotFound\n"
+        "WHY = 'widget_busy'\n"
+        "def f(x):\n"
+        "    if x:\n"
+        "        raise NotFound('no widget', code='widget_not_found')\n"
+        "    raise Conflict('busy', code=WHY)\n"
+        "def g(x):\n"
+        "    raise NotFound(f'no {x}')\n"
+        "def h(make):\n"
+        "    make(code='hidden_code')\n"
+    )
+    found = scan(pkg)
+    assert (found.codes["widget_not_found"].statuses, found.codes["widget_busy"].statuses) == ({404}, {409})
+    assert found.codes["not_found"].modules == {"gatehouse.control.new", "gatehouse.api.errors"}
+    assert found.unknown_raisers == ["gatehouse.control.new:10: make(code=...)"]
+    rows = catalogue(found, {"widget_not_found": {"GET /w": {404}}}, {})
+    assert ("widget_not_found", "404", "control.new", "`GET /w`") in rows
+    assert (
+        "widget_busy",
+        "409",
+        "control.new",
+        "",
+    ) in rows  # not yet listed for a route: the test above fails
