@@ -63,27 +63,6 @@ def _bundle(tmp: Path, adapters: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    """A loopback TCP listener on the host, greeting whoever connects."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            conn.sendall(b"hello from the host")
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield sock.getsockname()[1]
-    sock.close()
-
-
 class _Page(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = f"page {self.server.server_address[1]}".encode()  # type: ignore[index]

@@ -11,10 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,26 +85,6 @@ def _problem() -> str | None:
 needs_bwrap = pytest.mark.skipif(
     _problem() is not None, reason=f"bubblewrap cannot sandbox on this machine: {_problem()}"
 )
-
-
-@pytest.fixture(scope="module")
-def listener() -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            conn.sendall(b"hello from the host")
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 Setup = tuple[Server, Path, dict[str, Any], dict[str, Any]]
