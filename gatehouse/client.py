@@ -139,9 +139,10 @@ class Client:
             body["session_id"] = session_id
         return StepSession.from_answer(self.request("POST", "/api/v1/sessions", body))
 
-    def session(self, session_id: str) -> dict[str, Any]:
-        """A session with its steps, their decisions and its history facts."""
-        result: dict[str, Any] = self.request("GET", f"/api/v1/sessions/{session_id}")
+    def session(self, session_id: str, *, detail: str | None = None) -> dict[str, Any]:
+        """A session with its steps, their decisions and its history facts; `detail="replay"`
+        (admins only) adds each step's params, kept output and job fields."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/sessions/{session_id}", detail=detail)
         return result
 
     def evaluate_step(

@@ -241,7 +241,11 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
         422: ("invalid_remediation",),
     },
     "POST /api/v1/sessions": {409: ("session_exists",), 404: ("job_not_found",)},
-    "GET /api/v1/sessions/{session_id}": {404: ("session_not_found",)},
+    "GET /api/v1/sessions/{session_id}": {
+        403: ("missing_role",),
+        404: ("session_not_found",),
+        422: ("invalid_detail",),
+    },
     "POST /api/v1/steps/evaluate": {
         404: ("session_not_found", "job_not_found"),
         409: ("step_conflict", "job_not_running"),

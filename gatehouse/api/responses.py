@@ -368,6 +368,13 @@ class Explanation(_Open):
 
 
 class Session(_Open):
+    """A session and its steps.
+
+    With `?detail=replay` (admins only) each step also has `params`, `output` (the kept
+    untrusted output, as kept: not redacted), `trusted` and `job` (the job fields it was judged
+    with: `tenant`, `requester_role`, and `topic`, `capability` for a step taken inside a job),
+    and the session `untrusted_bound` (characters of output it keeps)."""
+
     session_id: str
     task: str
     job_id: str | None
@@ -375,6 +382,8 @@ class Session(_Open):
     untrusted_bytes: int
     bounded: bool
     steps: list[dict[str, Any]]
+    detail: str | None = None
+    untrusted_bound: int | None = None
 
 
 class AdapterList(_Open):

@@ -441,7 +441,13 @@ def test_(file: str, fixtures: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
 @click.option("--since", default=None, help="with a URL: only decisions since (RFC 3339 or e.g. 7d)")
-@click.option("--limit", type=click.IntRange(1), default=10000, show_default=True, help="with a URL: at most")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=10000,
+    show_default=True,
+    help="with a URL: at most this many submit and as many step decisions",
+)
 @click.option("--tenant", envvar="GATEHOUSE_TENANT", default=None, help="with a URL: the tenant's log")
 @click.option(
     "--key",
@@ -463,7 +469,8 @@ def diff(
     export_path: str | None,
 ) -> None:
     """Decide every job of JOBS (--jobs), or replay every request of the decision log
-    (--decisions), under OLD and NEW; list those whose decision or rule changes.
+    (--decisions: submits, and steps with their session's params, history and kept outputs,
+    which needs an admin's key), under OLD and NEW; list those whose decision or rule changes.
 
     Exits 0 when nothing changes and 1 when something does, so CI can gate on it.
     """
@@ -555,7 +562,7 @@ def _diff_decisions(
                 f"{o['decision']} ({o['rule_id']}) -> {n['decision']} ({n['rule_id']}): {g['count']} requests"
             )
             for req in g["requests"]:
-                click.echo(f"  {req['decision_id']}  {req['tenant'] or '-'}  {req['topic']}")
+                click.echo(f"  {req['decision_id']}  {req['tenant'] or '-'}  {_request_text(req)}")
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
         click.echo(
             f"{len(result.changes)} of {result.replayed} replayed requests change decision "
@@ -568,6 +575,13 @@ def _diff_decisions(
             )
     if result.changes:
         raise click.exceptions.Exit(1)
+
+
+def _request_text(req: Mapping[str, Any]) -> str:
+    """A changed request in a group: a submit's topic; a step's target, session and step id."""
+    if req.get("stage") == "step":
+        return f"{req.get('target')}  session {req.get('session_id')} step {req.get('step_id')}"
+    return str(req.get("topic"))
 
 
 def _outcome_data(decision: str, rule_id: str) -> dict[str, Any]:

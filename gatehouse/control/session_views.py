@@ -20,25 +20,13 @@ from itertools import islice
 from typing import Any
 
 from gatehouse.domain.sessions import Session, SessionStep
+from gatehouse.domain.step_replay import history_step
 from gatehouse.domain.steps import HistoryStep, session_facts
 from gatehouse.policy import ALLOW, Provenance
 from gatehouse.policy.catalog import Catalog
 from gatehouse.store.base import SessionStore
 
 __all__ = ["SessionView", "SessionViews", "history_step"]
-
-
-def history_step(step: SessionStep) -> HistoryStep:
-    """How a stored step appears in the history later steps are judged on. A reported untrusted
-    result counts as read even when its output was not kept (bound)."""
-    reported = step.status is not None
-    return HistoryStep(
-        adapter=step.adapter,
-        action=step.action,
-        output=(step.output if step.output is not None else "") if reported else None,
-        decision=step.result,
-        trusted=step.trusted,
-    )
 
 
 def _kept(step: SessionStep) -> bool:

@@ -32,7 +32,8 @@ from gatehouse.control.decide import SCOPE_RULE, Check, DecisionPipeline
 from gatehouse.control.deps import Deps
 from gatehouse.control.incidents import Incidents
 from gatehouse.control.outputs import OutputGate
-from gatehouse.control.session_views import SessionView, SessionViews, history_step
+from gatehouse.control.session_replay import check_detail, replay_view
+from gatehouse.control.session_views import SessionView, SessionViews
 from gatehouse.control.step_approvals import StepApprovals
 from gatehouse.control.steprates import SessionRates
 from gatehouse.crypto import canonical
@@ -43,11 +44,10 @@ from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord, Verdict, make_record
 from gatehouse.domain.sessions import DEFAULT_SESSION_BOUND, Session, SessionStep, params_schema, sha256_of
 from gatehouse.domain.step_findings import provenance_of
+from gatehouse.domain.step_replay import history_step, requester_role, session_step, step_job
 from gatehouse.domain.steps import (
-    APPROVED,
     PARAM_SCHEMA_RULE,
     HistoryStep,
-    Step,
     catalog_of,
     param_problem,
     step_context,
@@ -222,16 +222,32 @@ class StepGate:
             raise NotFound(f"no session `{session_id}`", code="session_not_found")
         return s
 
-    async def show(self, who: Identity, tenant: str, session_id: str) -> dict[str, Any]:
+    async def show(
+        self, who: Identity, tenant: str, session_id: str, *, detail: str | None = None
+    ) -> dict[str, Any]:
+        """The session, its steps and their decisions; `detail="replay"` (admins only) adds what
+        judging each step again needs (`control/session_replay.py`)."""
+        # Before the lookup: a caller who may not read a replay learns nothing of the session.
+        if check_detail(detail) is not None:
+            who.require_role(
+                "admin", message=f"identity `{who.name}` needs the admin role to read a session for replay"
+            )
         s = await self.session(who, tenant, session_id)
         steps = await self.store.session_steps(s.id)
-        decisions = []
+        records = {}
         for step in steps:
             record = await self.store.decision(step.decision_id, tenant)
             if record is not None:
-                decisions.append(record.to_public())
-        return {**s.to_public(), "steps": [x.to_public() for x in steps], "decisions": decisions,
-                "history": history_facts(steps)}  # fmt: skip
+                records[step.decision_id] = record
+        answer = {
+            **s.to_public(),
+            "steps": [x.to_public() for x in steps],
+            "decisions": [r.to_public() for r in records.values()],
+            "history": history_facts(steps),
+        }
+        if detail == "replay":
+            answer.update(await replay_view(self.store, who, tenant, s, steps, records, bound=self.bound))
+        return answer
 
     async def _job(self, who: Identity, tenant: str, job_id: str) -> Job:
         job = await self.store.get_job(job_id, tenant)
@@ -377,15 +393,16 @@ class StepGate:
         """The pipeline's verdict on a step after `steps` (its session's history), with the
         session's provenance (built from `steps` when not given) and, when given, the session's
         `view` holding `steps` already converted."""
-        job_fields: dict[str, Any] = {"tenant": tenant, "requester_role": _role(who)}
-        if job is not None:
-            job_fields["topic"] = job.topic
-            if job.meta.get("capability") is not None:
-                job_fields["capability"] = job.meta["capability"]
-        if approved is not None:
-            job_fields[APPROVED] = approved
-        step = Step(adapter=adapter, action=action, params=params, job=job_fields, task=session.task,
-                    history=view.history if view is not None else history_of(steps))  # fmt: skip
+        # The same functions build a recorded step again for `policy diff --decisions`.
+        job_fields = step_job(
+            tenant=tenant,
+            requester_role=requester_role(who),
+            topic=job.topic if job is not None else None,
+            capability=job.meta.get("capability") if job is not None else None,
+            approved=approved,
+        )
+        step = session_step(session, adapter=adapter, action=action, params=params, job=job_fields,
+                            history=view.history if view is not None else history_of(steps))  # fmt: skip
         policy = self.kernel.policy
         catalog = catalog_of(policy)
         ctx = step_context(
@@ -528,10 +545,3 @@ class StepGate:
         self.metrics.output_decisions.labels(judged.decision).inc()
         visible = None if judged.decision == "quarantine" else judged.redacted
         return StepResult(session=session, step=done, verdict=judged, output=visible)
-
-
-def _role(who: Identity) -> str:
-    for role in ("agent", "admin"):
-        if role in who.roles:
-            return role
-    return who.roles[0] if who.roles else "agent"

@@ -117,3 +117,10 @@ class SessionStep:
             "status": self.status,
             "approval_id": self.approval_id,
         }
+
+    def to_replay(self) -> dict[str, Any]:
+        """`to_public` with what judging the step again needs (`?detail=replay`, admins only):
+        its params as the agent sent them, and its result as kept: `output` is the untrusted
+        output held for provenance (null when trusted, past the session's bound, or not
+        reported), `trusted` what the catalog said of the action when the result came."""
+        return {**self.to_public(), "params": self.params, "output": self.output, "trusted": self.trusted}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
@@ -25,10 +25,21 @@ async def open_session(body: SessionIn, request: Request, who: Limited) -> Respo
     return json_response({**session.to_public(), "steps": []}, 201)
 
 
+_DETAIL = Query(
+    description="`replay` (admins only): each step also carries its `params`, its kept untrusted "
+    "`output`, `trusted` and the `job` fields it was judged with, for `gatehouse policy diff "
+    "--decisions`; each such read is audited (`session.replay_read`)",
+    max_length=64,
+)
+
+
 @router.get("/sessions/{session_id}")
-async def get_session(session_id: str, request: Request, who: Auth) -> Response:
+async def get_session(
+    session_id: str, request: Request, who: Auth, detail: Annotated[str | None, _DETAIL] = None
+) -> Response:
+    """A session, its steps and their decisions; `?detail=replay` for what replaying them needs."""
     gate = request.app.state.plane.step_gate
-    return json_response(await gate.show(who.identity, who.tenant, session_id))
+    return json_response(await gate.show(who.identity, who.tenant, session_id, detail=detail))
 
 
 @router.post("/steps/evaluate")
