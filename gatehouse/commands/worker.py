@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -203,6 +204,44 @@ def worker(
             jail.close()
 
 
+class _Leases:
+    """Keeps the leases of a batch alive while its jobs wait and run: a handler may take longer
+    than a lease (a sandboxed one up to its wall-clock bound), and a lease that lapses hands the
+    job to another worker while this one still runs it. A thread renews every unfinished job's
+    lease each third of a lease, on a client of its own."""
+
+    def __init__(self, url: str, key: str, lease_seconds: int, job_ids: Iterable[str]) -> None:
+        self.client = Client(url, api_key=key)
+        self.lease_seconds = lease_seconds
+        self.pending = set(job_ids)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gatehouse-worker-leases", daemon=True)
+
+    def __enter__(self) -> _Leases:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def done(self, job_id: str) -> None:
+        with self._lock:
+            self.pending.discard(job_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(self.lease_seconds / 3, 0.2)):
+            with self._lock:
+                waiting = sorted(self.pending)
+            for job_id in waiting:
+                try:
+                    self.client.heartbeat(job_id, lease_seconds=self.lease_seconds)
+                except (ApiError, OSError) as exc:  # lost (cancelled, contained): the result says so
+                    log.warning("job %s: lease not renewed: %s", job_id, exc)
+                    self.done(job_id)
+
+
 def _serve(
     url: str,
     key: str,
@@ -234,27 +273,34 @@ def _serve(
             continue
         if not jobs and once:
             return
-        for job in jobs:
-            fn = next((f for g, f in routes if g.matches(job["topic"])), None)
-            try:
-                if fn is None:
-                    raise LookupError(f"no handler for topic `{job['topic']}`")
-                client.heartbeat(job["job_id"], lease_seconds=lease_seconds)
-                output = fn(job)
-                client.result(job["job_id"], status="succeeded", output=output)
-                log.info("job %s succeeded", job["job_id"])
-            except ApiError as exc:
-                log.warning("job %s: server refused: %s", job["job_id"], exc)
-            except Exception as exc:
-                # The agent reads the result: it gets an error id, this log gets the traceback.
-                failure: HandlerFailure = (
-                    sandbox_failed(log, job["job_id"], exc.event)
-                    if isinstance(exc, _Stopped)
-                    else handler_failed(log, job["job_id"], exc)
-                )
-                try:
-                    client.result(
-                        job["job_id"], status="failed", error=failure.message, output=failure.output()
-                    )
-                except ApiError as report:
-                    log.warning("could not report failure of %s: %s", job["job_id"], report)
+        with _Leases(url, key, lease_seconds, (j["job_id"] for j in jobs)) as leases:
+            for job in jobs:
+                _run_job(client, routes, job, lease_seconds)
+                leases.done(job["job_id"])
+
+
+def _run_job(
+    client: Client, routes: list[tuple[Any, Handler]], job: dict[str, Any], lease_seconds: int
+) -> None:
+    """Run one leased job's handler and report its result (a failure as an error id)."""
+    fn = next((f for g, f in routes if g.matches(job["topic"])), None)
+    try:
+        if fn is None:
+            raise LookupError(f"no handler for topic `{job['topic']}`")
+        client.heartbeat(job["job_id"], lease_seconds=lease_seconds)
+        output = fn(job)
+        client.result(job["job_id"], status="succeeded", output=output)
+        log.info("job %s succeeded", job["job_id"])
+    except ApiError as exc:
+        log.warning("job %s: server refused: %s", job["job_id"], exc)
+    except Exception as exc:
+        # The agent reads the result: it gets an error id, this log gets the traceback.
+        failure: HandlerFailure = (
+            sandbox_failed(log, job["job_id"], exc.event)
+            if isinstance(exc, _Stopped)
+            else handler_failed(log, job["job_id"], exc)
+        )
+        try:
+            client.result(job["job_id"], status="failed", error=failure.message, output=failure.output())
+        except ApiError as report:
+            log.warning("could not report failure of %s: %s", job["job_id"], report)

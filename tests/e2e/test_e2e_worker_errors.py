@@ -63,3 +63,27 @@ def test_a_handler_exception_reaches_the_agent_as_an_error_id(server: Server, tm
     # The worker's log has the whole story under that id, for whoever runs the worker.
     logged = proc.stderr[proc.stderr.index(error["error_id"]) :]
     assert "Traceback" in logged and SECRET in logged
+
+
+def test_a_handler_longer_than_its_lease_keeps_the_job(server: Server, tmp_path: Path) -> None:
+    # A lease of 2 s and a handler of 6 s: without renewals the server hands the job out again
+    # (to this worker's next lease, or another's) and refuses this worker's result.
+    (tmp_path / "slow_handlers.py").write_text(
+        "import time\n\ndef slow(job):\n    time.sleep(6)\n    return 'done'\n"
+    )
+    agent = server.identity("lease-agent", roles=["agent"], topics=["job.slowlease.**"])
+    worker = server.identity("lease-worker", roles=["worker"], topics=["job.slowlease.**"])
+    with server.client(agent["api_key"]) as c:
+        job_id = c.post("/api/v1/jobs", json={"topic": "job.slowlease.run", "prompt": "go"}).json()["job_id"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "gatehouse", "worker", "--url", server.url, "--key", worker["api_key"],
+         "--topics", "job.slowlease.**", "--handler", "slow_handlers:slow", "--lease-seconds", "2", "--once"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ,
+             "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "refused" not in proc.stderr and "not renewed" not in proc.stderr, proc.stderr
+    job = server.wait_status(job_id, {"succeeded"}, key=agent["api_key"])
+    assert job["result"] == "done" or job["result"]["output"] == "done", job
+    assert job["attempts"] == 1  # leased once: never handed out again
