@@ -25,7 +25,7 @@ This reads files, so it runs where the docs are built and checked (`scripts/gen_
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,6 @@ __all__ = ["PACKAGE", "RaisedCode", "Scan", "catalogue", "documented_codes", "sc
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
-# Helpers that take a `code=` and raise it as this error class.
-_HELPERS: Mapping[str, type[E.GatehouseError]] = {
-    "moved_or_conflict": E.Conflict,  # control/lookup.py
-    "check_request": E.BadRequest,  # domain/requests.py
-    "require_role": E.Forbidden,  # domain/identity.py
-}
 # Calls that take a `code=` that is no Gatehouse error code (JSON-RPC error objects of the MCP
 # gateway; a sandboxed handler's failure record).
 _NOT_ERRORS = frozenset({"ErrorData", "HandlerFailure", "JSONRPCError"})
@@ -74,27 +68,61 @@ class Scan:
         return code in self.codes or any(code.startswith(p[:-1]) for p in self.patterns)
 
 
-def _error_classes() -> dict[str, type[E.GatehouseError]]:
-    """Every subclass of `GatehouseError`, by name, once the modules that define them are
-    imported (the app imports every layer that answers a request)."""
-    import gatehouse.api.app
-    import gatehouse.guard  # noqa: F401  (the SDK's errors)
+@dataclass(frozen=True)
+class _ErrorClass:
+    status: int  # what `api.errors.status_for` answers for it
+    code: str  # its class attribute (a raise without `code=` carries it)
 
-    out: dict[str, type[E.GatehouseError]] = {}
-    stack: list[type[E.GatehouseError]] = [E.GatehouseError]
-    while stack:
-        cls = stack.pop()
-        out.setdefault(cls.__name__, cls)
-        stack.extend(cls.__subclasses__())
+
+def _status(cls: type[E.GatehouseError]) -> int:
+    return status_for(cls.__new__(cls))
+
+
+# Helpers that take a `code=` and raise it as this error class.
+_HELPERS: Mapping[str, _ErrorClass] = {
+    "moved_or_conflict": _ErrorClass(_status(E.Conflict), E.Conflict.code),  # control/lookup.py
+    "check_request": _ErrorClass(_status(E.BadRequest), E.BadRequest.code),  # domain/requests.py
+    "require_role": _ErrorClass(_status(E.Forbidden), E.Forbidden.code),  # domain/identity.py
+}
+
+
+def _base(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _error_classes(trees: Iterable[ast.Module]) -> dict[str, _ErrorClass]:
+    """Every error class of the package, by name: the tree of `gatehouse.errors`, and every class
+    the source derives from one of them (read from the source, not from what happens to be
+    imported: an optional driver's errors count though its module is not loaded)."""
+    out = {
+        name: _ErrorClass(_status(cls), cls.code)
+        for name, cls in vars(E).items()
+        if isinstance(cls, type) and issubclass(cls, E.GatehouseError)
+    }
+    defs = [n for tree in trees for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name not in out]
+    grew = True
+    while grew:  # a class may derive from one defined later, or in another module
+        grew = False
+        for node in defs:
+            if node.name in out:
+                continue
+            base = next((out[b] for b in map(_base, node.bases) if b in out), None)
+            if base is None:
+                continue
+            own = next(
+                (
+                    st.value.value
+                    for st in node.body
+                    if isinstance(st, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "code" for t in st.targets)
+                    and isinstance(st.value, ast.Constant)
+                    and isinstance(st.value.value, str)
+                ),
+                None,
+            )
+            out[node.name] = _ErrorClass(base.status, own or base.code)
+            grew = True
     return out
-
-
-def _status(cls: type[E.GatehouseError]) -> int | None:
-    try:
-        exc = cls.__new__(cls)
-    except TypeError:  # pragma: no cover - every error class is a plain exception
-        return None
-    return status_for(exc)
 
 
 def _callee(node: ast.Call) -> str | None:
@@ -153,7 +181,8 @@ def _files(root: Path) -> Iterator[Path]:
 
 def scan(root: Path = PACKAGE) -> Scan:
     """Every error code raised in the package at `root` (see the module docstring)."""
-    classes = _error_classes()
+    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in _files(root)}
+    classes = _error_classes(trees.values())
     codes: dict[str, RaisedCode] = {}
     patterns: dict[str, RaisedCode] = {}
     unknown: list[str] = []
@@ -162,12 +191,10 @@ def scan(root: Path = PACKAGE) -> Scan:
         item = table.setdefault(code, RaisedCode(code))
         item.raisers.add(raiser)
         item.modules.add(module)
-        cls = classes.get(raiser) or _HELPERS.get(raiser)
-        status = _status(cls) if cls is not None and not module.startswith(_OFF_HTTP) else None
-        if status is not None:
-            item.statuses.add(status)
+        known = classes.get(raiser) or _HELPERS.get(raiser)
+        if known is not None and not module.startswith(_OFF_HTTP):
+            item.statuses.add(known.status)
 
-    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in _files(root)}
     # Error classes whose constructor builds the code (`BundleRefused`: `bundle_<reason>`): a
     # call without `code=` raises the built one, not the class attribute.
     dynamic = {

@@ -343,6 +343,7 @@ NOT_PER_ROUTE: dict[str, str] = {
             "bad_classifier_pattern",
             "sandbox_unavailable",
             "invalid_ttl",
+            "schema_too_new",
         ),
         _STARTUP,
     ),
