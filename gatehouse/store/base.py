@@ -440,7 +440,8 @@ class ShadowStore(ABC):
     async def shadow_policy(self) -> PolicyRow | None: ...
 
     @abstractmethod
-    async def add_disagreement(self, d: Disagreement) -> None: ...
+    async def add_disagreements(self, found: Sequence[Disagreement]) -> None:
+        """Store disagreements (a batch the shadow gathered), in one transaction."""
 
     @abstractmethod
     async def disagreements(

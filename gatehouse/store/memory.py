@@ -559,9 +559,9 @@ class MemoryStore(MemoryBrokerConcerns, Store):
     async def shadow_policy(self) -> PolicyRow | None:
         return copy.deepcopy(self._shadow)
 
-    async def add_disagreement(self, d: Disagreement) -> None:
+    async def add_disagreements(self, found: Sequence[Disagreement]) -> None:
         await self._turn()
-        self._disagreements.append(d)
+        self._disagreements.extend(found)
 
     async def disagreements(
         self, *, shadow_snapshot: str | None = None, tenant: str | None = None, limit: int = 100

@@ -44,9 +44,8 @@ async def test_one_shadow_bundle_replaced_and_removed(store: Store) -> None:
 
 async def test_disagreements_newest_first_filtered_and_limited(store: Store) -> None:
     for i in range(5):
-        await store.add_disagreement(disagreement(i))
-    await store.add_disagreement(disagreement(5, shadow="s2"))
-    await store.add_disagreement(disagreement(6, tenant="acme"))
+        await store.add_disagreements([disagreement(i)])
+    await store.add_disagreements([disagreement(5, shadow="s2"), disagreement(6, tenant="acme")])
     assert [d.decision_id for d in await store.disagreements(shadow_snapshot="s1", limit=3)] == [
         "dec_6",
         "dec_4",
@@ -65,7 +64,7 @@ async def test_sqlite_shadow_survives_a_restart(tmp_path: Path, audit_key: Signi
     first = SQLiteStore(path=path, audit_key=audit_key)
     await first.open()
     await first.set_shadow_policy(row("s1"))
-    await first.add_disagreement(disagreement(1))
+    await first.add_disagreements([disagreement(1)])
     await first.close()
     again = SQLiteStore(path=path, audit_key=audit_key)
     await again.open()

@@ -153,6 +153,7 @@ async def shadow_diff(
     if shadow is None:
         raise NotFound("no shadow bundle is installed", code="no_shadow_policy")
     tenant = None if who.identity.is_global_admin else who.tenant
+    await request.app.state.plane.shadow.drain()  # this replica's gathered ones, written first
     found = await request.app.state.plane.store.disagreements(
         shadow_snapshot=shadow.policy.snapshot, tenant=tenant, limit=limit
     )

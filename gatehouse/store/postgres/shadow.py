@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from gatehouse.domain.shadow import Disagreement
@@ -41,12 +43,14 @@ class PostgresShadow(PostgresBase, ShadowStore):
         return PolicyRow(snapshot=snapshot, text=text, signature=rows.loads(signature) if signature else None,
                          serial=serial, installed_at=installed_at, installed_by=installed_by)  # fmt: skip
 
-    async def add_disagreement(self, d: Disagreement) -> None:
+    async def add_disagreements(self, found: Sequence[Disagreement]) -> None:
+        rows = [tuple(values(d)) for d in found]
+
         async def add(conn: asyncpg.Connection) -> None:
-            await conn.execute(
+            await conn.executemany(
                 f"INSERT INTO shadow_disagreements ({COLUMNS}) "
                 "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-                *values(d),
+                rows,
             )
 
         await self._write(add)

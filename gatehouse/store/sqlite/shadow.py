@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from gatehouse.domain.shadow import Disagreement
@@ -52,10 +53,11 @@ class SQLiteShadow(SQLiteBase, ShadowStore):
         return PolicyRow(snapshot=snapshot, text=text, signature=rows.loads(signature) if signature else None,
                          serial=serial, installed_at=installed_at, installed_by=installed_by)  # fmt: skip
 
-    async def add_disagreement(self, d: Disagreement) -> None:
+    async def add_disagreements(self, found: Sequence[Disagreement]) -> None:
+        rows = [values(d) for d in found]
         await self._write(
-            lambda db: db.execute(
-                f"INSERT INTO shadow_disagreements ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values(d)
+            lambda db: db.executemany(
+                f"INSERT INTO shadow_disagreements ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
             )
         )
 
