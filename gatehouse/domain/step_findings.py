@@ -28,21 +28,10 @@ from gatehouse.ingress.canon import canon_labels
 from gatehouse.ingress.classify import Classifier
 from gatehouse.output import get_detector
 from gatehouse.policy import ALLOW, Provenance, detected, detections_of, host_of
-from gatehouse.policy.model import Condition, Rule
+from gatehouse.policy.model import SECRET_DETECTORS, Condition, Rule
 
 __all__ = ["SECRET_DETECTORS", "param_findings", "provenance_of", "untrusted_checks"]
 
-# The detectors whose finding in a step's params means a credential is about to leave.
-SECRET_DETECTORS = (
-    "private_key",
-    "aws_access_key",
-    "aws_secret_key",
-    "github_token",
-    "slack_token",
-    "jwt",
-    "generic_api_key",
-    "password",
-)
 _URL = get_detector("url")
 _MAX_DEPTH = 32
 

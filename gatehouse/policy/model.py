@@ -21,6 +21,7 @@ __all__ = [
     "LEAF_OPS",
     "OUTPUT_DECISIONS",
     "REQUIRE_APPROVAL",
+    "SECRET_DETECTORS",
     "STEP_CONTEXT",
     "STEP_DETECTORS",
     "TREE_OPS",
@@ -127,8 +128,8 @@ STEP_CONTEXT = ContextSchema(
 
 CONTEXTS: Mapping[str, ContextSchema] = {"job": JOB_CONTEXT, "step": STEP_CONTEXT}
 
-# Output detectors a bundle may name; `gatehouse.output` implements them.
-DETECTORS = (
+# The output detectors that find a credential (a finding in a step's params: one is leaving).
+SECRET_DETECTORS = (
     "private_key",
     "aws_access_key",
     "aws_secret_key",
@@ -137,6 +138,10 @@ DETECTORS = (
     "jwt",
     "generic_api_key",
     "password",
+)
+# Output detectors a bundle may name; `gatehouse.output` implements them.
+DETECTORS = (
+    *SECRET_DETECTORS,
     "email",
     "credit_card",
     "phone",
