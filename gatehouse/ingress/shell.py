@@ -43,6 +43,12 @@ _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
 # expansion, escape, pipe or redirection. A text with none of them needs no parse.
 _SHELLISH = re.compile(r"[$`\\\"'|<>]|\s-[ce]\b")
 _IFS = re.compile(r"\$(?:\{IFS\}|IFS\b)")
+# Characters outside the Basic Multilingual Plane (4 bytes in UTF-8: emoji, rare CJK, ...).
+# tree-sitter-bash 0.25 reads past its buffer on a `{` followed by one (a SIGSEGV on Linux that
+# kills the whole server: tree-sitter/tree-sitter-bash#337, open). To the shell such a
+# character is only ever part of a word, so the parser is given U+FFFD in its place; the
+# patterns still read the text as written.
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})
 _CODE_FLAGS = {
     "python": "-c",
@@ -96,7 +102,7 @@ class _Unfolder:
             return
         # `$IFS` is a field separator wherever it stands; the grammar does not always see the
         # second one in `rm$IFS-rf$IFS/`, so it is replaced before parsing.
-        source = _IFS.sub(" ", text).encode("utf-8", "surrogatepass")
+        source = _ASTRAL.sub("\ufffd", _IFS.sub(" ", text)).encode("utf-8", "surrogatepass")
         tree = _PARSER.parse(source)
         self.node(tree.root_node, source, depth)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from gatehouse.ingress.shell import MAX_UNFOLD_CHARS, might_hide_commands, unfold
@@ -72,3 +77,28 @@ def test_text_in_front_cannot_swallow_a_command() -> None:
     # An unclosed quote or a lone `$` on the line before must not hide the next line's command.
     for prefix in ("$", "'", '"', "`", "$(", "cat <<EOF"):
         assert "rm -rf /" in unfold(f"{prefix}\necho cm0gLXJmIC8= | base64 -d | sh").splitlines()
+
+
+_CRASHER = """
+import random, sys
+from gatehouse.ingress.shell import unfold
+rnd = random.Random(int(sys.argv[1]))
+for _ in range(20000):
+    pre = "".join(rnd.choice("ab {}$'\\"\\n;") for _ in range(rnd.randint(0, 6)))
+    tail = (rnd.choice(["x", " ", chr(rnd.randint(0x10000, 0x10FFFF)), chr(rnd.randint(0x80, 0xFFFF))])
+            for _ in range(rnd.randint(1, 6)))
+    unfold(pre + "{" + "".join(tail) + " | sh")
+"""
+
+
+def test_a_brace_before_an_astral_character_does_not_crash_the_process() -> None:
+    # tree-sitter-bash 0.25 reads past its buffer on `{` followed by a 4-byte UTF-8 character: a
+    # SIGSEGV that took the whole process (the server) down in about 70% of runs of this
+    # script. In subprocesses, so that a crash fails this test instead of ending the suite.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for seed in range(5):
+        run = subprocess.run(
+            [sys.executable, "-c", _CRASHER, str(seed)], env=env, capture_output=True, timeout=120
+        )
+        assert run.returncode == 0, (seed, run.returncode, run.stderr[-500:])
+    assert "rm -rf /" in unfold("{ rm -rf /; } # \U0001f600")
