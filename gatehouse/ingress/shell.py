@@ -48,7 +48,7 @@ _IFS = re.compile(r"\$(?:\{IFS\}|IFS\b)")
 # kills the whole server: tree-sitter/tree-sitter-bash#337, open). To the shell such a
 # character is only ever part of a word, so the parser is given U+FFFD in its place; the
 # patterns still read the text as written.
-_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})
 _CODE_FLAGS = {
     "python": "-c",
