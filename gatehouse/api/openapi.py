@@ -97,6 +97,18 @@ _ALSO: dict[str, tuple[int, str]] = {
 
 # The codes an operation raises itself, by status (authentication, rate limits and body errors
 # are added to every operation that has them).
+# What a bundle install refuses with, live or shadow (the same verification).
+_BUNDLE_REFUSED = (
+    "policy_invalid",
+    "invalid_bundle",
+    "bundle_unsigned",
+    "bundle_malformed_signature",
+    "bundle_unknown_key",
+    "bundle_bad_signature",
+    "bundle_expired",
+    "bundle_not_yet_valid",
+    "bundle_rollback",
+)
 ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "POST /api/v1/jobs": {
         # A decision to deny (a rule, a fail-closed kernel, a containment) is `denied`; the
@@ -125,31 +137,11 @@ ERRORS: dict[str, dict[int, tuple[str, ...]]] = {
     "GET /api/v1/policy": {404: ("no_policy",)},
     "PUT /api/v1/policy": {
         403: ("missing_role",),
-        422: (
-            "policy_invalid",
-            "invalid_bundle",
-            "bundle_unsigned",
-            "bundle_malformed_signature",
-            "bundle_unknown_key",
-            "bundle_bad_signature",
-            "bundle_expired",
-            "bundle_not_yet_valid",
-            "bundle_rollback",
-        ),
+        422: _BUNDLE_REFUSED,
     },
     "PUT /api/v1/policy/shadow": {
         403: ("missing_role", "global_admin_required"),
-        422: (
-            "policy_invalid",
-            "invalid_bundle",
-            "bundle_unsigned",
-            "bundle_malformed_signature",
-            "bundle_unknown_key",
-            "bundle_bad_signature",
-            "bundle_expired",
-            "bundle_not_yet_valid",
-            "bundle_rollback",
-        ),
+        422: _BUNDLE_REFUSED,
     },
     "GET /api/v1/policy/shadow": {403: ("missing_role",), 404: ("no_shadow_policy",)},
     "DELETE /api/v1/policy/shadow": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gatehouse.client import Client
-from gatehouse.commands._http import client_options, emit, json_option, table
+from gatehouse.commands._http import client_options, emit, json_option, more, table
 
 COLUMNS = [
     ("DECISION", "decision_id"),
@@ -50,8 +50,7 @@ def list_(
         emit(page)
         return
     table(page["decisions"], COLUMNS, empty="no decisions")
-    if page.get("next_cursor"):
-        click.echo(f"more: --cursor {page['next_cursor']}", err=True)
+    more(page)
 
 
 @decisions.command("show")

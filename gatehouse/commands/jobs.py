@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gatehouse.client import Client
-from gatehouse.commands._http import client_options, emit, json_option, table
+from gatehouse.commands._http import client_options, emit, json_option, more, table
 
 COLUMNS = [
     ("JOB", "job_id"),
@@ -37,8 +37,7 @@ def list_(
         emit(page)
         return
     table(page["jobs"], COLUMNS, empty="no jobs")
-    if page.get("next_cursor"):
-        click.echo(f"more: --cursor {page['next_cursor']}", err=True)
+    more(page)
 
 
 @jobs.command("show")
