@@ -6,6 +6,12 @@ whose connection drops for a moment gets, when it is back, the wake-ups publishe
 `identity.revoked` are broadcasts on core NATS: a replica that misses one catches up through
 its periodic check of the store (the store stays the source of truth, `bus.base`).
 
+A wake-up is a hint (its handlers read the store, not the payload), so the publisher does not wait
+for JetStream's ack: `publish` hands it to a per-subject pump and returns, and the wake-ups given
+while one is being acknowledged collapse into one that follows it (the latest payload). Under load
+that is one acknowledged publish per round trip to the server instead of one per submit, and
+the schedulers wake once for the lot.
+
 Subjects are prefixed (`gatehouse.` by default) so several deployments can share a server.
 Handlers run as tasks, apart from the connection's reader and from each other; publishing never
 raises (a notification is best effort) and drops what it is given after `close`. Only this
@@ -64,6 +70,9 @@ class NatsBus(Bus):
         self._js: JetStreamContext | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = True
+        # Durable wake-ups waiting for the pump of their subject (the latest payload per subject).
+        self._pending: dict[str, bytes] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
 
     async def open(self) -> None:
         try:
@@ -110,7 +119,11 @@ class NatsBus(Bus):
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
+        pumps = [t for t in self._pumps.values() if not t.done()]
+        if pumps:
+            # The wake-ups given before close still go out (bounded: the server may be gone).
+            await asyncio.wait(pumps, timeout=_PUBLISH_TIMEOUT)
+        for task in [*self._tasks, *pumps]:
             task.cancel()
         self._tasks.clear()
         nc, self._nc, self._js = self._nc, None, None
@@ -142,14 +155,33 @@ class NatsBus(Bus):
             log.debug("bus down: not publishing %s", subject)
             return
         payload = orjson.dumps(data)
+        if subject in DURABLE_SUBJECTS:
+            self._pending[subject] = payload
+            if subject not in self._pumps:
+                self._pumps[subject] = asyncio.create_task(self._pump(subject))
+            return
         try:
-            if subject in DURABLE_SUBJECTS:
-                await self._js.publish(self.prefix + subject, payload, timeout=_PUBLISH_TIMEOUT)
-            else:
-                await self._nc.publish(self.prefix + subject, payload)
+            await self._nc.publish(self.prefix + subject, payload)
         except Exception as exc:
-            # The subscribers poll the store: a lost wake-up delays work by one poll interval.
             log.warning("bus publish on %s failed: %s", subject, exc)
+
+    async def _pump(self, subject: str) -> None:
+        """Publish `subject`'s pending wake-up until none is left, one ack at a time."""
+        try:
+            while (payload := self._pending.pop(subject, None)) is not None:
+                js = self._js
+                if js is None or self._nc is None or not self._nc.is_connected:
+                    # While the client reconnects a publish would wait out its ack timeout; the
+                    # subscribers poll the store meanwhile.
+                    log.debug("bus down: not publishing %s", subject)
+                    continue
+                try:
+                    await js.publish(self.prefix + subject, payload, timeout=_PUBLISH_TIMEOUT)
+                except Exception as exc:
+                    # The subscribers poll the store: a lost wake-up delays work by one poll interval.
+                    log.warning("bus publish on %s failed: %s", subject, exc)
+        finally:
+            self._pumps.pop(subject, None)
 
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
         if self._nc is None or self._js is None:

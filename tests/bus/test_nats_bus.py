@@ -55,6 +55,32 @@ async def test_messages_cross_between_two_connections() -> None:
     assert await a.ping() == "bus disconnected"
 
 
+async def test_a_burst_of_wake_ups_wakes_the_subscribers_once_with_the_latest() -> None:
+    # A wake-up is a hint: fifty submits in a burst cost one acknowledged publish, not fifty.
+    url = services.nats().url
+    a, b = NatsBus(url=url), NatsBus(url=url)
+    await a.open()
+    await b.open()
+    try:
+        got: list[dict[str, Any]] = []
+        last = asyncio.Event()
+
+        async def handler(data: dict[str, Any]) -> None:
+            got.append(data)
+            if data["job_id"] == "job_49":
+                last.set()
+
+        await b.subscribe(JOBS_QUEUED, handler)
+        for i in range(50):
+            await a.publish(JOBS_QUEUED, {"job_id": f"job_{i}", "topic": "job.demo.echo"})
+        await asyncio.wait_for(last.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert 1 <= len(got) < 10 and got[-1] == {"job_id": "job_49", "topic": "job.demo.echo"}
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_bus_that_is_not_there_is_unavailable() -> None:
     bus = NatsBus(url=f"nats://127.0.0.1:{free_port()}", connect_timeout=1)
     with pytest.raises(Unavailable) as down:

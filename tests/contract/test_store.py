@@ -18,7 +18,7 @@ from store_backends import CHECKPOINT_EVERY
 
 from gatehouse.audit.binding import job_digest, verify_rows
 from gatehouse.audit.chain import GENESIS
-from gatehouse.audit.events import AuditEvent
+from gatehouse.audit.events import AuditEvent, current_actor, current_request_id
 from gatehouse.audit.verify import verify_store
 from gatehouse.crypto import SigningKey
 from gatehouse.domain import states
@@ -210,6 +210,25 @@ async def test_an_idempotency_key_is_mapped_once_under_concurrency(store: Store)
     assert len(page.decisions) == 1
     submitted_entries = [e for e in await store.audit_entries("tenant:t1") if e.type == "job.submitted"]
     assert len(submitted_entries) == 1
+
+
+async def test_jobs_submitted_together_are_audited_as_their_own_requests(store: Store) -> None:
+    # A driver may write concurrent submits in one transaction (PostgreSQL does): each entry
+    # still names the actor and request that made it, and a duplicate refuses only itself.
+    async def submit(n: int) -> Job:
+        current_actor.set(f"idn-{n}")
+        current_request_id.set(f"req-{n}")
+        return await submitted(store, n % 6)  # 6..7 repeat 0..1: duplicates in the same burst
+
+    results = await asyncio.gather(*(submit(n) for n in range(8)), return_exceptions=True)
+    assert sorted(r.id for r in results if isinstance(r, Job)) == [f"job-{n}" for n in range(6)]
+    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Job))
+    entries = [e for e in await store.audit_entries("tenant:t1") if e.type == "job.submitted"]
+    assert sorted(e.data["job_id"] for e in entries) == [f"job-{n}" for n in range(6)]
+    for e in entries:
+        n = int(e.data["job_id"].removeprefix("job-"))
+        assert (e.actor, e.request_id) in {(f"idn-{n}", f"req-{n}"), (f"idn-{n + 6}", f"req-{n + 6}")}
+    assert len({(e.actor, e.request_id) for e in entries}) == 6
 
 
 async def test_list_jobs_pages_filters_and_tenant(store: Store) -> None:

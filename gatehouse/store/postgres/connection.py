@@ -13,6 +13,7 @@ reconnects on its own when the database is back, so a replica recovers without a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +37,8 @@ __all__ = ["PostgresBase"]
 log = logging.getLogger("gatehouse.store")
 
 T = TypeVar("T")
+# Audit events and the context of the request that made them (None: the current one).
+_Group = tuple[contextvars.Context | None, Sequence[AuditEvent]]
 
 # pg_advisory_xact_lock key of sealing ("gh-seal!"): one replica signs roots at a time.
 _SEAL_LOCK = 0x67682D7365616C21
@@ -187,6 +190,13 @@ class PostgresBase:
 
     async def _append_audit(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
         """Chain `events` onto their streams inside the caller's transaction, the heads locked."""
+        await self._append_audit_groups(conn, [(None, events)])
+
+    async def _append_audit_groups(self, conn: asyncpg.Connection, groups: Sequence[_Group]) -> None:
+        """`_append_audit` for the writes of a group commit (`group`): each group's events are
+        chained in the context of the request that made them (the actor and request id an entry
+        records are context variables), all under one lock of the heads."""
+        events = [e for _, evs in groups for e in evs]
         if not events or not self.writer.enabled:
             return
         sink = await _sink.lock_heads(conn, (e.stream for e in events))
@@ -206,7 +216,11 @@ class PostgresBase:
         # The writer is synchronous: nothing else runs on this loop while it chains, and its
         # journal is trimmed when the block ends.
         with self.writer.atomic():
-            self.writer.append(events, sink)
+            for context, evs in groups:
+                if context is None:
+                    self.writer.append(evs, sink)
+                else:
+                    context.run(self.writer.append, evs, sink)
         await _sink.flush(conn, sink)
 
     async def _seal_now(self, *, final: bool = False) -> list[Checkpoint]:

@@ -12,7 +12,9 @@ back and the job stays where it was.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import asyncpg
 
@@ -28,6 +30,7 @@ from gatehouse.store.base import JobPage, JobStore
 from gatehouse.store.postgres import rows as pgrows
 from gatehouse.store.postgres.approvals import approval_ops
 from gatehouse.store.postgres.connection import PostgresBase
+from gatehouse.store.postgres.group import GroupCommit
 from gatehouse.store.sqlite import rows
 
 __all__ = ["PostgresJobs"]
@@ -43,23 +46,44 @@ class _Abort(Exception):
     """Raised inside a transaction to roll it back and answer "did not happen"."""
 
 
-class PostgresJobs(PostgresBase, JobStore):
-    async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
-        async def insert(conn: asyncpg.Connection) -> Job:
-            seq = await pgrows.insert_job(conn, job)
-            await pgrows.insert_record(conn, record)
-            if approval is not None:
-                await pgrows.insert_approval(conn, approval)
-            await self._append_audit(conn, [job_submitted_event(job), *decision_event(record)])
-            return job.evolve(seq=seq)
+class _NewJob(NamedTuple):
+    job: Job
+    record: DecisionRecord
+    approval: Approval | None
+    context: contextvars.Context  # the submitting request's (its audit entries' actor, request id)
 
+
+class PostgresJobs(PostgresBase, JobStore):
+    _new_jobs: GroupCommit[_NewJob, Job] | None = None
+
+    async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
+        if self._new_jobs is None:
+            # A duplicate key fails the batch; each job then goes alone, for its own answer.
+            self._new_jobs = GroupCommit(self._insert_jobs, alone=(asyncpg.UniqueViolationError,))
         try:
-            return await self._write(insert)
+            return await self._new_jobs(_NewJob(job, record, approval, contextvars.copy_context()))
         except asyncpg.UniqueViolationError as exc:
             # The unique indexes hold across replicas: one id, one (identity, idempotency key).
             raise Conflict(
                 f"job conflicts with a stored one: {exc.constraint_name}", code="duplicate_job"
             ) from None
+
+    async def _insert_jobs(self, new: list[_NewJob]) -> list[Job]:
+        """One transaction for the jobs submitted together (`group`): their rows, their submit
+        decisions and approvals, their audit entries."""
+
+        async def insert(conn: asyncpg.Connection) -> list[Job]:
+            seqs = await pgrows.insert_jobs(conn, [n.job for n in new])
+            await pgrows.insert_records(conn, [n.record for n in new])
+            approvals = [n.approval for n in new if n.approval is not None]
+            if approvals:
+                await pgrows.insert_approvals(conn, approvals)
+            await self._append_audit_groups(
+                conn, [(n.context, [job_submitted_event(n.job), *decision_event(n.record)]) for n in new]
+            )
+            return [n.job.evolve(seq=seqs[n.job.id]) for n in new]
+
+        return await self._write(insert)
 
     async def get_job(self, job_id: str, tenant: str | None = None) -> Job | None:
         if tenant is None:

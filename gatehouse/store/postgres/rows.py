@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,16 @@ from gatehouse.domain.jobs import Job
 from gatehouse.domain.records import DecisionRecord
 from gatehouse.store.sqlite.rows import APPROVAL_COLUMNS, JOB_COLUMNS, RECORD_COLUMNS, approval_values, dumps
 
-__all__ = ["Args", "insert_approval", "insert_job", "insert_record", "placeholders"]
+__all__ = [
+    "Args",
+    "insert_approval",
+    "insert_approvals",
+    "insert_job",
+    "insert_jobs",
+    "insert_record",
+    "insert_records",
+    "placeholders",
+]
 
 
 def placeholders(n: int, start: int = 1) -> str:
@@ -32,14 +42,31 @@ class Args:
 
 _JOB_INSERT_COLUMNS = JOB_COLUMNS.split(", ", 1)[1]  # all but seq, which the database assigns
 _INSERT_JOB = f"INSERT INTO jobs ({_JOB_INSERT_COLUMNS}) VALUES ({placeholders(22)}) RETURNING seq"
+# Many jobs in one statement: one array per column (`unnest` zips them back into rows).
+_JOB_TYPES = ["text"] * 17 + ["float8", "int", "text", "float8", "float8"]
+_INSERT_JOBS = (
+    f"INSERT INTO jobs ({_JOB_INSERT_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_JOB_TYPES, 1))
+    + ") RETURNING id, seq"
+)
 _INSERT_RECORD = f"INSERT INTO decisions ({RECORD_COLUMNS}) VALUES ({placeholders(15)})"
 _INSERT_APPROVAL = f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({placeholders(23)})"
 
 
 async def insert_job(conn: asyncpg.Connection, job: Job) -> int:
     """Insert `job`; its `seq` (orders pages)."""
-    seq = await conn.fetchval(
-        _INSERT_JOB,
+    seq = await conn.fetchval(_INSERT_JOB, *job_values(job))
+    return int(seq)
+
+
+async def insert_jobs(conn: asyncpg.Connection, jobs: Sequence[Job]) -> dict[str, int]:
+    """Insert `jobs` in one statement; each one's `seq` by id."""
+    columns = [list(c) for c in zip(*map(job_values, jobs), strict=True)]
+    return {r[0]: r[1] for r in await conn.fetch(_INSERT_JOBS, *columns)}
+
+
+def job_values(job: Job) -> tuple[Any, ...]:
+    return (
         job.id,
         job.tenant,
         job.identity_id,
@@ -63,7 +90,6 @@ async def insert_job(conn: asyncpg.Connection, job: Job) -> int:
         job.created_at,
         job.updated_at,
     )
-    return int(seq)
 
 
 def record_values(r: DecisionRecord) -> tuple[Any, ...]:
@@ -90,5 +116,14 @@ async def insert_record(conn: asyncpg.Connection, r: DecisionRecord) -> None:
     await conn.execute(_INSERT_RECORD, *record_values(r))
 
 
+async def insert_records(conn: asyncpg.Connection, records: Sequence[DecisionRecord]) -> None:
+    # executemany sends every row before it waits: one round trip.
+    await conn.executemany(_INSERT_RECORD, [record_values(r) for r in records])
+
+
 async def insert_approval(conn: asyncpg.Connection, a: Approval) -> None:
     await conn.execute(_INSERT_APPROVAL, *approval_values(a))
+
+
+async def insert_approvals(conn: asyncpg.Connection, approvals: Sequence[Approval]) -> None:
+    await conn.executemany(_INSERT_APPROVAL, [approval_values(a) for a in approvals])
