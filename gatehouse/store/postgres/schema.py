@@ -277,11 +277,19 @@ _V3 = """
 ALTER TABLE session_steps ADD COLUMN claimed_at DOUBLE PRECISION;
 """
 
+# A worker's lease reads the queued jobs of its topics: by (status, topic) range as SQLite does,
+# in byte order so that a prefix is one range whatever the database's collation. The index on
+# (status, seq) alone read every queued job of every topic, on every wake-up, to find none.
+_V4 = """
+CREATE INDEX jobs_queue ON jobs (status, topic COLLATE "C", seq);
+"""
+
 # (version, what it does, SQL): append only; a released step is never edited.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "the whole schema", _V1),
     (2, "shadow bundles and their disagreements", _V2),
     (3, "steps claimed for execution", _V3),
+    (4, "queued jobs by topic", _V4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
