@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from gatehouse.domain.sessions import Session, SessionStep
 from gatehouse.domain.step_replay import history_step
-from gatehouse.domain.steps import HistoryStep, session_facts
+from gatehouse.domain.steps import HistoryStep, advance_facts, session_facts
 from gatehouse.policy import ALLOW, Provenance
 from gatehouse.policy.catalog import Catalog
 from gatehouse.store.base import SessionStore
@@ -40,8 +39,11 @@ class SessionView:
     steps: dict[str, SessionStep] = field(default_factory=dict)  # by step id, oldest first
     provenance: Provenance | None = None  # None when the session is bounded (see `provenance`)
     # `steps` as history items, in the same order, converted once per step and change rather than
-    # once per step per later step (a session of n steps would otherwise cost O(n) per decision).
+    # once per step per later step (a session of n steps would otherwise cost O(n) per decision);
+    # `items` holds them by step id.
     history: tuple[HistoryStep, ...] = ()
+    items: dict[str, HistoryStep] = field(default_factory=dict)
+    # The facts are carried from view to view (`advance_facts`), not counted again per step.
     _facts: tuple[Catalog, dict[str, Any]] | None = None
 
     def ordered(self) -> list[SessionStep]:
@@ -53,21 +55,6 @@ class SessionView:
         if self._facts is None or self._facts[0] is not catalog:
             self._facts = (catalog, session_facts(self.history, catalog))
         return self._facts[1]
-
-
-def _history(
-    steps: dict[str, SessionStep], old: SessionView, changed: list[SessionStep]
-) -> tuple[HistoryStep, ...]:
-    """`old.history` brought up to `steps` (`old.steps` after `changed`): changed steps (a result
-    reported) replaced in place, new ones appended in `steps`' order."""
-    items = list(old.history)
-    known = [s.step_id for s in changed if s.step_id in old.steps]
-    if known:
-        where = {sid: i for i, sid in enumerate(old.steps)}
-        for sid in known:
-            items[where[sid]] = history_step(steps[sid])
-    items.extend(history_step(steps[sid]) for sid in islice(steps, len(old.steps), None))
-    return tuple(items)
 
 
 class SessionViews:
@@ -117,20 +104,27 @@ class SessionViews:
 
     def _advance(self, session: Session, view: SessionView, changed: list[SessionStep]) -> SessionView:
         steps = dict(view.steps)
+        items = dict(view.items)
         prov = view.provenance
+        facts = view._facts
         for step in changed:
             before = steps.get(step.step_id)
             if before is not None and _kept(before):
                 # A kept output never changes once reported; if it did, index everything again.
                 return self._rebuilt(session, view, changed)
             steps[step.step_id] = step
+            item = history_step(step)
+            if facts is not None:
+                advanced = advance_facts(facts[1], facts[0], items.get(step.step_id), item)
+                facts = None if advanced is None else (facts[0], advanced)
+            items[step.step_id] = item  # a changed step keeps its place; a new one goes last
             if prov is not None and _kept(step):
                 prov = prov.with_untrusted(step.output)
         revision = max([view.revision, *(s.rev for s in changed)])
         if session.bounded:
             prov = None
         return SessionView(revision=revision, steps=steps, provenance=prov,
-                           history=_history(steps, view, changed))  # fmt: skip
+                           history=tuple(items.values()), items=items, _facts=facts)  # fmt: skip
 
     def _rebuilt(self, session: Session, view: SessionView, changed: list[SessionStep]) -> SessionView:
         steps = dict(view.steps)
@@ -140,11 +134,13 @@ class SessionViews:
             for s in steps.values():
                 if _kept(s):
                     prov = prov.with_untrusted(s.output)
+        items = {sid: history_step(s) for sid, s in steps.items()}
         return SessionView(
             revision=max([view.revision, *(s.rev for s in changed)]),
             steps=steps,
             provenance=prov,
-            history=tuple(history_step(s) for s in steps.values()),
+            history=tuple(items.values()),
+            items=items,
         )
 
     def _keep(self, session_id: str, view: SessionView) -> None:

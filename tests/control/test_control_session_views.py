@@ -3,9 +3,13 @@ afresh would give, however the steps arrived (this process, another replica, res
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatehouse.control.session_views import SessionViews
 from gatehouse.control.steps import history_of
@@ -120,3 +124,67 @@ async def test_own_writes_are_taken_in_without_a_read_and_others_are_read() -> N
     assert [h.target for h in view.history] == ["adapter:web:read"] * 4
     store.put("e", result="deny")
     assert views.allowed("s1", "e") is None  # not in the view; and a deny is never served from it
+
+
+_CHANGES = st.sampled_from(
+    [
+        {},
+        {"result": "deny"},
+        {"result": "require_approval"},
+        {"result": "allow"},
+        {"adapter": "mail", "action": "send"},
+        {"status": "succeeded", "output": "untrusted text"},
+        {"status": "succeeded", "output": "trusted text", "trusted": True},
+        {"status": "failed"},
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from("abcdef"), _CHANGES), max_size=4), max_size=12))
+def test_facts_carried_from_view_to_view_are_the_facts_of_the_history(script: list[list[Any]]) -> None:
+    # Each view's facts are advanced from the last one's (`advance_facts`), or counted afresh when
+    # that cannot be done; either way they are what counting the whole history gives.
+    from gatehouse.domain.steps import session_facts
+    from gatehouse.policy.catalog import EMPTY_CATALOG
+
+    async def run() -> None:
+        store = _Steps()
+        views = SessionViews(store, bound=1 << 20)  # type: ignore[arg-type]
+        for batch in script:
+            for step_id, changes in batch:
+                old = store.steps.get(step_id)
+                if old is not None and old.output is not None and "output" in changes:
+                    continue  # a kept output never changes (that rebuilds the view: tested above)
+                store.put(step_id, **changes)
+            view = await views.view(store.session())
+            assert view.facts(EMPTY_CATALOG) == session_facts(view.history, EMPTY_CATALOG)
+
+    asyncio.run(run())
+
+
+def test_facts_are_advanced_not_counted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A session of n steps: the facts are counted once, then advanced (O(1) per step, not O(n)).
+    import gatehouse.control.session_views as module
+    from gatehouse.domain.steps import session_facts
+    from gatehouse.policy.catalog import EMPTY_CATALOG
+
+    counted: list[int] = []
+
+    def counting(*args: Any) -> Any:
+        counted.append(len(args[0]))
+        return session_facts(*args)
+
+    monkeypatch.setattr(module, "session_facts", counting)
+
+    async def run() -> None:
+        store = _Steps()
+        views = SessionViews(store, bound=1 << 20)  # type: ignore[arg-type]
+        for n in range(50):
+            store.put(f"s{n}", result="deny" if n % 3 else "allow")
+            (await views.view(store.session())).facts(EMPTY_CATALOG)
+            store.put(f"s{n}", status="succeeded", output=f"out {n}")
+            (await views.view(store.session())).facts(EMPTY_CATALOG)
+
+    asyncio.run(run())
+    assert counted == [1]  # the first view counts its one step; the next 99 views advance
