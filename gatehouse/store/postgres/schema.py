@@ -281,7 +281,7 @@ ALTER TABLE session_steps ADD COLUMN claimed_at DOUBLE PRECISION;
 # in byte order so that a prefix is one range whatever the database's collation. The index on
 # (status, seq) alone read every queued job of every topic, on every wake-up, to find none.
 _V4 = """
-CREATE INDEX jobs_queue ON jobs (status, topic COLLATE "C", seq);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, topic COLLATE "C", seq);
 """
 
 # (version, what it does, SQL): append only; a released step is never edited.
