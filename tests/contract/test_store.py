@@ -747,6 +747,37 @@ async def test_a_step_is_decided_once_with_its_record(store: Store) -> None:
     assert await store.session_steps("ses-nope") == []
 
 
+async def test_steps_decided_together_take_their_sessions_revisions_in_order(store: Store) -> None:
+    # A driver may write concurrent steps in one transaction (PostgreSQL does): each session's
+    # steps still take consecutive revisions in the order they came, each audit entry names its
+    # own request, and a duplicate or a missing session fails only its own step.
+    for n in (1, 2):
+        await store.add_session(session(n))
+
+    async def decide(n: int, sid: str, step_id: str) -> int:
+        current_actor.set(f"idn-{n}")
+        current_request_id.set(f"req-{n}")
+        return await store.add_step(session_step(sid, step_id, n), record(n, stage="step"))
+
+    burst = [(1, "ses-1", "a"), (2, "ses-2", "a"), (3, "ses-1", "b"), (4, "ses-2", "b"), (5, "ses-1", "c")]
+    assert await asyncio.gather(*(decide(*b) for b in burst)) == [1, 1, 2, 2, 3]
+    # A duplicate and a step of no session, in a burst with good steps: only they fail.
+    burst = [(6, "ses-1", "d"), (7, "ses-1", "a"), (8, "ses-none", "a"), (9, "ses-2", "c"),
+             (10, "ses-1", "e")]  # fmt: skip
+    results = await asyncio.gather(*(decide(*b) for b in burst), return_exceptions=True)
+    assert results[0] == 4 and isinstance(results[1], Conflict) and isinstance(results[2], ValueError)
+    assert results[3:] == [3, 5]
+    assert [(s.step_id, s.rev) for s in await store.session_steps("ses-1")] == [
+        ("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)
+    ]  # fmt: skip
+    assert [(s.step_id, s.rev) for s in await store.session_steps("ses-2")] == [("a", 1), ("b", 2), ("c", 3)]
+    assert [s.step_id for s in await store.session_steps("ses-1", since=2)] == ["c", "d", "e"]
+    entries = {e.data["decision_id"]: e for e in await store.audit_entries("tenant:t1")}
+    for n in (1, 2, 3, 4, 5, 6, 9, 10):
+        assert (entries[f"dec-{n}"].actor, entries[f"dec-{n}"].request_id) == (f"idn-{n}", f"req-{n}")
+    assert "dec-7" not in entries and "dec-8" not in entries
+
+
 async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store: Store) -> None:
     await store.add_session(session(1))
     for i in range(1, 5):

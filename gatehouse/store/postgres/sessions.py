@@ -8,8 +8,9 @@ repeats, and a step's decision is settled (its nonce consumed) once.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -23,6 +24,7 @@ from gatehouse.store.base import SessionStore
 from gatehouse.store.postgres import rows as pgrows
 from gatehouse.store.postgres.approvals import approval_ops, nonce_owner, step_approval_events
 from gatehouse.store.postgres.connection import PostgresBase
+from gatehouse.store.postgres.group import GroupCommit
 from gatehouse.store.sqlite import rows
 from gatehouse.store.sqlite.sessions import _SESSION_COLUMNS, _STEP_COLUMNS, _session, _step
 
@@ -31,6 +33,48 @@ __all__ = ["PostgresSessions"]
 
 class _NoChange(Exception):
     pass
+
+
+class _NoSession(Exception):
+    """A step of a batch names a session that does not exist."""
+
+
+class _NewStep(NamedTuple):
+    step: SessionStep
+    record: DecisionRecord
+    approval: Approval | None
+    context: contextvars.Context  # the deciding request's (its audit entries' actor, request id)
+
+
+# Each session of a batch takes as many revisions as it has steps there, its row locked (the
+# sessions in id order, so two replicas' batches lock them in the same order).
+_BUMP_MANY = (
+    "UPDATE sessions s SET revision = s.revision + c.n "
+    "FROM (SELECT * FROM unnest($1::text[], $2::int[]) AS u(id, n) ORDER BY id) AS c "
+    "WHERE s.id = c.id RETURNING s.id, s.revision"
+)
+_INSERT_STEP = f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(16)})"
+
+
+def _step_values(step: SessionStep, revision: int) -> tuple[Any, ...]:
+    return (
+        step.session_id,
+        step.step_id,
+        step.adapter,
+        step.action,
+        rows.dumps(step.params),
+        step.step_hash,
+        step.decision_id,
+        step.result,
+        step.rule_id,
+        step.created_at,
+        step.status,
+        None if step.output is None else rows.dumps(step.output),
+        int(step.trusted),
+        step.approval_id,
+        revision,
+        step.claimed_at,
+    )
 
 
 async def _bump(conn: asyncpg.Connection, session_id: str) -> int | None:
@@ -70,44 +114,55 @@ class PostgresSessions(PostgresBase, SessionStore):
         row = await self._fetchrow(sql, *args.values)
         return _session(tuple(row)) if row else None
 
+    _new_steps: GroupCommit[_NewStep, int] | None = None
+
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
     ) -> int:
-        async def add(conn: asyncpg.Connection) -> int:
-            revision = await _bump(conn, step.session_id)
-            if revision is None:
-                raise ValueError(f"no session `{step.session_id}`")
-            await conn.execute(
-                f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(16)})",
-                step.session_id,
-                step.step_id,
-                step.adapter,
-                step.action,
-                rows.dumps(step.params),
-                step.step_hash,
-                step.decision_id,
-                step.result,
-                step.rule_id,
-                step.created_at,
-                step.status,
-                None if step.output is None else rows.dumps(step.output),
-                int(step.trusted),
-                step.approval_id,
-                revision,
-                step.claimed_at,
-            )
-            await pgrows.insert_record(conn, record)
-            events = decision_event(record)
-            if approval is not None:
-                await pgrows.insert_approval(conn, approval)
-                events += await step_approval_events(conn, [approval.id], approval.id)
-            await self._append_audit(conn, events)
-            return revision
-
+        if self._new_steps is None:
+            # A duplicate step or a missing session fails the batch; each step then goes alone.
+            self._new_steps = GroupCommit(self._add_steps, alone=(asyncpg.UniqueViolationError, _NoSession))
         try:
-            return await self._write(add)
+            return await self._new_steps(_NewStep(step, record, approval, contextvars.copy_context()))
         except asyncpg.UniqueViolationError:
             raise Conflict(f"step `{step.step_id}` is decided already", code="duplicate_step") from None
+        except _NoSession:
+            raise ValueError(f"no session `{step.session_id}`") from None
+
+    async def _add_steps(self, new: list[_NewStep]) -> list[int]:
+        """One transaction for the steps decided together (`group`, as submits are): each
+        session's revisions taken at once, the steps, their decision records and approvals, the
+        audit entries in the context of the request that made each."""
+
+        async def add(conn: asyncpg.Connection) -> list[int]:
+            counts: dict[str, int] = {}
+            for n in new:
+                counts[n.step.session_id] = counts.get(n.step.session_id, 0) + 1
+            found = await conn.fetch(_BUMP_MANY, sorted(counts), [counts[k] for k in sorted(counts)])
+            last = {r[0]: int(r[1]) for r in found}
+            if len(last) < len(counts):
+                raise _NoSession()
+            # A session's steps take its new revisions in the order they came.
+            following = {sid: last[sid] - counts[sid] + 1 for sid in counts}
+            revisions = []
+            for n in new:
+                revisions.append(following[n.step.session_id])
+                following[n.step.session_id] += 1
+            await conn.executemany(
+                _INSERT_STEP, [_step_values(n.step, rev) for n, rev in zip(new, revisions, strict=True)]
+            )
+            await pgrows.insert_records(conn, [n.record for n in new])
+            groups: list[tuple[contextvars.Context | None, Sequence[AuditEvent]]] = []
+            for n in new:
+                events = decision_event(n.record)
+                if n.approval is not None:
+                    await pgrows.insert_approval(conn, n.approval)
+                    events += await step_approval_events(conn, [n.approval.id], n.approval.id)
+                groups.append((n.context, events))
+            await self._append_audit_groups(conn, groups)
+            return revisions
+
+        return await self._write(add)
 
     async def settle_step(
         self,
