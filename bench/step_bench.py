@@ -25,6 +25,10 @@ and `POST /api/v1/steps/evaluate`: a mail step with a subject and a 200-characte
 step id per request, spread over 256 sessions opened first (so each session gathers a realistic
 history of tens of steps, not one session of thousands). Every answer must be 200 `allow`.
 
+`--postgres` runs the HTTP measurement with the server on PostgreSQL (a server of its own, started
+by the script with tests/services.py as bench/scale_bench.py does; PostgreSQL must be installed):
+the same routes, for what a replica on a shared database answers.
+
 Targets (issue 15): decide p50 <= 10 us at 10,000 step rules, p50(10,000) / p50(10) <= 3;
 `from_untrusted` p50 <= 1 ms at 1 MiB; evaluate over HTTP >= 0.6x the trivial route's throughput
 with p99 < 50 ms at 64 in flight. This prints figures; it exits 0 whether or not they are met
@@ -251,8 +255,11 @@ HTTP_TARGET_RATIO = 0.6
 HTTP_TARGET_P99_MS = 50.0
 
 
-def bench_http(seconds: float, rounds: int, connections: int, profile: Any = None) -> bool:
-    """The evaluate route against the trivial authenticated route, in alternating rounds."""
+def bench_http(
+    seconds: float, rounds: int, connections: int, profile: Any = None, store: str | None = None
+) -> bool:
+    """The evaluate route against the trivial authenticated route, in alternating rounds
+    (`store`: a database URL for the server, else its SQLite file)."""
     import shutil
     import tempfile
 
@@ -266,7 +273,7 @@ def bench_http(seconds: float, rounds: int, connections: int, profile: Any = Non
     server = sb.Server(
         data_dir=tmp / "data",
         log_path=tmp / "server.log",
-        extra_args=sb._no_rate_limit_args(),
+        extra_args=[*sb._no_rate_limit_args(), *(["--store", store] if store else [])],
         policy=root / "examples" / "policies" / "steps.yaml",
     )
     wrk = shutil.which("wrk")
@@ -326,7 +333,8 @@ def bench_http(seconds: float, rounds: int, connections: int, profile: Any = Non
                 sb.measure(once, server, seconds=seconds / rounds, **opts)
         print()
         print(f"over HTTP ({'wrk -t1' if wrk else 'python asyncio'}, {connections} connections, "
-              f"{rounds} alternating rounds of {seconds / rounds:g} s):")  # fmt: skip
+              f"{rounds} alternating rounds of {seconds / rounds:g} s, "
+              f"store {'PostgreSQL' if store else 'SQLite'}):")  # fmt: skip
         print(sb.table([t, s]))
         ratio = s.rps / t.rps if t.rps else 0.0
         print(
@@ -347,6 +355,17 @@ def bench_http(seconds: float, rounds: int, connections: int, profile: Any = Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _on_postgres(args: argparse.Namespace) -> bool:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import services
+
+    pg = services.PostgresServer.start_new()
+    try:
+        return bench_http(args.seconds, args.rounds, args.connections, args.profile, store=pg.new_database())
+    finally:
+        pg.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="sizes up to 1,000 rules")
@@ -357,7 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="HTTP: alternating rounds")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="HTTP: py-spy the server")
+    parser.add_argument("--postgres", action="store_true", help="HTTP: the server on PostgreSQL")
     args = parser.parse_args(argv)
+    if args.postgres:
+        return 0 if _on_postgres(args) else 1
     if args.http_only:
         return 0 if bench_http(args.seconds, args.rounds, args.connections, args.profile) else 1
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
