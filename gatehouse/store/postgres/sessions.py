@@ -26,7 +26,7 @@ from gatehouse.store.postgres.approvals import approval_ops, nonce_owner, step_a
 from gatehouse.store.postgres.connection import PostgresBase
 from gatehouse.store.postgres.group import GroupCommit
 from gatehouse.store.sqlite import rows
-from gatehouse.store.sqlite.sessions import _SESSION_COLUMNS, _STEP_COLUMNS, _session, _step
+from gatehouse.store.sqlite.sessions import _SESSION_COLUMNS, _STEP_COLUMNS, _session, _step, _step_values
 
 __all__ = ["PostgresSessions"]
 
@@ -54,27 +54,6 @@ _BUMP_MANY = (
     "WHERE s.id = c.id RETURNING s.id, s.revision"
 )
 _INSERT_STEP = f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(16)})"
-
-
-def _step_values(step: SessionStep, revision: int) -> tuple[Any, ...]:
-    return (
-        step.session_id,
-        step.step_id,
-        step.adapter,
-        step.action,
-        rows.dumps(step.params),
-        step.step_hash,
-        step.decision_id,
-        step.result,
-        step.rule_id,
-        step.created_at,
-        step.status,
-        None if step.output is None else rows.dumps(step.output),
-        int(step.trusted),
-        step.approval_id,
-        revision,
-        step.claimed_at,
-    )
 
 
 async def _bump(conn: asyncpg.Connection, session_id: str) -> int | None:

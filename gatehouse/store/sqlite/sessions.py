@@ -41,6 +41,28 @@ def _session(row: tuple[Any, ...]) -> Session:
     )
 
 
+def _step_values(step: SessionStep, revision: int) -> tuple[Any, ...]:
+    """A step's row (`_STEP_COLUMNS`), stored at session revision `revision`."""
+    return (
+        step.session_id,
+        step.step_id,
+        step.adapter,
+        step.action,
+        rows.dumps(step.params),
+        step.step_hash,
+        step.decision_id,
+        step.result,
+        step.rule_id,
+        step.created_at,
+        step.status,
+        None if step.output is None else rows.dumps(step.output),
+        int(step.trusted),
+        step.approval_id,
+        revision,
+        step.claimed_at,
+    )
+
+
 def _step(row: tuple[Any, ...]) -> SessionStep:
     (sid, step_id, adapter, action, params, step_hash, decision_id, result, rule_id, created_at, status,
      output, trusted, approval_id, rev, claimed_at) = row  # fmt: skip
@@ -104,24 +126,7 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                 raise ValueError(f"no session `{step.session_id}`")
             db.execute(
                 f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    step.session_id,
-                    step.step_id,
-                    step.adapter,
-                    step.action,
-                    rows.dumps(step.params),
-                    step.step_hash,
-                    step.decision_id,
-                    step.result,
-                    step.rule_id,
-                    step.created_at,
-                    step.status,
-                    None if step.output is None else rows.dumps(step.output),
-                    int(step.trusted),
-                    step.approval_id,
-                    revision,
-                    step.claimed_at,
-                ),
+                _step_values(step, revision),
             )
             rows.insert_record(db, record)
             events = decision_event(record)
