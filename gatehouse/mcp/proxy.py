@@ -12,6 +12,10 @@ What the bridge adds is what the HTTP transport needs and a stdio client never s
 - the `MCP-Protocol-Version` header: on the handshake revisions the version that the
   gateway's `initialize` answer negotiated, on 2026-07-28 the one in each request's envelope
   (with `Mcp-Method` and `Mcp-Name`, which that revision checks against the body);
+- on 2026-07-28, the `Mcp-Param-*` headers of a `tools/call` whose tool declares arguments as
+  headers (`x-mcp-header` in its input schema): the gateway refuses a call without them. The
+  bridge learns the declarations from the `tools/list` answers it relays, as the SDK's own
+  client does (a tool never listed through the bridge gets none, as there);
 - a JSON-RPC parse error for a line that is not JSON-RPC (the client is answered, the bridge
   goes on).
 """
@@ -32,6 +36,9 @@ from mcp.shared.inbound import (
     MCP_PROTOCOL_VERSION_HEADER,
     NAME_BEARING_METHODS,
     encode_header_value,
+    find_invalid_x_mcp_header,
+    mcp_param_headers,
+    x_mcp_header_map,
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types import (
@@ -58,6 +65,9 @@ class Bridge:
         self.handshake_version: str | None = None
         self._initialize_ids: set[Any] = set()
         self._open: set[Any] = set()  # ids of client requests not answered yet
+        self._listing_ids: set[Any] = set()  # ids of client `tools/list` requests in flight
+        # Per tool: its arguments declared as `Mcp-Param-*` headers (from the last listing).
+        self.param_headers: dict[str, dict[tuple[str, ...], str]] = {}
         self.drained = anyio.Event()
         self.drained.set()
 
@@ -77,6 +87,12 @@ class Bridge:
             name = params.get(name_key) if name_key is not None and isinstance(params, Mapping) else None
             if isinstance(name, str):
                 headers[MCP_NAME_HEADER] = encode_header_value(name)
+            if message.method == "tools/list":
+                self._listing_ids.add(message.id)
+            elif message.method == "tools/call" and isinstance(name, str) and name in self.param_headers:
+                arguments = params.get("arguments") if isinstance(params, Mapping) else None
+                if isinstance(arguments, Mapping):
+                    headers.update(mcp_param_headers(self.param_headers[name], arguments))
             return headers
         if isinstance(message, JSONRPCRequest) and message.method == "initialize":
             self._initialize_ids.add(message.id)
@@ -87,8 +103,21 @@ class Bridge:
         return None
 
     def observe(self, message: JSONRPCMessage) -> None:
-        """Learn the negotiated version from the gateway's answer to `initialize` (before the
-        client sees it, so its next message already carries the version)."""
+        """Learn the negotiated version from the gateway's answer to `initialize`, and the tools'
+        header declarations from its answers to `tools/list` (before the client sees either,
+        so its next message already goes out with them)."""
+        if isinstance(message, (JSONRPCResponse, JSONRPCError)) and message.id in self._listing_ids:
+            self._listing_ids.discard(message.id)
+            tools = message.result.get("tools") if isinstance(message, JSONRPCResponse) else None
+            for tool in tools if isinstance(tools, list) else ():
+                name = tool.get("name") if isinstance(tool, Mapping) else None
+                if not isinstance(name, str):
+                    continue
+                schema = tool.get("inputSchema")
+                if find_invalid_x_mcp_header(schema) is None:
+                    self.param_headers[name] = x_mcp_header_map(schema)
+                else:  # the client drops such a tool; no stale declaration is kept for it
+                    self.param_headers.pop(name, None)
         if isinstance(message, JSONRPCResponse) and message.id in self._initialize_ids:
             self._initialize_ids.discard(message.id)
             version = message.result.get("protocolVersion") if isinstance(message.result, Mapping) else None

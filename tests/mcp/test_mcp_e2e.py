@@ -158,6 +158,19 @@ async def test_an_approval_lets_the_identical_call_run_once(server: Server, via:
         assert approval["kind"] == "step" and approval["target"] == "adapter:notes:notes_write"
 
 
+@pytest.mark.parametrize("via", ["http", "proxy"])
+async def test_a_tool_with_header_bound_params_is_called_by_a_modern_client(server: Server, via: str) -> None:
+    # `lookup` declares its `region` as the `Mcp-Param-Region` header: the gateway refuses a
+    # 2026-07-28 call whose header is missing or differs, so this passes only if the client (and,
+    # through the proxy, the proxy's own client) sends the header the tool's schema asks for.
+    key = key_for(server, f"e2e-lookup-{via}", adapters=["notes:*"])
+    async with CONNECT[via](server, key, mode="2026-07-28") as c:
+        assert "lookup" in {t.name for t in (await c.list_tools()).tools}
+        for region in ("eu-west-1", "us-east-2"):
+            found = await c.call_tool("lookup", {"region": region})
+            assert not found.is_error and "called lookup" in text(found), text(found)
+
+
 async def test_untrusted_read_then_its_value_written_needs_approval_through_the_proxy(server: Server) -> None:
     key = key_for(server, "e2e-provenance", adapters=["notes:*"])
     async with over_proxy(server, key) as c:
