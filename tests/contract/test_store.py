@@ -812,6 +812,48 @@ async def test_step_results_are_set_once_and_outputs_kept_within_the_bound(store
     assert step is not None and step.output == {"body": "x" * 60}
 
 
+async def test_results_reported_together_are_kept_and_counted_in_the_order_they_came(store: Store) -> None:
+    # A driver may write concurrent results in one transaction (PostgreSQL does): each session's
+    # kept size and revisions still advance result by result, a second result for one step and a
+    # result for no step change nothing, and each output decision is audited as its request's.
+    for n in (1, 2):
+        await store.add_session(session(n))
+        for i in range(1, 5):
+            step = session_step(f"ses-{n}", f"s{i}", f"{n}{i}")
+            await store.add_step(step, record(f"{n}{i}", stage="step"))
+
+    async def report(n: int, sid: str, step_id: str, body: str, trusted: bool = False) -> Any:
+        current_actor.set(f"idn-{n}")
+        current_request_id.set(f"req-{n}")
+        rec = record(f"out-{n}", stage="output", extra={"session_id": sid, "step_id": step_id})
+        return await store.record_step_result(
+            sid, step_id, status="succeeded", output={"body": body}, trusted=trusted, bound=100, record=rec
+        )
+
+    burst = [(1, "ses-1", "s1", "a" * 40), (2, "ses-2", "s1", "b" * 40), (3, "ses-1", "s2", "c" * 40),
+             (4, "ses-1", "s1", "again"), (5, "ses-1", "nope", "x"), (6, "ses-none", "s1", "x"),
+             (7, "ses-1", "s3", "d" * 40), (8, "ses-2", "s2", "e" * 90, True)]  # fmt: skip
+    results = await asyncio.gather(*(report(*b) for b in burst))
+    kept = {n: r for (n, *_), r in zip(burst, results, strict=True)}
+    assert [n for n, r in kept.items() if r is None] == [4, 5, 6]
+    # ses-1: 40 + 40 kept; the third 40 crosses the bound of 100: dropped, the session bounded.
+    assert kept[1].output == {"body": "a" * 40} and kept[3].output == {"body": "c" * 40}
+    assert kept[7].output is None and kept[2].output == {"body": "b" * 40}
+    assert kept[8].output is None and kept[8].trusted  # trusted: not counted, not kept
+    one, two = await store.get_session("ses-1"), await store.get_session("ses-2")
+    assert one is not None and one.bounded and one.untrusted_size == 120
+    assert two is not None and not two.bounded and two.untrusted_size == 40
+    assert [(s.step_id, s.rev) for s in await store.session_steps("ses-1", since=4)] == [
+        ("s1", 5), ("s2", 6), ("s3", 7)
+    ]  # fmt: skip
+    assert (await store.get_step("ses-1", "s1")).output == {"body": "a" * 40}  # type: ignore[union-attr]
+    audited = await store.audit_entries("tenant:t1")
+    entries = {e.data["decision_id"]: e for e in audited if e.type == "decision"}
+    for n in (1, 2, 3, 7, 8):
+        assert (entries[f"dec-out-{n}"].actor, entries[f"dec-out-{n}"].request_id) == (f"idn-{n}", f"req-{n}")
+    assert not {"dec-out-4", "dec-out-5", "dec-out-6"} & entries.keys()
+
+
 async def test_a_step_result_is_stored_with_its_output_decision_and_audit_entries(store: Store) -> None:
     await store.add_session(session(1))
     await store.add_step(session_step("ses-1", "s1", 1), record(1, stage="step"))

@@ -39,6 +39,19 @@ class _NoSession(Exception):
     """A step of a batch names a session that does not exist."""
 
 
+class _NewResult(NamedTuple):
+    session_id: str
+    step_id: str
+    status: str
+    output: Any
+    size: int  # what the output weighs against the session's bound
+    trusted: bool
+    bound: int
+    record: DecisionRecord | None
+    events: tuple[AuditEvent, ...]
+    context: contextvars.Context  # the reporting request's (its audit entries' actor, request id)
+
+
 class _NewStep(NamedTuple):
     step: SessionStep
     record: DecisionRecord
@@ -52,6 +65,29 @@ _BUMP_MANY = (
     "UPDATE sessions s SET revision = s.revision + c.n "
     "FROM (SELECT * FROM unnest($1::text[], $2::int[]) AS u(id, n) ORDER BY id) AS c "
     "WHERE s.id = c.id RETURNING s.id, s.revision"
+)
+# Results reported together (`_record_results`): the sessions locked in id order, the steps
+# without a result locked, the sessions moved, the steps set (one statement each).
+_LOCK_SESSIONS = (
+    "SELECT id, untrusted_size, bounded, revision FROM sessions WHERE id = ANY($1::text[]) "
+    "ORDER BY id FOR UPDATE"
+)
+_LOCK_OPEN_STEPS = (
+    "SELECT t.session_id, t.step_id FROM session_steps t "
+    "JOIN unnest($1::text[], $2::text[]) AS c(session_id, step_id) "
+    "ON t.session_id = c.session_id AND t.step_id = c.step_id WHERE t.status IS NULL FOR UPDATE OF t"
+)
+_MOVE_SESSIONS = (
+    "UPDATE sessions s SET untrusted_size = c.size, bounded = c.bounded, revision = c.revision "
+    "FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[]) AS c(id, size, bounded, revision) "
+    "WHERE s.id = c.id"
+)
+_SET_RESULTS = (
+    "UPDATE session_steps t SET status = c.status, output = c.output, trusted = c.trusted, rev = c.rev "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) "
+    "AS c(session_id, step_id, status, output, trusted, rev) "
+    "WHERE t.session_id = c.session_id AND t.step_id = c.step_id "
+    f"RETURNING {', '.join('t.' + c for c in _STEP_COLUMNS.split(', '))}"
 )
 _INSERT_STEP = f"INSERT INTO session_steps ({_STEP_COLUMNS}) VALUES ({pgrows.placeholders(16)})"
 
@@ -223,6 +259,8 @@ class PostgresSessions(PostgresBase, SessionStore):
 
         return await self._write(claim)
 
+    _new_results: GroupCommit[_NewResult, SessionStep | None] | None = None
+
     async def record_step_result(
         self,
         session_id: str,
@@ -235,47 +273,72 @@ class PostgresSessions(PostgresBase, SessionStore):
         record: DecisionRecord | None = None,
         events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
-        size = output_size(output)
+        if self._new_results is None:
+            self._new_results = GroupCommit(self._record_results, alone=(asyncpg.UniqueViolationError,))
+        new = _NewResult(session_id, step_id, status, output, output_size(output), trusted, bound, record,
+                         tuple(events), contextvars.copy_context())  # fmt: skip
+        return await self._new_results(new)
 
-        async def change(conn: asyncpg.Connection) -> SessionStep | None:
-            # Locks the session row: its kept size is read and written by one change at a time.
-            srow = await conn.fetchrow(
-                "SELECT untrusted_size, bounded FROM sessions WHERE id = $1 FOR UPDATE", session_id
-            )
-            if srow is None:
-                return None
-            kept: str | None = None
-            if not trusted and not srow[1]:
-                total = srow[0] + size
-                over = total > bound
-                await conn.execute(
-                    "UPDATE sessions SET untrusted_size = $1, bounded = $2 WHERE id = $3",
-                    total,
-                    int(over),
-                    session_id,
-                )
-                if not over:
-                    kept = rows.dumps(output)
-            row = await conn.fetchrow(
-                "UPDATE session_steps SET status = $1, output = $2, trusted = $3, rev = $4 "
-                f"WHERE session_id = $5 AND step_id = $6 AND status IS NULL RETURNING {_STEP_COLUMNS}",
-                status,
-                kept,
-                int(trusted),
-                await _bump(conn, session_id),
-                session_id,
-                step_id,
-            )
-            if row is None:
-                raise _NoChange  # roll the session's count back: nothing happened
-            appended = list(events)
-            if record is not None:
-                await pgrows.insert_record(conn, record)
-                appended = decision_event(record) + appended
-            await self._append_audit(conn, appended)
-            return _step(tuple(row))
+    async def _record_results(self, new: list[_NewResult]) -> list[SessionStep | None]:
+        """One transaction for the results reported together (`group`, as step decisions are):
+        the sessions and the steps still without a result locked, each session's kept size and
+        revisions advanced through its results in the order they came, the steps set, the
+        output decisions stored and audited. A result that cannot be set (no such session, or
+        its step has a result already or does not exist) answers None and changes nothing."""
 
-        try:
-            return await self._write(change)
-        except _NoChange:
-            return None
+        async def change(conn: asyncpg.Connection) -> list[SessionStep | None]:
+            ids = sorted({n.session_id for n in new})
+            found = await conn.fetch(_LOCK_SESSIONS, ids)
+            state = {r[0]: [int(r[1]), bool(r[2]), int(r[3])] for r in found}  # size, bounded, revision
+            pairs = [(n.session_id, n.step_id) for n in new if n.session_id in state]
+            open_steps = {
+                (r[0], r[1])
+                for r in await conn.fetch(_LOCK_OPEN_STEPS, [p[0] for p in pairs], [p[1] for p in pairs])
+            }
+            changes: list[tuple[Any, ...]] = []
+            changing: list[_NewResult] = []
+            for n in new:
+                key = (n.session_id, n.step_id)
+                if key not in open_steps:
+                    continue  # no such session or step, or it has a result (maybe from this batch)
+                open_steps.discard(key)
+                size, bounded, revision = state[n.session_id]
+                kept: str | None = None
+                if not n.trusted and not bounded:
+                    size += n.size
+                    bounded = size > n.bound
+                    if not bounded:
+                        kept = rows.dumps(n.output)
+                revision += 1
+                state[n.session_id] = [size, bounded, revision]
+                changes.append((n.session_id, n.step_id, n.status, kept, int(n.trusted), revision))
+                changing.append(n)
+            if not changes:
+                return [None] * len(new)
+            moved = sorted({c[0] for c in changes})
+            await conn.execute(
+                _MOVE_SESSIONS,
+                moved,
+                [state[m][0] for m in moved],
+                [int(state[m][1]) for m in moved],
+                [state[m][2] for m in moved],
+            )
+            columns = [list(c) for c in zip(*changes, strict=True)]
+            stepped = {(r[0], r[1]): _step(tuple(r)) for r in await conn.fetch(_SET_RESULTS, *columns)}
+            records = [n.record for n in changing if n.record is not None]
+            if records:
+                await pgrows.insert_records(conn, records)
+            await self._append_audit_groups(
+                conn,
+                [
+                    (n.context, [*(decision_event(n.record) if n.record is not None else []), *n.events])
+                    for n in changing
+                ],
+            )
+            done = {(n.session_id, n.step_id): n for n in changing}
+            return [
+                stepped[(n.session_id, n.step_id)] if done.get((n.session_id, n.step_id)) is n else None
+                for n in new
+            ]
+
+        return await self._write(change)
