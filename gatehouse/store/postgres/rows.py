@@ -17,7 +17,6 @@ __all__ = [
     "Args",
     "insert_approval",
     "insert_approvals",
-    "insert_job",
     "insert_jobs",
     "insert_record",
     "insert_records",
@@ -41,7 +40,6 @@ class Args:
 
 
 _JOB_INSERT_COLUMNS = JOB_COLUMNS.split(", ", 1)[1]  # all but seq, which the database assigns
-_INSERT_JOB = f"INSERT INTO jobs ({_JOB_INSERT_COLUMNS}) VALUES ({placeholders(22)}) RETURNING seq"
 # Many jobs in one statement: one array per column (`unnest` zips them back into rows).
 _JOB_TYPES = ["text"] * 17 + ["float8", "int", "text", "float8", "float8"]
 _INSERT_JOBS = (
@@ -51,12 +49,6 @@ _INSERT_JOBS = (
 )
 _INSERT_RECORD = f"INSERT INTO decisions ({RECORD_COLUMNS}) VALUES ({placeholders(15)})"
 _INSERT_APPROVAL = f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({placeholders(23)})"
-
-
-async def insert_job(conn: asyncpg.Connection, job: Job) -> int:
-    """Insert `job`; its `seq` (orders pages)."""
-    seq = await conn.fetchval(_INSERT_JOB, *job_values(job))
-    return int(seq)
 
 
 async def insert_jobs(conn: asyncpg.Connection, jobs: Sequence[Job]) -> dict[str, int]:
