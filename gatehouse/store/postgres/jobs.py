@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Sequence
+from functools import cached_property
 from typing import NamedTuple
 
 import asyncpg
@@ -50,12 +51,12 @@ class _NewJob(NamedTuple):
 
 
 class PostgresJobs(PostgresBase, JobStore):
-    _new_jobs: GroupCommit[_NewJob, Job] | None = None
+    @cached_property
+    def _new_jobs(self) -> GroupCommit[_NewJob, Job]:
+        # A duplicate key fails the batch; each job then goes alone, for its own answer.
+        return GroupCommit(self._insert_jobs, alone=(asyncpg.UniqueViolationError,))
 
     async def insert_job(self, job: Job, record: DecisionRecord, approval: Approval | None = None) -> Job:
-        if self._new_jobs is None:
-            # A duplicate key fails the batch; each job then goes alone, for its own answer.
-            self._new_jobs = GroupCommit(self._insert_jobs, alone=(asyncpg.UniqueViolationError,))
         try:
             return await self._new_jobs(_NewJob(job, record, approval, contextvars.copy_context()))
         except asyncpg.UniqueViolationError as exc:

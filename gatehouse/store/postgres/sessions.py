@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -129,14 +130,14 @@ class PostgresSessions(PostgresBase, SessionStore):
         row = await self._fetchrow(sql, *args.values)
         return _session(tuple(row)) if row else None
 
-    _new_steps: GroupCommit[_NewStep, int] | None = None
+    @cached_property
+    def _new_steps(self) -> GroupCommit[_NewStep, int]:
+        # A duplicate step or a missing session fails the batch; each step then goes alone.
+        return GroupCommit(self._add_steps, alone=(asyncpg.UniqueViolationError, _NoSession))
 
     async def add_step(
         self, step: SessionStep, record: DecisionRecord, approval: Approval | None = None
     ) -> int:
-        if self._new_steps is None:
-            # A duplicate step or a missing session fails the batch; each step then goes alone.
-            self._new_steps = GroupCommit(self._add_steps, alone=(asyncpg.UniqueViolationError, _NoSession))
         try:
             return await self._new_steps(_NewStep(step, record, approval, contextvars.copy_context()))
         except asyncpg.UniqueViolationError:
@@ -259,7 +260,9 @@ class PostgresSessions(PostgresBase, SessionStore):
 
         return await self._write(claim)
 
-    _new_results: GroupCommit[_NewResult, SessionStep | None] | None = None
+    @cached_property
+    def _new_results(self) -> GroupCommit[_NewResult, SessionStep | None]:
+        return GroupCommit(self._record_results, alone=(asyncpg.UniqueViolationError,))
 
     async def record_step_result(
         self,
@@ -273,8 +276,6 @@ class PostgresSessions(PostgresBase, SessionStore):
         record: DecisionRecord | None = None,
         events: Sequence[AuditEvent] = (),
     ) -> SessionStep | None:
-        if self._new_results is None:
-            self._new_results = GroupCommit(self._record_results, alone=(asyncpg.UniqueViolationError,))
         new = _NewResult(session_id, step_id, status, output, output_size(output), trusted, bound, record,
                          tuple(events), contextvars.copy_context())  # fmt: skip
         return await self._new_results(new)
@@ -297,11 +298,15 @@ class PostgresSessions(PostgresBase, SessionStore):
             }
             changes: list[tuple[Any, ...]] = []
             changing: list[_NewResult] = []
+            answers: list[tuple[str, str] | None] = []  # per result: the step it sets, if any
             for n in new:
                 key = (n.session_id, n.step_id)
                 if key not in open_steps:
-                    continue  # no such session or step, or it has a result (maybe from this batch)
+                    # No such session or step, or it has a result (maybe from this batch).
+                    answers.append(None)
+                    continue
                 open_steps.discard(key)
+                answers.append(key)
                 size, bounded, revision = state[n.session_id]
                 kept: str | None = None
                 if not n.trusted and not bounded:
@@ -335,10 +340,6 @@ class PostgresSessions(PostgresBase, SessionStore):
                     for n in changing
                 ],
             )
-            done = {(n.session_id, n.step_id): n for n in changing}
-            return [
-                stepped[(n.session_id, n.step_id)] if done.get((n.session_id, n.step_id)) is n else None
-                for n in new
-            ]
+            return [stepped[key] if key is not None else None for key in answers]
 
         return await self._write(change)
