@@ -60,6 +60,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         reveal=plane.secrets.reveal,
         contained=plane.incidents.adapter,
         sandboxes=Sandboxes(bwrap=settings.sandbox_bwrap, forbidden=settings.sandbox_forbidden),
+        mint=plane.credentials.mint,
     )
 
     @asynccontextmanager

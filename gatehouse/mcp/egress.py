@@ -9,12 +9,15 @@ goes to the address that was checked, with `Host` and TLS SNI kept as the origin
 second lookup can land elsewhere (DNS rebinding). A refusal is `EgressDenied` (`egress_denied`),
 counted in `gatehouse_egress_denied_total{adapter}` and logged; it is raised before a byte — and
 so the adapter's credential header — leaves.
+
+A per-request credential (`credential`, for an adapter whose tokens are minted per call) is asked
+for only once the request has passed that check, so a refused request never had one minted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx2
 
@@ -25,6 +28,7 @@ from gatehouse.broker.egress import (
     destination,
     match_destination,
 )
+from gatehouse.broker.requests import check_header_value
 from gatehouse.broker.transport import Resolver, SystemResolver
 
 __all__ = ["EgressTransport"]
@@ -40,8 +44,10 @@ class EgressTransport(httpx2.AsyncBaseTransport):
         *,
         resolver: Resolver | None = None,
         on_denied: Callable[[str, EgressDenied], None] | None = None,
+        credential: Callable[[httpx2.Request], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self.adapter = adapter
+        self.credential = credential
         self.entries = tuple(entries)
         self.resolver = resolver or SystemResolver()
         self.on_denied = on_denied
@@ -66,6 +72,10 @@ class EgressTransport(httpx2.AsyncBaseTransport):
         except Exception as exc:  # an unresolvable name: the SDK reports a connection error
             raise httpx2.ConnectError(str(exc)[:300], request=request) from None
         headers = httpx2.Headers(request.headers)
+        if self.credential is not None:
+            for name, value in (await self.credential(request)).items():
+                check_header_value(name, value)
+                headers[name] = value
         if "host" not in headers:
             headers["Host"] = url.netloc.decode("ascii")
         extensions = dict(request.extensions)

@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -48,6 +49,8 @@ from starlette.types import Receive, Scope, Send
 
 from gatehouse import __version__
 from gatehouse.audit.events import SYSTEM, AuditEvent
+from gatehouse.broker.credentials import Minted
+from gatehouse.broker.requests import Scrubber
 from gatehouse.control.auth import Authenticator, Principal
 from gatehouse.control.steps import StepGate
 from gatehouse.crypto import canonical
@@ -57,7 +60,15 @@ from gatehouse.errors import GatehouseError, NotFound
 from gatehouse.kernel import Kernel
 from gatehouse.mcp.sessions import SessionMap
 from gatehouse.mcp.tools import ToolVetting, Vetted
-from gatehouse.mcp.upstream import HttpSpec, Limits, StdioSpec, Upstream, UpstreamError
+from gatehouse.mcp.upstream import (
+    HttpSpec,
+    Limits,
+    StdioSpec,
+    Upstream,
+    UpstreamCall,
+    UpstreamError,
+    current_call,
+)
 from gatehouse.metrics import Metrics
 from gatehouse.policy import ALLOW, DENY
 from gatehouse.policy.catalog import Sandbox
@@ -96,6 +107,17 @@ def _text_result(text: str, *, error: bool, meta: dict[str, Any] | None = None) 
     )
 
 
+def _protocol_method(request: Any) -> str:
+    """The JSON-RPC method a request to an upstream carries (`mcp` when it carries none: the SSE
+    stream's GET, the DELETE that ends a session, a batch)."""
+    try:
+        body = json.loads(request.content) if request.method == "POST" else None
+    except (ValueError, RuntimeError):  # not JSON, or a stream not read yet
+        body = None
+    method = body.get("method") if isinstance(body, dict) else None
+    return method if isinstance(method, str) and method else "mcp"
+
+
 def _args_hash(arguments: Any) -> str:
     return hashlib.sha256(canonical(arguments)).hexdigest()
 
@@ -115,8 +137,11 @@ class Gateway:
         public_url: str | None = None,
         adapters: Callable[[str], Any | None] | None = None,
         sandboxes: Sandboxes | None = None,
+        mint: Callable[..., Awaitable[Minted]] | None = None,
     ) -> None:
         self.store = store
+        # Issues a token for one request to an upstream whose adapter says `credential.mint`.
+        self.mint = mint
         self.kernel = kernel
         self.auth = auth
         self.steps = steps
@@ -292,18 +317,42 @@ class Gateway:
                 on_exit=(lambda: self.sandboxes.collect(name)) if launch is not None else None,
             )
         headers: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        minting = None
         cred = adapter.credential
         if cred is not None and cred.mint:
-            # A minted credential is per execution (its claims name the call); the SDK's client
-            # sends one set of headers per connection. Refused rather than sent without one.
-            raise UpstreamError(
-                f"adapter `{adapter.name}`: minted credentials are not supported for MCP upstreams yet; "
-                "use `credential: {secret: NAME, header: ..., format: ...}`"
-            )
-        if cred is not None and cred.secret is not None:
-            headers[cred.header] = cred.render(await self._secret(adapter, tenant, cred.secret))
+            if self.mint is None:
+                raise UpstreamError(f"adapter `{adapter.name}` mints its credentials: no issuer is set up")
+            minting = partial(self._minted, adapter, tenant)
+        elif cred is not None and cred.secret is not None:
+            value = await self._secret(adapter, tenant, cred.secret)
+            headers[cred.header] = cred.render(value)
+            secrets = (value, headers[cred.header])
         egress = tuple(getattr(adapter, "egress", ()) or ())
-        return HttpSpec(url=adapter.url, headers=headers, egress=egress, on_denied=self._egress_denied)
+        return HttpSpec(url=adapter.url, headers=headers, egress=egress, on_denied=self._egress_denied,
+                        credential=minting, secrets=secrets)  # fmt: skip
+
+    async def _minted(self, adapter: Any, tenant: str, request: Any) -> dict[str, str]:
+        """A fresh token for one request to a `url:` upstream whose credential is minted. For a
+        gated call its claims name the call (`act` the tool's target, `sid` the session, `sub`
+        the caller); a request of the protocol itself (the handshake, `tools/list`, the SSE
+        stream) gets one whose `act` names the MCP method, with no session and the gateway as
+        its subject, since the connection serves every caller of the tenant."""
+        cred = adapter.credential
+        assert self.mint is not None and cred is not None
+        call = current_call()
+        if call is not None:
+            action, session_id, subject = call.tool, call.session_id, call.identity_id
+        else:
+            action, session_id, subject = _protocol_method(request), "", "gatehouse"
+        minted = await self.mint(
+            tenant=tenant, adapter=adapter.name, action=action, session_id=session_id,
+            identity_id=subject, audience=cred.audience or adapter.name, ttl=cred.ttl or 600,
+        )  # fmt: skip
+        header = cred.render(minted.token)
+        if call is not None:
+            call.sent += (minted.token, header)
+        return {cred.header: header}
 
     async def _secret(self, adapter: Any, tenant: str, name: str) -> str:
         if self.reveal is None:
@@ -551,13 +600,18 @@ class Gateway:
         self, caller: McpCaller, session_id: str, step_id: str, tool: str, arguments: dict[str, Any]
     ) -> types.CallToolResult:
         who, tenant = caller.principal.identity, caller.principal.tenant
+        call = UpstreamCall(tool=tool, session_id=session_id, identity_id=who.id)
+        secrets: tuple[str, ...] = ()
         try:
             upstream = await self.upstream(caller.adapter, tenant)
-            wire = await upstream.call_tool(tool, arguments)
+            secrets = getattr(upstream.spec, "secrets", ())
+            wire = await upstream.call_tool(tool, arguments, call=call)
             status = "failed" if wire.get("isError") else "succeeded"
         except UpstreamError as exc:
             wire, status = {"content": [{"type": "text", "text": exc.message}], "isError": True}, "failed"
-        output = {k: wire[k] for k in ("content", "structuredContent") if k in wire}
+        # An upstream that echoes its request must not hand the agent the credential it was sent.
+        scrub = Scrubber((*secrets, *call.sent))
+        output = scrub.value({k: wire[k] for k in ("content", "structuredContent") if k in wire})
         shown = await self.steps.result(
             who, tenant, session_id=session_id, job_id=None, step_id=step_id, status=status, output=output
         )

@@ -10,6 +10,13 @@ left by the task that entered them), which reopens it when the server dies, with
 `close` stops it and with it the server process. Every call is bounded in time (`Limits`), and
 a result larger than `Limits.max_result_bytes` is refused, so an upstream that hangs or floods
 costs a bounded wait, never the gateway.
+
+`call_tool(..., call=UpstreamCall(...))` names the gated call the request carries: an HTTP
+upstream whose credential is minted per call (`HttpSpec.credential`) reads it back from
+`current_call()` while the SDK sends that request (the SDK runs a request's POST in the context
+of the task that sent it), and records in it the credential values it sent, for the gateway to
+scrub from the answer. Requests made outside a call (the handshake, `tools/list`, the SSE
+stream) see None.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +45,7 @@ from gatehouse.mcp.egress import EgressTransport
 from gatehouse.mcp.launch import ENV_NAMES
 from gatehouse.sandbox.runtime import CONFIG_ENV, Launch
 
-__all__ = ["HttpSpec", "Limits", "StdioSpec", "Upstream", "UpstreamError"]
+__all__ = ["HttpSpec", "Limits", "StdioSpec", "Upstream", "UpstreamCall", "UpstreamError", "current_call"]
 
 log = logging.getLogger("gatehouse.mcp")
 
@@ -77,6 +85,30 @@ class HttpSpec:
     headers: Mapping[str, str] = field(default_factory=dict)  # the adapter's credential among them
     egress: tuple[EgressEntry, ...] = ()  # every request checked against it (none: none passes)
     on_denied: Callable[[str, EgressDenied], None] | None = field(default=None, compare=False)
+    # Headers made for each request once it passed `egress` (a credential minted per call).
+    credential: Callable[[httpx2.Request], Awaitable[Mapping[str, str]]] | None = field(
+        default=None, compare=False
+    )
+    # Credential values in `headers` (the secret, the header made of it): scrubbed from answers.
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """The gated tool call an upstream request is made for."""
+
+    tool: str
+    session_id: str
+    identity_id: str
+    sent: list[str] = field(default_factory=list)  # credential values sent for it (to scrub)
+
+
+_CALL: ContextVar[UpstreamCall | None] = ContextVar("gatehouse_mcp_upstream_call", default=None)
+
+
+def current_call() -> UpstreamCall | None:
+    """The call whose request is being sent, or None (a request of the protocol itself)."""
+    return _CALL.get()
 
 
 def _stdio_params(spec: StdioSpec) -> StdioServerParameters:
@@ -102,7 +134,7 @@ def _stdio_params(spec: StdioSpec) -> StdioServerParameters:
 def _client(name: str, spec: StdioSpec | HttpSpec, limits: Limits) -> Client:
     if isinstance(spec, StdioSpec):
         return Client(_stdio_params(spec), mode="legacy", cache=None)
-    transport = EgressTransport(name, spec.egress, on_denied=spec.on_denied)
+    transport = EgressTransport(name, spec.egress, on_denied=spec.on_denied, credential=spec.credential)
     http = httpx2.AsyncClient(headers=dict(spec.headers), timeout=limits.call_seconds, transport=transport)
     return Client(streamable_http_client(spec.url, http_client=http), mode="auto", cache=None)
 
@@ -216,9 +248,14 @@ class Upstream:
                 raise UpstreamError(f"MCP upstream `{self.name}` failed to list tools: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], *, call: UpstreamCall | None = None
+    ) -> dict[str, Any]:
         """The upstream's wire `CallToolResult`; `UpstreamError` when it cannot give one."""
         client = await self._session()
+        # Set only now: the client's own task (started above, when it was not running yet)
+        # must not inherit a call.
+        token = _CALL.set(call)
         try:
             with anyio.fail_after(self.limits.call_seconds):
                 result = await client.session.call_tool(name, arguments)
@@ -230,6 +267,8 @@ class Upstream:
             if not _alive(client):
                 self._lost.set()
             raise UpstreamError(f"MCP upstream `{self.name}` failed `{name}`: {exc}") from None
+        finally:
+            _CALL.reset(token)
         wire: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         size = len(canonical(wire))
         if size > self.limits.max_result_bytes:

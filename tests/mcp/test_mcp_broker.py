@@ -1,7 +1,9 @@
 """The MCP gateway with the broker, over HTTP against a real `gatehouse serve`: secrets injected
 into a stdio server's environment (per tenant, by reference) and as the credential header of a
-streamable-HTTP upstream (the client's own key never passed on), `url:` upstreams held to their
-adapter's `egress`, and containment of an adapter closing its sessions and refusing new ones."""
+streamable-HTTP upstream (the client's own key never passed on, the credential never echoed back
+to the agent), tokens minted per call for an upstream whose adapter says `mint: true`, `url:`
+upstreams held to their adapter's `egress`, and containment of an adapter closing its sessions
+and refusing new ones."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import httpx2
 import pytest
 import yaml
 from harness import Server, free_port
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import sandbox_yaml, upstream_pid
@@ -33,10 +37,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def http_upstream() -> Iterator[int]:
+def sent_headers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the HTTP upstream writes the `Authorization` each request brought it."""
+    return tmp_path_factory.mktemp("mcp-upstream-headers") / "headers.log"
+
+
+@pytest.fixture(scope="module")
+def http_upstream(sent_headers: Path) -> Iterator[int]:
     """The test upstream as a streamable-HTTP server on loopback."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "upstream_server.py"), "--http", str(port)])
+    env = {**os.environ, "UPSTREAM_HEADERS_FILE": str(sent_headers)}
+    proc = subprocess.Popen([sys.executable, str(HERE / "upstream_server.py"), "--http", str(port)], env=env)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -65,6 +76,8 @@ def server(http_upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "remote": {"kind": "mcp", "url": f"{loopback}/mcp", "egress": [loopback],
                        "credential": {"secret": "remote_token", "header": "Authorization",
                                       "format": "Bearer {secret}"}},
+            "minted": {"kind": "mcp", "url": f"{loopback}/mcp", "egress": [loopback],
+                       "credential": {"mint": True, "audience": "notes-api", "ttl": "10m"}},
             # Named by host: `localhost` resolves to loopback, which no entry names.
             "sneaky": {"kind": "mcp", "url": f"http://localhost:{http_upstream}/mcp",
                        "egress": [f"http://localhost:{http_upstream}"]},
@@ -92,8 +105,13 @@ def put_secret(server: Server, key: str, name: str, value: str) -> None:
 
 
 @asynccontextmanager
-async def connect(server: Server, key: str, adapter: str, mode: str = "legacy") -> AsyncIterator[Client]:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+async def connect(
+    server: Server, key: str, adapter: str, mode: str = "legacy", session: str | None = None
+) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if session is not None:
+        headers["X-Gatehouse-Session"] = session
+    http = httpx2.AsyncClient(headers=headers, timeout=30)
     async with Client(
         streamable_http_client(f"{server.url}/mcp/{adapter}", http_client=http), mode=mode
     ) as c:
@@ -126,15 +144,65 @@ async def test_a_stdio_server_gets_its_tenants_secret_in_its_environment(server:
 
 
 async def test_an_http_upstream_gets_the_adapters_credential_never_the_clients_key(
-    server: tuple[Server, Path],
+    server: tuple[Server, Path], sent_headers: Path
 ) -> None:
     s, _ = server
     put_secret(s, s.identity("remote-admin", roles=["admin"])["api_key"], "remote_token", "up-token-2718")
     key = agent(s, "remote-agent")
     async with connect(s, key, "remote") as c:
         seen = text(await c.call_tool("headers", {}))
-    assert "authorization=Bearer up-token-2718" in seen
+    # The upstream got the secret; the agent, to whom the upstream echoed it, did not.
+    assert "call Bearer up-token-2718" in _sent(sent_headers)
+    assert "authorization=[REDACTED]" in seen and "up-token-2718" not in seen
     assert key not in seen and "x-api-key=<none>" in seen
+
+
+async def test_an_http_upstream_gets_a_token_minted_for_each_call(
+    server: tuple[Server, Path], sent_headers: Path
+) -> None:
+    s, _ = server
+    key = agent(s, "minted-agent")
+    with s.client(key) as http:
+        me = http.get("/api/v1/whoami").json()["id"]
+        keys = KeySet.import_key_set(http.get("/.well-known/jwks.json").json())
+    before = len(_sent(sent_headers))
+    async with connect(s, key, "minted", mode="2026-07-28", session="ses-minted-1") as c:
+        first = text(await c.call_tool("headers", {}))
+        second = text(await c.call_tool("headers", {}))
+    # The agent never sees a token, even from an upstream that echoes it.
+    assert first == second == "authorization=[REDACTED] x-api-key=<none>"
+    sent = _sent(sent_headers)[before:]
+    calls = [line.removeprefix("call Bearer ") for line in sent if line.startswith("call ")]
+    lists = [line.removeprefix("list Bearer ") for line in sent if line.startswith("list ")]
+    assert len(calls) == 2 and lists, sent
+    claims = [jwt.decode(token, keys, algorithms=["EdDSA"]).claims for token in calls]
+    for c in claims:
+        # Per call: the tool's target, the caller's session and identity, the adapter's audience.
+        assert c["act"] == "adapter:minted:headers" and c["sid"] == "ses-minted-1"
+        assert c["sub"] == me and c["aud"] == "notes-api" and c["exp"] - c["iat"] == 600
+    assert claims[0]["jti"] != claims[1]["jti"]
+    # A request of the protocol (the listing the gateway vets) names its method, no session.
+    listed = jwt.decode(lists[-1], keys, algorithms=["EdDSA"]).claims
+    assert listed["act"] == "adapter:minted:tools/list"
+    assert listed["sid"] == "" and listed["sub"] == "gatehouse"
+    # A client of a stateful revision: its calls carry its MCP session.
+    before = len(_sent(sent_headers))
+    async with connect(s, key, "minted") as c:
+        assert text(await c.call_tool("headers", {})) == "authorization=[REDACTED] x-api-key=<none>"
+    sent = _sent(sent_headers)[before:]
+    stateful = [line.removeprefix("call Bearer ") for line in sent if line.startswith("call ")]
+    assert jwt.decode(stateful[0], keys, algorithms=["EdDSA"]).claims["sid"].startswith("mcp:")
+    with s.admin() as admin:
+        assert admin.post("/api/v1/credentials/introspect", json={"token": calls[0]}).json()["active"]
+        r = admin.post("/api/v1/credentials/revoke", json={"adapter": "minted"})
+        assert r.status_code == 200, r.text
+        assert not admin.post("/api/v1/credentials/introspect", json={"token": calls[1]}).json()["active"]
+        audit = admin.get("/api/v1/audit", params={"limit": 5000}).text
+        assert claims[1]["jti"] in audit and calls[1] not in audit
+
+
+def _sent(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_an_http_upstream_outside_its_egress_is_never_reached(server: tuple[Server, Path]) -> None:

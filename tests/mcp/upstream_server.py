@@ -10,7 +10,10 @@ two calls: `UPSTREAM_DESC_FILE` holds the description of `notes_search` (a rug p
 - `helper {}`: a tool whose description carries instructions to the model (poisoned);
 - `slow {seconds}` and `flood {kb}`: hang and flood;
 - `env {name}`: the value of an environment variable of this process (or `<unset>`);
-- `headers {}`: the credential headers of the HTTP request that carried the call (over HTTP);
+- `headers {}`: the credential headers of the HTTP request that carried the call (over HTTP),
+  also appended to the file `UPSTREAM_HEADERS_FILE` names (`call <authorization>`), for a test to
+  read what was sent when the gateway scrubs it from the answer (over HTTP, each tools/list
+  adds `list <authorization>` there too);
 - `lookup {region}`: `region` declared as the `Mcp-Param-Region` header (`x-mcp-header`).
 Each tools/list it answers adds a line to `lists.log` beside `UPSTREAM_DESC_FILE`.
 """
@@ -70,7 +73,17 @@ def _text(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
+def _record(what: str, headers: Any) -> None:
+    path = os.environ.get("UPSTREAM_HEADERS_FILE")
+    if path:
+        with Path(path).open("a") as out:
+            out.write(f"{what} {headers.get('authorization', '<none>')}\n")
+
+
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    headers = getattr(getattr(ctx, "request", None), "headers", None)
+    if headers is not None:
+        _record("list", headers)
     path = os.environ.get("UPSTREAM_DESC_FILE")
     if path:
         with (Path(path).parent / "lists.log").open("a") as log:
@@ -93,6 +106,7 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         return _text("x" * 1024 * int(args.get("kb", 1)))
     if params.name == "headers":
         headers = getattr(getattr(ctx, "request", None), "headers", None) or {}
+        _record("call", headers)
         return _text(f"authorization={headers.get('authorization', '<none>')} "
                      f"x-api-key={headers.get('x-api-key', '<none>')}")  # fmt: skip
     if params.name == "env":
