@@ -341,10 +341,13 @@ class Gateway:
         cred = adapter.credential
         assert self.mint is not None and cred is not None
         call = current_call()
-        if call is not None:
+        method = _protocol_method(request)
+        # Only the call's own request: the SDK's client may list the tools again within a call
+        # (to check a result against its output schema), and that listing is the protocol's.
+        if call is not None and method == "tools/call":
             action, session_id, subject = call.tool, call.session_id, call.identity_id
         else:
-            action, session_id, subject = _protocol_method(request), "", "gatehouse"
+            action, session_id, subject = method, "", "gatehouse"
         minted = await self.mint(
             tenant=tenant, adapter=adapter.name, action=action, session_id=session_id,
             identity_id=subject, audience=cred.audience or adapter.name, ttl=cred.ttl or 600,
