@@ -172,6 +172,7 @@ class Gateway:
         # process, and what a stdio server keeps in memory is never shared across tenants.
         self._upstreams: dict[tuple[str, str], tuple[Any, Upstream]] = {}
         self._listings: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._refreshing: dict[tuple[str, str], asyncio.Future[list[dict[str, Any]]]] = {}
         # Stateful MCP sessions by adapter (session id -> adapter), so containment closes them.
         self._sessions: dict[str, str] = {}
         # The definitions last vetted per (tenant, adapter): what the schema lookup answers.
@@ -405,12 +406,30 @@ class Gateway:
 
     async def offered(self, adapter: str, tenant: str, *, fresh: bool) -> list[dict[str, Any]]:
         """The upstream's tools as it lists them now (or within `_LIST_TTL` when not `fresh`)."""
+        if fresh:
+            return await self._list(adapter, tenant)
         key = (tenant, adapter)
         cached = self._listings.get(key)
-        if not fresh and cached is not None and time.monotonic() - cached[0] < _LIST_TTL:
+        if cached is not None and time.monotonic() - cached[0] < _LIST_TTL:
             return cached[1]
+        # The calls that find the listing stale together share one refresh (and its outcome),
+        # instead of each listing the upstream again.
+        pending = self._refreshing.get(key)
+        if pending is None:
+            pending = self._refreshing[key] = asyncio.ensure_future(self._list(adapter, tenant))
+            pending.add_done_callback(partial(self._refreshed, key))
+        # Shielded: a caller that gives up does not cancel the refresh the others wait for.
+        return await asyncio.shield(pending)
+
+    def _refreshed(self, key: tuple[str, str], done: asyncio.Future[list[dict[str, Any]]]) -> None:
+        if self._refreshing.get(key) is done:
+            del self._refreshing[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have given up
+
+    async def _list(self, adapter: str, tenant: str) -> list[dict[str, Any]]:
         tools = await (await self.upstream(adapter, tenant)).list_tools()
-        self._listings[key] = (time.monotonic(), tools)
+        self._listings[(tenant, adapter)] = (time.monotonic(), tools)
         return tools
 
     async def vetted(self, adapter: str, tenant: str, *, fresh: bool) -> Vetted:

@@ -7,6 +7,8 @@ still serves a normal call."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import Gatehouse
 
+from gatehouse.mcp.gateway import _LIST_TTL
 from gatehouse.mcp.upstream import Limits
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +135,29 @@ def test_mcp_param_headers_are_checked_without_listing_the_upstream_per_call(gat
         assert r.status_code == 200 and "called lookup" in json.dumps(_body(r)), r.text
     # The header check used the definition the gateway vetted: no upstream tools/list per call.
     assert lists.read_text().count("list") == before
+
+
+def test_calls_that_find_the_listing_stale_together_share_one_upstream_listing(gatehouse: Gatehouse) -> None:
+    key = gatehouse.identity("herd", adapters=["notes:*"])
+    _body(_post(gatehouse, key, _modern("tools/list"), method="tools/list"))
+    lists = gatehouse.desc_file.parent / "lists.log"
+    time.sleep(_LIST_TTL + 0.2)  # the gateway's vetted listing is stale now
+    before = lists.read_text().count("list")
+    slow = gatehouse.desc_file.parent / "list_delay"
+    slow.write_text("0.5")  # a listing that takes a while: the calls all arrive during it
+
+    def call(n: int) -> httpx.Response:
+        body = _modern("tools/call", {"name": "notes_search", "arguments": {"query": f"herd {n}"}})
+        return _post(gatehouse, key, body, method="tools/call")
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(call, range(8)))
+    finally:
+        slow.unlink()
+    assert all("note 1 matches herd" in json.dumps(_body(r)) for r in answers)
+    # Eight calls at once, one refresh of the listing between them (each listed it before).
+    assert lists.read_text().count("list") - before == 1
 
 
 def test_batches_and_huge_bodies_are_refused(gatehouse: Gatehouse) -> None:

@@ -15,7 +15,8 @@ two calls: `UPSTREAM_DESC_FILE` holds the description of `notes_search` (a rug p
   read what was sent when the gateway scrubs it from the answer (over HTTP, each tools/list
   adds `list <authorization>` there too);
 - `lookup {region}`: `region` declared as the `Mcp-Param-Region` header (`x-mcp-header`).
-Each tools/list it answers adds a line to `lists.log` beside `UPSTREAM_DESC_FILE`.
+Each tools/list it answers adds a line to `lists.log` beside `UPSTREAM_DESC_FILE`, and takes the
+seconds written in `list_delay` there, when that file exists.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     if path:
         with (Path(path).parent / "lists.log").open("a") as log:
             log.write("list\n")
+        delay = Path(path).parent / "list_delay"
+        if delay.exists():
+            await asyncio.sleep(float(delay.read_text()))
     return types.ListToolsResult(tools=_tools())
 
 
