@@ -231,27 +231,20 @@ class SQLiteSessions(SQLiteBase, SessionStore):
         size = output_size(output)
 
         def change(db: sqlite3.Connection) -> SessionStep | None:
-            srow = db.execute(
-                "SELECT untrusted_size, bounded FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
+            # The session's untrusted size, bound and revision in one statement (SQLite reads
+            # every SET expression from the row as it was): an untrusted output of a session
+            # not bounded yet adds its size, and bounds the session once past `bound`.
+            srow = db.execute(_MOVE_SESSION, (trusted, size, trusted, size, bound, session_id)).fetchone()
             if srow is None:
                 return None
-            kept: str | None = None
-            if not trusted and not srow[1]:
-                total = srow[0] + size
-                over = total > bound
-                db.execute(
-                    "UPDATE sessions SET untrusted_size = ?, bounded = ? WHERE id = ?",
-                    (total, int(over), session_id),
-                )
-                if not over:
-                    kept = rows.dumps(output)
-            cur = db.execute(
+            # Kept unless trusted, or the session is bounded now (before, or by this output).
+            kept = rows.dumps(output) if not trusted and not srow[0] else None
+            row = db.execute(
                 "UPDATE session_steps SET status = ?, output = ?, trusted = ?, rev = ? "
-                "WHERE session_id = ? AND step_id = ? AND status IS NULL",
-                (status, kept, int(trusted), _bump(db, session_id), session_id, step_id),
-            )
-            if cur.rowcount != 1:
+                f"WHERE session_id = ? AND step_id = ? AND status IS NULL RETURNING {_STEP_COLUMNS}",
+                (status, kept, int(trusted), srow[1], session_id, step_id),
+            ).fetchone()
+            if row is None:
                 # Roll the session's count back with the savepoint: nothing happened.
                 raise _NoChange
             appended = list(events)
@@ -259,10 +252,6 @@ class SQLiteSessions(SQLiteBase, SessionStore):
                 rows.insert_record(db, record)
                 appended = decision_event(record) + appended
             self._append_audit(db, appended)
-            row = db.execute(
-                f"SELECT {_STEP_COLUMNS} FROM session_steps WHERE session_id = ? AND step_id = ?",
-                (session_id, step_id),
-            ).fetchone()
             return _step(row)
 
         try:
@@ -273,6 +262,14 @@ class SQLiteSessions(SQLiteBase, SessionStore):
 
 class _NoChange(Exception):
     pass
+
+
+_MOVE_SESSION = (
+    "UPDATE sessions SET "
+    "untrusted_size = CASE WHEN ? OR bounded THEN untrusted_size ELSE untrusted_size + ? END, "
+    "bounded = CASE WHEN ? OR bounded THEN bounded ELSE untrusted_size + ? > ? END, "
+    "revision = revision + 1 WHERE id = ? RETURNING bounded, revision"
+)
 
 
 def _bump(db: sqlite3.Connection, session_id: str) -> int | None:
