@@ -305,17 +305,20 @@ class Gateway:
             elif adapter.name not in self._unsandboxed_warned:
                 self._unsandboxed_warned.add(adapter.name)
                 log.warning("MCP adapter %s runs WITHOUT a sandbox (`sandbox: none`)", adapter.name)
-            env = {}
+            env, revealed = {}, []
             for var in adapter.env:
-                env[var.name] = (
-                    var.value if var.secret is None else await self._secret(adapter, tenant, var.secret)
-                )
+                if var.secret is None:
+                    env[var.name] = var.value
+                else:
+                    env[var.name] = await self._secret(adapter, tenant, var.secret)
+                    revealed.append(env[var.name])
             name = adapter.name
             return StdioSpec(
                 command=tuple(adapter.command),
                 env=env,
                 launch=launch,
                 on_exit=(lambda: self.sandboxes.collect(name)) if launch is not None else None,
+                secrets=tuple(revealed),
             )
         headers: dict[str, str] = {}
         secrets: tuple[str, ...] = ()

@@ -77,6 +77,8 @@ class StdioSpec:
     launch: Launch | None = None
     # Called each time the server's process has ended (the sandbox's events are read then).
     on_exit: Callable[[], Awaitable[Any]] | None = field(default=None, compare=False)
+    # The secrets' values in `env`: scrubbed from answers.
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,12 +132,14 @@ async def test_a_stdio_server_gets_its_tenants_secret_in_its_environment(server:
         assert "notes_token" in str(missing.value) and "acme" in str(missing.value)
     put_secret(s, s.identity("sec-admin", roles=["admin"])["api_key"], "notes_token", "tok-default-5150")
     put_secret(s, admin_of(s, "acme"), "notes_token", "tok-acme-8086")
+    # The server has the tenant's secret; the agent it echoes it to sees it scrubbed (which also
+    # proves the value: only the tenant's own secret is scrubbed from its server's answers).
     async with connect(s, default_agent, "notes") as c:
-        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "tok-default-5150"
+        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "[REDACTED]"
         assert text(await c.call_tool("env", {"name": "GATEHOUSE_ADMIN_KEY"})) == "<unset>"
     # Another tenant's calls reach a server of its own, with its own secret.
     async with connect(s, acme_agent, "notes") as c:
-        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "tok-acme-8086"
+        assert text(await c.call_tool("env", {"name": "NOTES_TOKEN"})) == "[REDACTED]"
     with s.admin() as admin:
         listed = admin.get("/api/v1/secrets").text
         assert "tok-default-5150" not in listed and "tok-acme-8086" not in listed
