@@ -80,7 +80,7 @@ def server(http_upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iter
                        "credential": {"mint": True, "audience": "notes-api", "ttl": "10m"}},
             # Named by host: `localhost` resolves to loopback, which no entry names.
             "sneaky": {"kind": "mcp", "url": f"http://localhost:{http_upstream}/mcp",
-                       "egress": [f"http://localhost:{http_upstream}"]},
+                       "egress": [f"http://localhost:{http_upstream}"], "credential": {"mint": True}},
         }
     }  # fmt: skip
     bundle = tmp / "bundle.yaml"
@@ -216,6 +216,8 @@ async def test_an_http_upstream_outside_its_egress_is_never_reached(server: tupl
     assert "egress" in str(refused.value).lower() or "loopback" in str(refused.value)
     metrics = httpx.get(s.metrics_url).text
     assert 'gatehouse_egress_denied_total{adapter="sneaky"}' in metrics
+    # Its credential is minted per request, once the request passed egress: none was.
+    assert 'gatehouse_credentials_issued_total{adapter="sneaky"}' not in metrics
 
 
 async def test_containing_an_adapter_closes_its_sessions_and_refuses_new_ones(
