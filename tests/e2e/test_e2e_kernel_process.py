@@ -55,6 +55,11 @@ def _metric(server, name: str) -> float:
     )
 
 
+# The floods below measure fail modes, not the token buckets: a fast machine submits past the
+# default identity rate (200/s) one request at a time.
+UNLIMITED = ("--rate-limit-identity", "0", "--rate-limit-tenant", "0")
+
+
 def _flood(url: str, topic: str, seconds: float, results: list) -> None:
     with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=10) as c:
         end = time.monotonic() + seconds
@@ -64,7 +69,7 @@ def _flood(url: str, topic: str, seconds: float, results: list) -> None:
 
 
 def test_closed_mode_never_dispatches_undecided_and_resumes(server_factory, kernel_proc, tmp_path) -> None:
-    s = server_factory(SEED, "--kernel-socket", str(kernel_proc.socket_path))
+    s = server_factory(SEED, "--kernel-socket", str(kernel_proc.socket_path), *UNLIMITED)
     worker = s.identity("kw", roles=["worker"], topics=["job.work.**"])
     with s.admin() as admin:
         queued = [admin.post("/api/v1/jobs", json={"topic": "job.work.x"}).json() for _ in range(10)]
@@ -110,7 +115,7 @@ def test_closed_mode_never_dispatches_undecided_and_resumes(server_factory, kern
 def test_open_mode_allows_and_counts_every_fail_open(server_factory, kernel_proc, tmp_path) -> None:
     policy = tmp_path / "open.yaml"
     policy.write_text(SEED.read_text())  # job.demo.** fails open in the seed policy
-    s = server_factory(policy, "--kernel-socket", str(kernel_proc.socket_path))
+    s = server_factory(policy, "--kernel-socket", str(kernel_proc.socket_path), *UNLIMITED)
     kernel_proc.kill()
     results: list = []
     _flood(s.url, "job.demo.open", 1.0, results)
