@@ -629,7 +629,7 @@ class Gateway:
         secrets: tuple[str, ...] = ()
         try:
             upstream = await self.upstream(caller.adapter, tenant)
-            secrets = getattr(upstream.spec, "secrets", ())
+            secrets = upstream.spec.secrets
             wire = await upstream.call_tool(tool, arguments, call=call)
             status = "failed" if wire.get("isError") else "succeeded"
         except UpstreamError as exc:

@@ -234,7 +234,9 @@ class SQLiteSessions(SQLiteBase, SessionStore):
             # The session's untrusted size, bound and revision in one statement (SQLite reads
             # every SET expression from the row as it was): an untrusted output of a session
             # not bounded yet adds its size, and bounds the session once past `bound`.
-            srow = db.execute(_MOVE_SESSION, (trusted, size, trusted, size, bound, session_id)).fetchone()
+            srow = db.execute(
+                _MOVE_SESSION, {"trusted": trusted, "size": size, "bound": bound, "id": session_id}
+            ).fetchone()
             if srow is None:
                 return None
             # Kept unless trusted, or the session is bounded now (before, or by this output).
@@ -266,9 +268,9 @@ class _NoChange(Exception):
 
 _MOVE_SESSION = (
     "UPDATE sessions SET "
-    "untrusted_size = CASE WHEN ? OR bounded THEN untrusted_size ELSE untrusted_size + ? END, "
-    "bounded = CASE WHEN ? OR bounded THEN bounded ELSE untrusted_size + ? > ? END, "
-    "revision = revision + 1 WHERE id = ? RETURNING bounded, revision"
+    "untrusted_size = CASE WHEN :trusted OR bounded THEN untrusted_size ELSE untrusted_size + :size END, "
+    "bounded = CASE WHEN :trusted OR bounded THEN bounded ELSE untrusted_size + :size > :bound END, "
+    "revision = revision + 1 WHERE id = :id RETURNING bounded, revision"
 )
 
 
