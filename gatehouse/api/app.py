@@ -38,7 +38,7 @@ from gatehouse.api.routes import (
     worker,
 )
 from gatehouse.api.routing import install_route_index
-from gatehouse.api.schemas import JobIn
+from gatehouse.api.schemas import AdapterCallIn, JobIn, StepIn, StepResultIn
 from gatehouse.config import Settings
 from gatehouse.control.plane import ControlPlane
 from gatehouse.domain.steps import catalog_of
@@ -93,12 +93,17 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         on_limited=lambda scope: plane.metrics.rate_limited.labels(scope).inc(),
     )
     install_error_handlers(app)
-    # The submit route, served first as a plain Starlette route: the same endpoint without
-    # FastAPI's per-request dependency resolution (it reads its own body and headers; see
-    # `jobs.submit_job`). The FastAPI route below is shadowed but documents it in the OpenAPI.
-    app.router.routes.append(
-        Route("/api/v1/jobs", jobs.submit_job, methods=["POST"], include_in_schema=False)
-    )
+    # The hot routes (submit, and the step routes every tool call passes), served first as plain
+    # Starlette routes: the same endpoints without FastAPI's per-request dependency resolution
+    # and handler layers (each reads its own body and headers; see `jobs.submit_job`). The
+    # FastAPI routes below are shadowed but document them in the OpenAPI.
+    for path, endpoint in (
+        ("/api/v1/jobs", jobs.submit_job),
+        ("/api/v1/steps/evaluate", steps.evaluate_step),
+        ("/api/v1/steps/result", steps.step_result),
+        ("/api/v1/adapters/{adapter}/{action}", adapters.call_adapter_lean),
+    ):
+        app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     # The MCP gateway (streamable HTTP): an ASGI app of its own, not a FastAPI route.
     app.router.routes.append(
         Route("/mcp/{adapter}", _Asgi(gateway), methods=["GET", "POST", "DELETE"], include_in_schema=False)
@@ -122,7 +127,7 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         mount(app, module.router)
     mount(app, ui.router)
 
-    _document_lean_bodies(app, JobIn)
+    _document_lean_bodies(app, JobIn, StepIn, StepResultIn, AdapterCallIn)
     install_openapi(app)
     install_api_docs(app)
 

@@ -366,9 +366,14 @@ _BODY_ERRORS: dict[int, tuple[str, ...]] = {
     422: ("invalid_request",),
 }
 _LIMIT_ERRORS: dict[int, tuple[str, ...]] = {429: ("rate_limited",)}
-# The hot submit route is a plain Starlette route in front of its documented twin: its
-# dependencies are not declared, so they are named here.
-_LIMITED_WITHOUT_DEPENDS = {"POST /api/v1/jobs"}
+# The hot routes (submit, and the step routes every tool call passes) authenticate and check
+# the rate limits themselves, without declared dependencies, so they are named here.
+_LIMITED_WITHOUT_DEPENDS = {
+    "POST /api/v1/jobs",
+    "POST /api/v1/steps/evaluate",
+    "POST /api/v1/steps/result",
+    "POST /api/v1/adapters/{adapter}/{action}",
+}
 
 _ERROR_EXAMPLE = {"error": {"code": "job_not_found", "message": "no job `job_1a22c8a965a3`", "details": {}}}
 _EXAMPLES: dict[str, Any] = {

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gatehouse.api.auth import Principal, authenticate, rate_limited
-from gatehouse.api.body import StrictJSONRoute
+from gatehouse.api.body import StrictJSONRoute, openapi_body, parse
 from gatehouse.api.errors import json_response
 from gatehouse.api.schemas import AdapterCallIn
 from gatehouse.domain.identity import Identity
@@ -29,7 +29,6 @@ from gatehouse.policy.catalog import Adapter
 
 router = APIRouter(prefix="/api/v1", tags=["adapters"], route_class=StrictJSONRoute)
 Auth = Annotated[Principal, Depends(authenticate)]
-Limited = Annotated[Principal, Depends(rate_limited)]
 
 
 def _view(adapter: Adapter, who: Identity) -> dict[str, Any] | None:
@@ -61,10 +60,11 @@ async def list_adapters(request: Request, who: Auth) -> Response:
     )
 
 
-@router.post("/adapters/{adapter}/{action}")
-async def call_adapter(
-    adapter: str, action: str, body: AdapterCallIn, request: Request, who: Limited
-) -> Response:
+@router.post("/adapters/{adapter}/{action}", openapi_extra=openapi_body(AdapterCallIn))
+async def call_adapter(adapter: str, action: str, request: Request) -> Response:
+    # Lean, as the step routes are: no dependency machinery on the path of every tool call.
+    who = await rate_limited(request)
+    body = await parse(request, AdapterCallIn)
     broker = request.app.state.plane.broker
     done = await broker.execute(
         who.identity, who.tenant, adapter=adapter, action=action, session_id=body.session_id,
@@ -74,3 +74,9 @@ async def call_adapter(
     if done.outcome == "denied":
         raise Denied(done.record.reason, code="step_denied", details=answer)
     return json_response(answer, 202 if done.outcome == "approval" else 200)
+
+
+async def call_adapter_lean(request: Request) -> Response:
+    """`call_adapter` as a plain Starlette endpoint (`api.app` serves it so)."""
+    params = request.path_params
+    return await call_adapter(params["adapter"], params["action"], request)
