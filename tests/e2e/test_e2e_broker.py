@@ -359,6 +359,9 @@ def test_bad_calls_get_stable_codes(server: Server, agent: str) -> None:
 def test_no_secret_in_audit_logs_or_metrics(server: Server, agent: str) -> None:
     r = call(server, agent, "svc", "list_issues", "audit-1", {"owner": "o", "repo": "private-repo-name"})
     assert r.status_code == 200
+    # A refused call of its own (the test does not lean on an earlier one having been made).
+    r = call(server, agent, "svc", "redirect", "audit-2", {"to": "gopher://127.0.0.1:70/x"})
+    assert r.status_code == 403 and code(r) == "egress_denied"
     with server.admin() as c:
         audit = c.get("/api/v1/audit", params={"limit": 1000}).json()
     calls = [e for e in audit["entries"] if e["type"] == "adapter.call"]
@@ -367,7 +370,8 @@ def test_no_secret_in_audit_logs_or_metrics(server: Server, agent: str) -> None:
     assert mine["http_status"] == 200 and mine["latency_ms"] > 0
     assert mine["params_schema"] == {"owner": "string", "repo": "string"}
     assert mine["credential"] == {"kind": "secret", "name": "svc_token"}
-    assert any(e["data"].get("error") == "egress_denied" for e in calls)
+    refused = next(e["data"] for e in calls if e["data"]["step_id"] == "audit-2")
+    assert refused["error"] == "egress_denied" and refused["status"] == "failed"
     text = str(audit)
     assert SECRET not in text and "private-repo-name" not in text
     assert SECRET not in httpx.get(server.metrics_url).text
