@@ -134,3 +134,68 @@ def test_a_body_that_is_not_json_is_400_invalid_json(
     error = r.json()["error"]
     assert error["code"] == "invalid_json"
     assert "must be JSON" in error["message"]
+
+
+# The routes every tool call passes read their body themselves (`api.body.parse`, not FastAPI's
+# dependency machinery): the same rules hold for them.
+STEP_ROUTES = ["/api/v1/steps/evaluate", "/api/v1/steps/result", "/api/v1/adapters/mail/send"]
+
+
+@CONTENT_TYPES
+def test_a_step_is_evaluated_whatever_its_content_type(
+    server: Server, people: dict[str, Any], content_type: str | None
+) -> None:
+    step = {
+        "step_id": f"ct-{content_type is None}",
+        "adapter": "mail",
+        "action": "send",
+        "params": {"to": "a@b.c"},
+    }
+    with server.client(people["agent"]["api_key"]) as c:
+        r = post(c, "/api/v1/steps/evaluate", step, content_type)
+        assert r.status_code == 200, r.text
+        assert r.json()["step_id"] == step["step_id"] and r.json()["result"] in ("allow", "deny")
+        # Its result, to the session the evaluation opened.
+        done = {"session_id": r.json()["session_id"], "step_id": step["step_id"], "status": "failed"}
+        r = post(c, "/api/v1/steps/result", done, content_type)
+        assert r.status_code in (200, 409), r.text  # 409 when the gate did not allow the step
+
+
+@pytest.mark.parametrize("path", STEP_ROUTES)
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"step_id=s1&adapter=mail", b'{"step_id": "s1", "params": NaN}', b"[1, 2"],
+    ids=["empty", "form", "nan", "truncated"],
+)
+def test_a_step_body_that_is_not_json_is_400_invalid_json(
+    server: Server, people: dict[str, Any], path: str, body: bytes
+) -> None:
+    with server.client(people["agent"]["api_key"]) as c:
+        r = post(c, path, body, FORM)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("path", STEP_ROUTES)
+def test_a_step_route_authenticates_before_it_reads_the_body(server: Server, path: str) -> None:
+    r = httpx.post(server.url + path, content=b"not json")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
+    r = httpx.post(server.url + path, content=b"not json", headers={"X-API-Key": "ghk_wrong"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("path", STEP_ROUTES)
+@pytest.mark.parametrize(
+    "body",
+    [{"adapter": "mail", "action": "send"}, {"step_id": "s1", "nope": 1}, {"step_id": ""}, [1]],
+    ids=["no-step-id", "unknown-field", "empty-step-id", "not-an-object"],
+)
+def test_a_step_body_of_the_wrong_shape_is_422(
+    server: Server, people: dict[str, Any], path: str, body: Any
+) -> None:
+    with server.client(people["agent"]["api_key"]) as c:
+        r = post(c, path, body, None)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    # The code names the first field at fault (`invalid_step_id`, ...), as on every route.
+    assert error["code"].startswith("invalid_") and error["message"], error
