@@ -162,6 +162,18 @@ def test_a_step_is_evaluated_whatever_its_content_type(
 
 
 @pytest.mark.parametrize("path", STEP_ROUTES)
+def test_a_step_route_applies_the_callers_rate_limit(server: Server, path: str) -> None:
+    # One request a second, a burst of one: the second request at once is refused, before its
+    # body is read (an invalid one would have been a 400 otherwise).
+    slow = server.identity(f"body-slow-{path.rsplit('/', 1)[-1]}", roles=["agent"], rate_limit="1/1")
+    with server.client(slow["api_key"]) as c:
+        post(c, path, b"{}", None)
+        r = post(c, path, b"not json", None)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limited" and "retry-after" in r.headers
+
+
+@pytest.mark.parametrize("path", STEP_ROUTES)
 def test_a_step_route_authenticates_before_it_reads_the_body(server: Server, path: str) -> None:
     r = httpx.post(server.url + path, content=b"not json")
     assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
