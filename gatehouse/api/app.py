@@ -97,12 +97,13 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     # Starlette routes: the same endpoints without FastAPI's per-request dependency resolution
     # and handler layers (each reads its own body and headers; see `jobs.submit_job`). The
     # FastAPI routes below are shadowed but document them in the OpenAPI.
-    for path, endpoint in (
-        ("/api/v1/jobs", jobs.submit_job),
-        ("/api/v1/steps/evaluate", steps.evaluate_step),
-        ("/api/v1/steps/result", steps.step_result),
-        ("/api/v1/adapters/{adapter}/{action}", adapters.call_adapter_lean),
-    ):
+    lean = (
+        ("/api/v1/jobs", jobs.submit_job, JobIn),
+        ("/api/v1/steps/evaluate", steps.evaluate_step, StepIn),
+        ("/api/v1/steps/result", steps.step_result, StepResultIn),
+        ("/api/v1/adapters/{adapter}/{action}", adapters.call_adapter_lean, AdapterCallIn),
+    )
+    for path, endpoint, _body in lean:
         app.router.routes.append(Route(path, endpoint, methods=["POST"], include_in_schema=False))
     # The MCP gateway (streamable HTTP): an ASGI app of its own, not a FastAPI route.
     app.router.routes.append(
@@ -127,8 +128,10 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         mount(app, module.router)
     mount(app, ui.router)
 
-    _document_lean_bodies(app, JobIn, StepIn, StepResultIn, AdapterCallIn)
-    install_openapi(app)
+    _document_lean_bodies(app, *(body for _path, _endpoint, body in lean))
+    # Each lean endpoint authenticates and applies the rate limits itself (no declared
+    # dependency for the OpenAPI to read them from).
+    install_openapi(app, limited_without_depends={f"POST {path}" for path, _endpoint, _body in lean})
     install_api_docs(app)
 
     @app.get("/healthz", tags=["health"])

@@ -366,14 +366,6 @@ _BODY_ERRORS: dict[int, tuple[str, ...]] = {
     422: ("invalid_request",),
 }
 _LIMIT_ERRORS: dict[int, tuple[str, ...]] = {429: ("rate_limited",)}
-# The hot routes (submit, and the step routes every tool call passes) authenticate and check
-# the rate limits themselves, without declared dependencies, so they are named here.
-_LIMITED_WITHOUT_DEPENDS = {
-    "POST /api/v1/jobs",
-    "POST /api/v1/steps/evaluate",
-    "POST /api/v1/steps/result",
-    "POST /api/v1/adapters/{adapter}/{action}",
-}
 
 _ERROR_EXAMPLE = {"error": {"code": "job_not_found", "message": "no job `job_1a22c8a965a3`", "details": {}}}
 _EXAMPLES: dict[str, Any] = {
@@ -411,21 +403,26 @@ _EXAMPLES: dict[str, Any] = {
 }
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Replace `app.openapi` by one that completes FastAPI's document (built once, cached)."""
+def install_openapi(app: FastAPI, *, limited_without_depends: Iterable[str] = ()) -> None:
+    """Replace `app.openapi` by one that completes FastAPI's document (built once, cached).
+
+    `limited_without_depends`: operations (`POST /api/v1/jobs`) served by endpoints that
+    authenticate and apply the rate limits themselves, with no dependency declared for it.
+    """
     generate = app.openapi
+    lean = frozenset(limited_without_depends)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            complete(schema, _facts(app.routes))
+            complete(schema, _facts(app.routes, lean))
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _facts(routes: Iterable[Any]) -> dict[str, tuple[bool, bool]]:
+def _facts(routes: Iterable[Any], lean: frozenset[str]) -> dict[str, tuple[bool, bool]]:
     """Operation -> (authenticated, rate limited), read from each route's dependencies."""
     out: dict[str, tuple[bool, bool]] = {}
     for route in routes:
@@ -436,7 +433,7 @@ def _facts(routes: Iterable[Any]) -> dict[str, tuple[bool, bool]]:
         authed = limited or authenticate in calls
         for method in route.methods or ():
             key = f"{method} {route.path}"
-            if key in _LIMITED_WITHOUT_DEPENDS:
+            if key in lean:
                 authed = limited = True
             out[key] = (authed, limited)
     return out
